@@ -1,0 +1,39 @@
+# montpipe: `make demo` runs the main job, `make test` the test suite. Both (re)create .venv
+# from pyproject.toml first; nothing else needs installing by hand (see README).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.montpipe-installed
+EXTRAS ?= test,bench
+
+.PHONY: all venv test demo bench lint clean
+
+all: test
+
+# Re-install when the project description or the C kernels change.
+$(STAMP): pyproject.toml driver/_native.c
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "montpipe needs Python >= 3.11; set PYTHON=python3.11 or newer")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	@$(PY) -c 'from montpipe.driver.backends.cpu import native_available as n; print("montpipe installed; GMP kernels:", "built" if n() else "NOT built (no GMP headers?) - gmpy2 fallback, one core")'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(PY) -m montpipe.driver.walkthrough
+
+bench: $(STAMP)
+	$(PY) -m montpipe.bench.cpu $(BENCH_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf build $(VENV) *.egg-info .pytest_cache .ruff_cache .hypothesis
+	find . -name '*.so' -path './driver/*' -delete

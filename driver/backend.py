@@ -1,0 +1,266 @@
+"""The backend protocol: the batch big-integer operations the Paillier layer needs.
+
+Everything expensive in Paillier is a modular exponentiation, and the Paillier layer hands every
+batch of them to a backend in one call. A backend is an object with the methods of
+:class:`Backend`; the CPU backend does them on the host, later backends (``model``, ``sim``,
+``fpga``) on an accelerator or a model of one. Which backend a key uses is settled once:
+
+* explicitly, ``PaillierPublicKey(n, backend=...)`` or ``generate_paillier_keypair(backend=...)``
+  (an instance or a registered name);
+* otherwise :func:`default_backend`, chosen on first use from the ``MONTPIPE_BACKEND`` environment
+  variable (default ``cpu``) and then kept for the life of the process.
+
+Nothing is monkey-patched and no call takes a ``backend=`` argument beyond the key's.
+"""
+
+from __future__ import annotations
+
+import abc
+import concurrent.futures
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import gmpy2
+
+__all__ = [
+    "Backend",
+    "BackendStats",
+    "FixedBasePower",
+    "available_backends",
+    "default_backend",
+    "get_backend",
+    "register_backend",
+]
+
+
+@dataclass
+class BackendStats:
+    """Counters every backend keeps; ``as_dict()`` is what reports print."""
+
+    calls: int = 0
+    powmods: int = 0
+    fixed_base_powmods: int = 0
+    multiexp_terms: int = 0
+    mulmods: int = 0
+    fallbacks: int = 0
+    busy_seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        d = {k: v for k, v in self.__dict__.items() if k != "extra"}
+        d.update(self.extra)
+        return d
+
+
+class FixedBasePower(abc.ABC):
+    """``base ** e mod modulus`` for many exponents ``0 <= e < 2**max_bits`` of one base."""
+
+    base: int
+    modulus: int
+    max_bits: int
+
+    @abc.abstractmethod
+    def pow(self, exponents: Sequence[int]) -> list[int]:
+        """Return ``[base ** e % modulus for e in exponents]``."""
+
+
+class Backend(abc.ABC):
+    """Batch big-integer operations; subclass and implement :meth:`powmod` at least.
+
+    All integer arguments are non-negative Python ints (or objects with ``__index__``) unless
+    a method says otherwise; every method takes and returns whole batches. The defaults of the
+    optional methods are correct but plain, built on :meth:`powmod` and gmpy2; a backend
+    overrides the ones it can do faster.
+    """
+
+    #: registry name (``MONTPIPE_BACKEND`` value)
+    name: str = "abstract"
+
+    def __init__(self) -> None:
+        self.stats = BackendStats()
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    # -- capabilities ---------------------------------------------------------------------
+
+    @property
+    def max_modulus_bits(self) -> int | None:
+        """The widest modulus this backend computes on itself; ``None`` means any width."""
+        return None
+
+    def supports(self, modulus: int) -> bool:
+        """Whether operations modulo ``modulus`` run on this backend (rather than falling back)."""
+        limit = self.max_modulus_bits
+        return limit is None or int(modulus).bit_length() <= limit
+
+    def describe(self) -> dict:
+        """A JSON-able description for reports: name, widths, parallelism, kernels."""
+        return {"name": self.name, "max_modulus_bits": self.max_modulus_bits}
+
+    # -- the operations -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def powmod(
+        self,
+        bases: Sequence[int],
+        exponents: Sequence[int] | int,
+        modulus: int,
+        *,
+        secret: bool = False,
+    ) -> list[int]:
+        """``[b ** e % modulus]`` pairwise; ``exponents`` may be one int shared by all bases.
+
+        A negative exponent means the inverse of the base raised to ``-e``. ``secret=True``
+        marks the exponent as secret (a decryption key): a backend that has a constant-time
+        path must use it.
+        """
+
+    def mulmod(self, a: Sequence[int], b: Sequence[int], modulus: int) -> list[int]:
+        """``[x * y % modulus]`` pairwise."""
+        if len(a) != len(b):
+            raise ValueError(f"got {len(a)} and {len(b)} operands; they must pair up")
+        self.stats.mulmods += len(a)
+        m = gmpy2.mpz(modulus)
+        return [int(gmpy2.mpz(x) * y % m) for x, y in zip(a, b, strict=True)]
+
+    def prodmod(self, values: Sequence[int], modulus: int) -> int:
+        """The product of ``values`` modulo ``modulus`` (1 for an empty sequence)."""
+        m = gmpy2.mpz(modulus)
+        acc = gmpy2.mpz(1) % m
+        for v in values:
+            acc = acc * v % m
+        self.stats.mulmods += len(values)
+        return int(acc)
+
+    def fixed_base(self, base: int, modulus: int, max_bits: int) -> FixedBasePower:
+        """A handle computing powers of one base (for DJN encryption's ``h_s ** alpha``)."""
+        return _PowmodFixedBase(self, base, modulus, max_bits)
+
+    def multiexp(
+        self, bases: Sequence[int], exponents: Sequence[Sequence[int]], modulus: int
+    ) -> list[int]:
+        """For every row ``r``, ``prod_i bases[i] ** exponents[r][i] % modulus``.
+
+        Exponents are signed (negative means the inverse base); every base must then be
+        invertible. This is ``X @ enc`` for Paillier: bases are ciphertexts, rows are plaintext
+        matrix rows.
+        """
+        m = gmpy2.mpz(modulus)
+        out = []
+        for row in exponents:
+            if len(row) != len(bases):
+                raise ValueError(
+                    f"exponent row has {len(row)} entries but there are {len(bases)} bases"
+                )
+            powers = self.powmod(bases, list(row), modulus)
+            acc = gmpy2.mpz(1) % m
+            for p in powers:
+                acc = acc * p % m
+            out.append(int(acc))
+        self.stats.multiexp_terms += len(bases) * len(exponents)
+        return out
+
+    # -- asynchronous use -----------------------------------------------------------------
+
+    def submit(self, method: str, /, *args, **kwargs) -> concurrent.futures.Future:
+        """Run ``getattr(self, method)(*args, **kwargs)`` in the background; return a Future.
+
+        Lets a caller keep several batches in flight (an accelerator backend overlaps them on
+        the device; the CPU backend's kernels release the GIL).
+        """
+        fn: Callable = getattr(self, method)
+        with self._lock:
+            if self._executor is None:
+                self._executor = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=2, thread_name_prefix=f"montpipe-{self.name}-submit"
+                )
+        return self._executor.submit(fn, *args, **kwargs)
+
+    def close(self) -> None:
+        """Release threads, processes or devices the backend holds."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+class _PowmodFixedBase(FixedBasePower):
+    def __init__(self, backend: Backend, base: int, modulus: int, max_bits: int) -> None:
+        self.backend, self.base, self.modulus, self.max_bits = backend, base, modulus, max_bits
+
+    def pow(self, exponents: Sequence[int]) -> list[int]:
+        _check_fixed_base_exponents(exponents, self.max_bits)
+        self.backend.stats.fixed_base_powmods += len(exponents)
+        return self.backend.powmod([self.base] * len(exponents), list(exponents), self.modulus)
+
+
+def _check_fixed_base_exponents(exponents: Sequence[int], max_bits: int) -> None:
+    for i, e in enumerate(exponents):
+        if e < 0 or int(e).bit_length() > max_bits:
+            raise ValueError(
+                f"exponents[{i}] must be in [0, 2**{max_bits}) for this fixed-base table, "
+                f"not {e}"
+            )
+
+
+# -- registry and default -----------------------------------------------------------------
+
+_factories: dict[str, Callable[[], Backend]] = {}
+_instances: dict[str, Backend] = {}
+_default: Backend | None = None
+_registry_lock = threading.Lock()
+
+
+def register_backend(name: str, factory: Callable[[], Backend]) -> None:
+    """Make ``factory`` reachable as ``get_backend(name)`` and ``MONTPIPE_BACKEND=name``."""
+    _factories[name] = factory
+
+
+def available_backends() -> list[str]:
+    """Names accepted by :func:`get_backend` and ``MONTPIPE_BACKEND``."""
+    _load_builtin()
+    return sorted(_factories)
+
+
+def get_backend(backend: str | Backend | None = None) -> Backend:
+    """Resolve a backend: an instance is returned as is, a name is looked up (one shared
+    instance per name), ``None`` gives :func:`default_backend`."""
+    if backend is None:
+        return default_backend()
+    if isinstance(backend, Backend):
+        return backend
+    if not isinstance(backend, str):
+        raise TypeError(
+            f"backend must be a Backend instance, a backend name or None, not {backend!r}"
+        )
+    _load_builtin()
+    with _registry_lock:
+        if backend not in _instances:
+            if backend not in _factories:
+                raise ValueError(
+                    f"unknown montpipe backend {backend!r}; expected one of "
+                    f"{', '.join(sorted(_factories))}"
+                )
+            _instances[backend] = _factories[backend]()
+        return _instances[backend]
+
+
+def default_backend() -> Backend:
+    """The process-wide default: ``MONTPIPE_BACKEND`` (default ``cpu``), read on first use."""
+    global _default
+    if _default is None:
+        name = os.environ.get("MONTPIPE_BACKEND", "").strip() or "cpu"
+        try:
+            _default = get_backend(name)
+        except ValueError as e:
+            raise ValueError(f"MONTPIPE_BACKEND: {e}") from None
+    return _default
+
+
+def _load_builtin() -> None:
+    if "cpu" not in _factories:
+        from .backends import cpu  # noqa: F401  (registers itself)

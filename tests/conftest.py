@@ -1,0 +1,43 @@
+import warnings
+
+import pytest
+from montpipe.driver import paillier
+from montpipe.driver.backends.cpu import CPUBackend
+
+
+def _keypair(bits, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", paillier.SecurityWarning)
+        return paillier.generate_paillier_keypair(n_length=bits, **kw)
+
+
+@pytest.fixture(scope="session")
+def keypair_factory():
+    cache = {}
+
+    def make(bits, **kw):
+        key = (bits, tuple(sorted(kw.items())))
+        if key not in cache:
+            cache[key] = _keypair(bits, **kw)
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture(scope="session", params=[256, 512, 1024])
+def keypair(request, keypair_factory):
+    """Small keys across sizes; the maths does not change with the size."""
+    return keypair_factory(request.param)
+
+
+@pytest.fixture(scope="session")
+def keypair2048(keypair_factory):
+    return keypair_factory(2048)
+
+
+@pytest.fixture(scope="session")
+def cpu2():
+    """A two-thread CPU backend with the parallel split forced on for small batches."""
+    backend = CPUBackend(workers=2)
+    yield backend
+    backend.close()

@@ -1,0 +1,233 @@
+"""The backend protocol, the registry and default, and the CPU backend's kernels."""
+
+import os
+import secrets
+import subprocess
+import sys
+
+import gmpy2
+import pytest
+from montpipe.driver import backend as backend_mod
+from montpipe.driver import paillier
+from montpipe.driver.backends import cpu
+from montpipe.driver.backends.cpu import CPUBackend
+
+needs_native = pytest.mark.skipif(
+    not cpu.native_available(), reason="GMP kernels not built (no GMP headers at install)"
+)
+
+
+def rand_odd(bits):
+    return secrets.randbits(bits) | 1 | (1 << (bits - 1))
+
+
+# -- registry and default --------------------------------------------------------------------
+
+def test_registry_and_errors():
+    assert "cpu" in backend_mod.available_backends()
+    assert backend_mod.get_backend("cpu") is backend_mod.get_backend("cpu")
+    b = CPUBackend(workers=1)
+    assert backend_mod.get_backend(b) is b
+    with pytest.raises(ValueError, match="unknown montpipe backend 'gpu'; expected one of cpu"):
+        backend_mod.get_backend("gpu")
+    with pytest.raises(TypeError, match="backend must be"):
+        backend_mod.get_backend(42)
+
+
+def _run(code, **env):
+    full = {**os.environ, **env}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=full, timeout=120)
+
+
+def test_environment_selects_the_default():
+    r = _run("from montpipe.driver import default_backend as d; print(d().name, d() is d())",
+             MONTPIPE_BACKEND="cpu")
+    assert r.stdout.split() == ["cpu", "True"], r.stderr
+    r = _run("from montpipe.driver import default_backend as d; d()", MONTPIPE_BACKEND="fpgaa")
+    assert r.returncode != 0
+    assert "MONTPIPE_BACKEND: unknown montpipe backend 'fpgaa'" in r.stderr
+
+
+def test_explicit_override_per_key(keypair_factory):
+    pk, sk = keypair_factory(512)
+    mine = CPUBackend(workers=1)
+    pk2 = paillier.PaillierPublicKey(pk.n, backend=mine)
+    sk2 = paillier.PaillierPrivateKey(pk2, sk.p, sk.q)
+    assert pk2.backend is mine and pk.backend is backend_mod.default_backend()
+    before = mine.stats.powmods
+    assert sk2.decrypt(pk2.encrypt(3)) == 3
+    assert mine.stats.powmods > before
+
+
+def test_cpu_backend_arguments(monkeypatch):
+    with pytest.raises(ValueError, match="workers must be a positive integer, not 0"):
+        CPUBackend(workers=0)
+    monkeypatch.setenv("MONTPIPE_CPU_WORKERS", "two")
+    with pytest.raises(ValueError, match="MONTPIPE_CPU_WORKERS must be a positive integer"):
+        CPUBackend()
+    monkeypatch.setenv("MONTPIPE_CPU_WORKERS", "3")
+    assert CPUBackend().describe()["workers"] in (1, 3)  # 1 when the kernels are missing
+    monkeypatch.setenv("MONTPIPE_TABLE_MB", "lots")
+    with pytest.raises(ValueError, match="MONTPIPE_TABLE_MB must be a number"):
+        CPUBackend()
+
+
+# -- kernels against gmpy2 -------------------------------------------------------------------
+
+BACKENDS = [
+    pytest.param(lambda: CPUBackend(workers=2), id="native-2threads", marks=needs_native),
+    pytest.param(lambda: CPUBackend(workers=1), id="native-1thread", marks=needs_native),
+    pytest.param(lambda: CPUBackend(workers=2, use_native=False), id="gmpy2"),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def be(request, monkeypatch):
+    # force the parallel split even on small test batches
+    monkeypatch.setattr(cpu, "_PARALLEL_THRESHOLD_NS", 0)
+    b = request.param()
+    yield b
+    b.close()
+
+
+@pytest.mark.parametrize("bits", [64, 65, 1024, 4096])
+def test_powmod(be, bits):
+    m = rand_odd(bits)
+    bases = [0, 1, m - 1, m, m + 5, *(secrets.randbelow(m) for _ in range(13))]
+    exps = [0, 1, 2, (1 << bits) - 1, 1 << (bits - 1), *(secrets.randbits(bits) for _ in range(13))]
+    assert be.powmod(bases, exps, m) == [int(gmpy2.powmod(b, e, m)) for b, e in zip(bases, exps)]
+    e = secrets.randbits(bits)
+    assert be.powmod(bases, e, m) == [int(gmpy2.powmod(b, e, m)) for b in bases]
+    assert be.powmod(bases, e, m, secret=True) == [int(gmpy2.powmod(b, e, m)) for b in bases]
+    assert be.powmod([], 5, m) == []
+
+
+def test_powmod_negative_exponents_and_errors(be):
+    m = int(gmpy2.next_prime(rand_odd(512)))
+    b = secrets.randbelow(m - 2) + 2
+    assert be.powmod([b], [-3], m) == [int(gmpy2.powmod(gmpy2.invert(b, m), 3, m))]
+    p = 101
+    with pytest.raises(ValueError, match="no inverse"):
+        be.powmod([p], [-1], p * 103)
+    with pytest.raises(ValueError, match="pair up"):
+        be.powmod([1, 2], [1], m)
+    with pytest.raises(ValueError, match="greater than 1"):
+        be.powmod([1], [1], 1)
+
+
+def test_mulmod_prodmod(be):
+    m = rand_odd(4096)
+    a = [secrets.randbelow(m) for _ in range(9)]
+    b = [secrets.randbelow(m) for _ in range(9)]
+    assert be.mulmod(a, b, m) == [x * y % m for x, y in zip(a, b)]
+    prod = 1
+    for x in a:
+        prod = prod * x % m
+    assert be.prodmod(a, m) == prod
+    assert be.prodmod([], m) == 1
+    with pytest.raises(ValueError, match="pair up"):
+        be.mulmod(a, b[:3], m)
+
+
+@pytest.mark.parametrize("max_bits", [1, 17, 128, 1024])
+def test_fixed_base(be, max_bits):
+    m = rand_odd(2048)
+    base = secrets.randbelow(m)
+    fb = be.fixed_base(base, m, max_bits)
+    exps = [0, 1, (1 << max_bits) - 1, 1 << (max_bits - 1),
+            *(secrets.randbits(max_bits) for _ in range(10))]
+    assert fb.pow(exps) == [int(gmpy2.powmod(base, e, m)) for e in exps]
+    with pytest.raises(ValueError, match=rf"exponents\[0\] must be in \[0, 2\*\*{max_bits}\)"):
+        fb.pow([1 << max_bits])
+    with pytest.raises(ValueError, match=r"exponents\[1\] must be in"):
+        fb.pow([0, -1])
+
+
+@pytest.mark.parametrize("rows, cols, ebits", [(1, 1, 1), (3, 40, 57), (2, 200, 130), (5, 7, 1)])
+def test_multiexp(be, rows, cols, ebits):
+    m = int(gmpy2.next_prime(rand_odd(1024)))  # every base invertible
+    bases = [secrets.randbelow(m - 2) + 2 for _ in range(cols)]
+    exps = [[secrets.randbits(ebits) * (-1) ** secrets.randbits(1) for _ in range(cols)]
+            for _ in range(rows)]
+    exps[0][0] = 0
+    expected = []
+    for row in exps:
+        acc = gmpy2.mpz(1)
+        for b, e in zip(bases, row):
+            acc = acc * gmpy2.powmod(b, e, m) % m
+        expected.append(int(acc))
+    assert be.multiexp(bases, exps, m) == expected
+    assert be.multiexp(bases, [], m) == []
+    with pytest.raises(ValueError, match="entries but there are"):
+        be.multiexp(bases, [[1] * (cols + 1)], m)
+
+
+@needs_native
+def test_native_multiexp_windows_agree():
+    from montpipe.driver import _native
+
+    m = rand_odd(512)
+    bases = [secrets.randbelow(m) for _ in range(30)]
+    exps = [[secrets.randbits(70) - (1 << 69) for _ in range(30)] for _ in range(3)]
+    results = {w: _native.multiexp(bases, exps, m, w) for w in (0, 1, 3, 8, 13)}
+    assert len({repr(r) for r in results.values()}) == 1
+    with pytest.raises(ValueError, match="window must be 0"):
+        _native.multiexp(bases, exps, m, 17)
+    with pytest.raises(TypeError, match="must be an integer"):
+        _native.powmod([1.5], 3, m)
+
+
+def test_submit_returns_a_future(be):
+    m = rand_odd(256)
+    f = be.submit("powmod", [3, 4], 5, m)
+    assert f.result(timeout=30) == [pow(3, 5, m), pow(4, 5, m)]
+    bad = be.submit("powmod", [3], [1, 2], m)
+    with pytest.raises(ValueError, match="pair up"):
+        bad.result(timeout=30)
+
+
+def test_stats_count_work(be):
+    m = rand_odd(256)
+    be.powmod([2, 3, 4], 7, m)
+    be.multiexp([2, 3], [[1, 2]], m)
+    s = be.stats.as_dict()
+    assert s["powmods"] >= 3 and s["multiexp_terms"] >= 2 and s["busy_seconds"] >= 0
+
+
+@needs_native
+def test_threads_run_in_parallel_without_the_gil():
+    """The kernels release the GIL: a pure-Python loop keeps running while one computes."""
+    import threading
+    import time
+
+    from montpipe.driver import _native
+
+    m = rand_odd(2048)
+    bases = [secrets.randbelow(m) for _ in range(40)]
+    ticks = 0
+    done = threading.Event()
+
+    def spin():
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+
+    t = threading.Thread(target=spin)
+    t.start()
+    time.sleep(0.01)
+    start = ticks
+    _native.powmod(bases, (1 << 1024) - 1, m)
+    moved = ticks - start
+    done.set()
+    t.join()
+    assert moved > 1000, "the spinning thread was starved: the GIL was held"
+
+
+def test_error_names_the_callers_index(be):
+    m = 101 * 103
+    bases = [2] * 9 + [101] + [3] * 6
+    with pytest.raises(ValueError, match=r"no inverse") as info:
+        be.powmod(bases, [-1] * 16, m)
+    if be.describe()["kernels"] == "gmp-native":
+        assert "bases[9]" in str(info.value)
