@@ -12,7 +12,7 @@ EXTRAS ?= test,bench
 all: test
 
 # Re-install when the project description or the C kernels change.
-$(STAMP): pyproject.toml driver/_native.c
+$(STAMP): pyproject.toml driver/_native.c driver/_ifma.h
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "montpipe needs Python >= 3.11; set PYTHON=python3.11 or newer")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip

@@ -44,6 +44,14 @@ OP_LABEL = {
 OP_UNIT = {"encrypt": 1e3, "decrypt": 1e3, "add": 1e6, "mul_scalar": 1e3, "matvec": 1.0}
 
 
+SCALAR = "montpipe scalar API, 1 core"
+BATCH1 = "montpipe batch API, 1 core"
+
+
+def batch_n(workers: int) -> str:
+    return f"montpipe batch API, {workers} cores"
+
+
 def _median_time(fn, reps: int, per: int = 1) -> float:
     times = []
     for _ in range(reps):
@@ -56,8 +64,10 @@ def _median_time(fn, reps: int, per: int = 1) -> float:
 # -- the contenders -------------------------------------------------------------------------
 
 class Montpipe:
-    def __init__(self, bits: int, workers: int, label: str, keys=None) -> None:
+    def __init__(self, bits: int, workers: int, label: str, keys=None, *,
+                 batch: bool = True) -> None:
         self.label = label
+        self.batch = batch
         self.backend = CPUBackend(workers=workers)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", paillier.SecurityWarning)
@@ -77,7 +87,7 @@ class Montpipe:
         vec = pk.encrypt_vector(values)
         scal = np.full(batch, 0.3517)
         enc_r = pk.encrypt_vector(r)
-        if self.backend.workers == 1:
+        if not self.batch:
             return {
                 "encrypt": (lambda: pk.encrypt(0.7391), 1),
                 "decrypt": (lambda: sk.decrypt(c), 1),
@@ -85,7 +95,7 @@ class Montpipe:
                 "mul_scalar": (lambda: c * 0.3517, 1),
                 "matvec": (lambda: X.T @ enc_r, None),
             }
-        # all cores: the batch API, per element
+        # the batch API, per element
         return {
             "encrypt": (lambda: pk.encrypt_vector(values), batch),
             "decrypt": (lambda: sk.decrypt_vector(vec), batch),
@@ -152,6 +162,19 @@ class HEU:
         }
 
 
+def _without_ifma(backend, bases, e, m):
+    from ..driver.backends import cpu
+
+    was = cpu.ifma_active()
+    if cpu.native_available():
+        cpu._native.ifma(False)
+    try:
+        return backend.powmod(bases, e, m)
+    finally:
+        if cpu.native_available():
+            cpu._native.ifma(was)
+
+
 def gil_probe(bits: int, count: int, workers: int) -> dict:
     """Throughput of the CRT-decryption-shaped powmod (modulus p**2, exponent p-1) through
     gmpy2 on a thread pool (the GIL serialises it) against the GIL-free kernels."""
@@ -170,9 +193,12 @@ def gil_probe(bits: int, count: int, workers: int) -> dict:
         f"gmpy2, {workers} threads": gmpy2_threads,
         "montpipe kernels, 1 thread": lambda: one.powmod(bases, e, m),
         f"montpipe kernels, {workers} threads": lambda: many.powmod(bases, e, m),
+        "montpipe GMP kernels (IFMA off), 1 thread": lambda: _without_ifma(one, bases, e, m),
+        f"montpipe GMP kernels (IFMA off), {workers} threads":
+            lambda: _without_ifma(many, bases, e, m),
     }
     times = {k: [] for k in cases}
-    for _ in range(5):
+    for _ in range(7):
         for k, fn in cases.items():
             t0 = time.perf_counter()
             fn()
@@ -192,9 +218,10 @@ def run(sizes: list[int], reps: int, matvec_shape: tuple[int, int], workers: int
     heu_reason = None
     for bits in sizes:
         print(f"\n== n = {bits} bits", flush=True)
-        one = Montpipe(bits, 1, "montpipe (1 core)")
+        one = Montpipe(bits, 1, SCALAR, batch=False)
         keys = (one.pk, one.sk)
-        contenders = [one, Montpipe(bits, workers, f"montpipe ({workers} cores, batch)", keys)]
+        contenders = [one, Montpipe(bits, 1, BATCH1, keys),
+                      Montpipe(bits, workers, batch_n(workers), keys)]
         if with_phe:
             contenders.append(PythonPaillier(keys))
         if with_heu:
@@ -240,13 +267,16 @@ def run(sizes: list[int], reps: int, matvec_shape: tuple[int, int], workers: int
 def ratios(results: dict, workers: int) -> dict:
     out = {}
     for bits, row in results.items():
-        base = row.get("montpipe (1 core)", {})
-        multi = row.get(f"montpipe ({workers} cores, batch)", {})
+        scalar, base = row.get(SCALAR, {}), row.get(BATCH1, {})
+        multi = row.get(batch_n(workers), {})
         r = {}
         for other in ("python-paillier", "HEU ZPaillier"):
             if other in row:
-                r[f"1 core vs {other}"] = {op: row[other][op] / base[op]
-                                           for op in OPS if op in row[other] and op in base}
+                r[f"batch 1 core vs {other}"] = {
+                    op: row[other][op] / base[op] for op in OPS if op in row[other] and op in base}
+                r[f"scalar vs {other}"] = {
+                    op: row[other][op] / scalar[op]
+                    for op in OPS if op in row[other] and op in scalar}
         r[f"{workers} cores vs 1 core"] = {op: base[op] / multi[op]
                                           for op in OPS if op in multi and op in base}
         out[bits] = r
@@ -257,14 +287,16 @@ def table(doc: dict) -> str:
     workers = doc["workers"]
     lines = [
         f"Measured by `{doc['command']}` on {doc['machine']['cpu']} ({doc['machine']['cores']} "
-        f"cores), {doc['date']}; medians, all contenders interleaved in one run. "
-        "Ratios > 1 mean montpipe is faster.",
+        f"cores, kernels: {doc['kernels']}), {doc['date']}, git {doc['git']}; medians, all "
+        "contenders interleaved in one run. *scalar*: python-paillier's one-number-at-a-time "
+        "API; *batch*: `encrypt_vector`, `decrypt_vector`, vector `+`/`*`, per element. "
+        "python-paillier and HEU run their scalar APIs on one core. Ratios > 1 mean montpipe "
+        "is faster.",
         "",
-        "| n | operation | montpipe 1 core | montpipe "
-        f"{workers} cores (batch, per op) | python-paillier | HEU ZPaillier | "
-        "vs python-paillier | vs HEU | "
-        f"{workers} cores / 1 core |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| n | operation | montpipe scalar, 1 core | montpipe batch, 1 core | montpipe batch, "
+        f"{workers} cores | python-paillier | HEU ZPaillier | batch 1 core vs python-paillier | "
+        f"batch 1 core vs HEU | scalar vs python-paillier | {workers} cores / 1 core |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for bits, row in doc["results"].items():
         rat = doc["ratios"][bits]
@@ -278,10 +310,11 @@ def table(doc: dict) -> str:
                 return f"{v:.2f}×" if v is not None else "n/a"
 
             lines.append(
-                f"| {bits} | {OP_LABEL[op]} | {cell('montpipe (1 core)')} | "
-                f"{cell(f'montpipe ({workers} cores, batch)')} | {cell('python-paillier')} | "
-                f"{cell('HEU ZPaillier')} | {rcell('1 core vs python-paillier')} | "
-                f"{rcell('1 core vs HEU ZPaillier')} | {rcell(f'{workers} cores vs 1 core')} |"
+                f"| {bits} | {OP_LABEL[op]} | {cell(SCALAR)} | {cell(BATCH1)} | "
+                f"{cell(batch_n(workers))} | {cell('python-paillier')} | "
+                f"{cell('HEU ZPaillier')} | {rcell('batch 1 core vs python-paillier')} | "
+                f"{rcell('batch 1 core vs HEU ZPaillier')} | "
+                f"{rcell('scalar vs python-paillier')} | {rcell(f'{workers} cores vs 1 core')} |"
             )
     gil = doc.get("gil_probe_2048")
     if gil:
@@ -302,17 +335,16 @@ def chart(doc: dict, path: Path) -> None:
     workers = doc["workers"]
     sizes = list(doc["results"])
     fig, axes = plt.subplots(1, len(OPS), figsize=(4 * len(OPS), 3.6))
-    labels = ["montpipe (1 core)", f"montpipe ({workers} cores, batch)", "python-paillier",
-              "HEU ZPaillier"]
+    labels = [SCALAR, BATCH1, batch_n(workers), "python-paillier", "HEU ZPaillier"]
     for ax, op in zip(axes, OPS, strict=True):
-        width = 0.2
+        width = 0.16
         for i, label in enumerate(labels):
             vals = [doc["results"][s].get(label, {}).get(op) for s in sizes]
             xs = [j + i * width for j, v in enumerate(vals) if v is not None]
             ys = [v * OP_UNIT[op] for v in vals if v is not None]
             if ys:
                 ax.bar(xs, ys, width, label=label)
-        ax.set_xticks([j + 1.5 * width for j in range(len(sizes))], [f"n={s}" for s in sizes])
+        ax.set_xticks([j + 2 * width for j in range(len(sizes))], [f"n={s}" for s in sizes])
         ax.set_yscale("log")
         ax.set_title(OP_LABEL[op], fontsize=9)
     axes[0].legend(fontsize=7)
@@ -383,6 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpu": _cpu_name(), "cores": len(os.sched_getaffinity(0)),
                     "python": platform.python_version()},
         "workers": workers,
+        "kernels": CPUBackend().describe()["kernels"],
         "seconds": round(time.time() - started, 1),
         **data,
     }

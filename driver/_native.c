@@ -13,6 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "_ifma.h"
+
+/* batches with fewer operands than this stay on GMP: an 8-lane IFMA pass costs the same
+ * however many lanes are filled, about as much as three GMP exponentiations */
+#define IFMA_MIN_LANES 3
+
 /* ---------------------------------------------------------------- conversions */
 
 static int
@@ -233,6 +239,20 @@ native_powmod(PyObject *self, PyObject *args, PyObject *kwargs)
         goto done;
     }
     Py_ssize_t bad = -1;
+    int done_ifma = 0;
+#ifdef MP_HAVE_IFMA
+    if (shared_exp && mpz_sgn(shared) > 0 && bases.n >= IFMA_MIN_LANES && ifma_on()) {
+        Py_BEGIN_ALLOW_THREADS
+        ifma_ctx *ctx = ifma_alloc(sizeof(ifma_ctx));
+        if (ctx != NULL && ifma_setup(ctx, m)) {
+            done_ifma = ifma_powmod_shared(bases.v, bases.n, shared, ctx, secret);
+            ifma_release(ctx);
+        }
+        free(ctx);
+        Py_END_ALLOW_THREADS
+    }
+#endif
+    if (!done_ifma) {
     Py_BEGIN_ALLOW_THREADS
     mpz_t e;
     mpz_init(e);
@@ -252,6 +272,7 @@ native_powmod(PyObject *self, PyObject *args, PyObject *kwargs)
     }
     mpz_clear(e);
     Py_END_ALLOW_THREADS
+    }
     if (bad >= 0) {
         PyErr_Format(PyExc_ValueError,
                      "bases[%zd] has no inverse modulo the modulus, so it cannot take a "
@@ -341,6 +362,8 @@ done:
 typedef struct {
     PyObject_HEAD
     mpz_t modulus;
+    mpz_t *rpow;         /* R^j mod m for j = 0..digits+1 when the IFMA path is set up */
+    void *ifma;          /* ifma_ctx *, or NULL */
     mpz_t *table;
     Py_ssize_t digits;   /* windows: ceil(max_bits / w) */
     int window;
@@ -357,6 +380,17 @@ FixedBase_dealloc(FixedBaseObject *self)
             mpz_clear(self->table[i]);
         PyMem_RawFree(self->table);
     }
+    if (self->rpow != NULL) {
+        for (Py_ssize_t j = 0; j <= self->digits + 1; j++)
+            mpz_clear(self->rpow[j]);
+        PyMem_RawFree(self->rpow);
+    }
+#ifdef MP_HAVE_IFMA
+    if (self->ifma != NULL) {
+        ifma_release((ifma_ctx *)self->ifma);
+        free(self->ifma);
+    }
+#endif
     mpz_clear(self->modulus);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -368,6 +402,8 @@ FixedBase_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (self != NULL) {
         mpz_init(self->modulus);
         self->table = NULL;
+        self->rpow = NULL;
+        self->ifma = NULL;
     }
     return (PyObject *)self;
 }
@@ -436,6 +472,26 @@ FixedBase_init(FixedBaseObject *self, PyObject *args, PyObject *kwargs)
     Py_END_ALLOW_THREADS
     mpz_clear(base);
     self->table_bytes = (size_t)count * limbs * sizeof(mp_limb_t);
+#ifdef MP_HAVE_IFMA
+    ifma_ctx *ctx = ifma_alloc(sizeof(ifma_ctx));
+    if (ctx != NULL && ifma_setup(ctx, self->modulus)) {
+        self->rpow = PyMem_RawMalloc(sizeof(mpz_t) * (size_t)(self->digits + 2));
+        if (self->rpow == NULL) {
+            ifma_release(ctx);
+            free(ctx);
+        } else {
+            mpz_init_set_ui(self->rpow[0], 1);
+            for (Py_ssize_t j = 1; j <= self->digits + 1; j++) {
+                mpz_init(self->rpow[j]);
+                mpz_mul(self->rpow[j], self->rpow[j - 1], ctx->Rm);
+                mpz_mod(self->rpow[j], self->rpow[j], self->modulus);
+            }
+            self->ifma = ctx;
+        }
+    } else {
+        free(ctx);
+    }
+#endif
     return 0;
 }
 
@@ -478,6 +534,16 @@ FixedBase_pow(FixedBaseObject *self, PyObject *arg)
             return NULL;
         }
     }
+    int done_ifma = 0;
+#ifdef MP_HAVE_IFMA
+    if (self->ifma != NULL && exps.n >= IFMA_MIN_LANES && ifma_on()) {
+        Py_BEGIN_ALLOW_THREADS
+        done_ifma = ifma_fixed_base(exps.v, exps.n, self->table, self->digits, self->window,
+                                    self->rpow, (ifma_ctx *)self->ifma);
+        Py_END_ALLOW_THREADS
+    }
+#endif
+    if (!done_ifma) {
     Py_BEGIN_ALLOW_THREADS
     mpz_t out, tmp;
     mpz_init(out);
@@ -489,6 +555,7 @@ FixedBase_pow(FixedBaseObject *self, PyObject *arg)
     mpz_clear(out);
     mpz_clear(tmp);
     Py_END_ALLOW_THREADS
+    }
     PyObject *result = list_from_vec(&exps);
     vec_free(&exps);
     return result;
@@ -675,6 +742,128 @@ reduce_buckets(mpz_t out, mpz_t *bucket, int *used, long nb, const mpz_t m, mpz_
         mpz_set_ui(out, 1);
 }
 
+#ifdef MP_HAVE_IFMA
+/* Pippenger on IFMA: eight output rows a pass, one per lane. Per-base powers
+ * T[i][w] = b_i^(2^(c w)) are computed eight bases a pass and kept in Montgomery form, radix
+ * 2^52; each lane's bucket (chosen by its own digit, negative entries in a second set) is
+ * gathered, multiplied by the broadcast T and scattered back. Bucket 0 of each set is a dummy
+ * that zero digits write to. Returns 0 (nothing changed) when it does not apply. */
+#define IFMA_MAX_BUCKET_BITS 12
+
+IFMA_FN static int
+ifma_multiexp(mpz_t *bases, Py_ssize_t cols, const exp_matrix *em, int cb, Py_ssize_t W,
+              mpz_t *pos, mpz_t *neg, const ifma_ctx *c)
+{
+    if (cb > IFMA_MAX_BUCKET_BITS)
+        return 0;
+    const int s = c->s;
+    const long nb = 1L << cb;
+    size_t per_base = (size_t)W * s * sizeof(uint64_t);
+    Py_ssize_t block = (Py_ssize_t)((32u << 20) / per_base);
+    if (block < 8)
+        block = 8;
+    if (block > cols)
+        block = cols;
+    uint64_t *T = ifma_alloc(per_base * (size_t)(block > 0 ? block : 1));
+    __m512i *bk = ifma_alloc(sizeof(__m512i) * (size_t)(2 * nb) * s);
+    __m512i *v = ifma_alloc(sizeof(__m512i) * (size_t)s * 4);
+    uint64_t *buf = ifma_alloc(sizeof(uint64_t) * 8 * (size_t)s);
+    if (T == NULL || bk == NULL || v == NULL || buf == NULL) {
+        free(T); free(bk); free(v); free(buf);
+        return 0;
+    }
+    __m512i *x = v, *y = v + s, *run = v + 2 * s, *acc = v + 3 * s;
+    mpz_t tmp, part;
+    mpz_init(tmp);
+    mpz_init(part);
+    for (Py_ssize_t start = 0; start < cols; start += block) {
+        Py_ssize_t len = cols - start < block ? cols - start : block;
+        for (Py_ssize_t g = 0; g < len; g += 8) {
+            int lanes = len - g < 8 ? (int)(len - g) : 8;
+            memset(buf, 0, sizeof(uint64_t) * 8 * (size_t)s);
+            for (int L = 0; L < lanes; L++) {
+                mpz_mod(tmp, bases[start + g + L], c->M);
+                ifma_stage(buf, L, tmp, s);
+            }
+            ifma_load(x, buf, s);
+            ifma_mul(x, x, c->r2, c);
+            for (Py_ssize_t w = 0; w < W; w++) {
+                if (w > 0)
+                    for (int t = 0; t < cb; t++)
+                        ifma_sqr(x, x, c);
+                ifma_store(buf, x, s);
+                for (int L = 0; L < lanes; L++) {
+                    uint64_t *dst = T + ((size_t)(g + L) * W + w) * s;
+                    for (int k = 0; k < s; k++)
+                        dst[k] = buf[8 * k + L];
+                }
+            }
+        }
+        for (Py_ssize_t rg = 0; rg < em->rows; rg += 8) {
+            int lanes = em->rows - rg < 8 ? (int)(em->rows - rg) : 8;
+            for (long d = 0; d < 2 * nb; d++)
+                memcpy(bk + (size_t)d * s, c->rm, sizeof(__m512i) * s);
+            int used_neg = 0;
+            for (Py_ssize_t i = 0; i < len; i++) {
+                for (Py_ssize_t w = 0; w < W; w++) {
+                    long long idx[8];
+                    int any = 0;
+                    for (int L = 0; L < 8; L++) {
+                        idx[L] = L; /* dummy bucket 0 of the positive set, own lane */
+                        if (L >= lanes)
+                            continue;
+                        Py_ssize_t k = (rg + L) * em->cols + start + i;
+                        unsigned long d = digit_of(em->limbs + k * em->nlimbs, em->nlimbs,
+                                                   w * cb, cb);
+                        if (d) {
+                            idx[L] = ((long long)d + (em->neg[k] ? nb : 0)) * s * 8 + L;
+                            used_neg |= em->neg[k];
+                            any = 1;
+                        }
+                    }
+                    if (!any)
+                        continue;
+                    __m512i vi = _mm512_loadu_si512((const void *)idx);
+                    const uint64_t *t = T + ((size_t)i * W + w) * s;
+                    for (int k = 0; k < s; k++) {
+                        __m512i off = _mm512_add_epi64(vi, _mm512_set1_epi64((long long)k * 8));
+                        x[k] = _mm512_i64gather_epi64(off, (const void *)bk, 8);
+                        y[k] = _mm512_set1_epi64((long long)t[k]);
+                    }
+                    ifma_mul(x, x, y, c);
+                    for (int k = 0; k < s; k++) {
+                        __m512i off = _mm512_add_epi64(vi, _mm512_set1_epi64((long long)k * 8));
+                        _mm512_i64scatter_epi64((void *)bk, off, x[k], 8);
+                    }
+                }
+            }
+            for (int set = 0; set < 2; set++) {
+                if (set == 1 && !used_neg)
+                    continue;
+                memcpy(run, c->rm, sizeof(__m512i) * s);
+                memcpy(acc, c->rm, sizeof(__m512i) * s);
+                for (long d = nb - 1; d >= 1; d--) {
+                    ifma_mul(run, run, bk + (size_t)(set * nb + d) * s, c);
+                    ifma_mul(acc, acc, run, c);
+                }
+                ifma_mul(acc, acc, c->one, c);
+                ifma_store(buf, acc, s);
+                for (int L = 0; L < lanes; L++) {
+                    ifma_unstage(buf, L, part, c);
+                    mpz_t *dst = set ? neg : pos;
+                    mpz_mul(tmp, dst[rg + L], part);
+                    mpz_mod(dst[rg + L], tmp, c->M);
+                }
+            }
+        }
+    }
+    mpz_clear(tmp);
+    mpz_clear(part);
+    free(T); free(bk); free(v); free(buf);
+    return 1;
+}
+#endif
+
 PyDoc_STRVAR(multiexp_doc,
 "multiexp(bases, exponents, modulus, window=0) -> (positive, negative)\n\n"
 "For every row r of the signed exponent matrix ``exponents`` (one entry per base), the\n"
@@ -710,6 +899,31 @@ native_multiexp(PyObject *self, PyObject *args, PyObject *kwargs)
     long nb = 1L << c;
     if (vec_alloc(&pos, em.rows) < 0 || vec_alloc(&neg, em.rows) < 0)
         goto done;
+#ifdef MP_HAVE_IFMA
+    if (em.rows >= IFMA_MIN_LANES && bases.n > 0 && ifma_on()) {
+        int ok = 0;
+        Py_BEGIN_ALLOW_THREADS
+        ifma_ctx *ctx = ifma_alloc(sizeof(ifma_ctx));
+        if (ctx != NULL && ifma_setup(ctx, m)) {
+            for (Py_ssize_t r = 0; r < em.rows; r++) {
+                mpz_set_ui(pos.v[r], 1);
+                mpz_set_ui(neg.v[r], 1);
+            }
+            ok = ifma_multiexp(bases.v, bases.n, &em, c, W, pos.v, neg.v, ctx);
+            ifma_release(ctx);
+        }
+        free(ctx);
+        Py_END_ALLOW_THREADS
+        if (ok) {
+            PyObject *p = list_from_vec(&pos), *n = p ? list_from_vec(&neg) : NULL;
+            if (p && n)
+                result = PyTuple_Pack(2, p, n);
+            Py_XDECREF(p);
+            Py_XDECREF(n);
+            goto done;
+        }
+    }
+#endif
     /* bases are processed in blocks so the table of powers stays near 32 MiB */
     size_t bytes_per_base = (size_t)W * (mpz_size(m) + 1) * sizeof(mp_limb_t) * 2;
     Py_ssize_t block = (Py_ssize_t)((32u << 20) / (bytes_per_base ? bytes_per_base : 1));
@@ -810,12 +1024,39 @@ done:
     return result;
 }
 
+/* ---------------------------------------------------------------- IFMA switch */
+
+PyDoc_STRVAR(ifma_doc,
+"ifma(enable=None) -> bool\n\n"
+"Whether the AVX-512 IFMA kernels are in use. ``enable=False`` turns them off (GMP only),\n"
+"``True`` back on where the CPU and OS support them. For tests and benchmarks.");
+
+static PyObject *
+native_ifma(PyObject *self, PyObject *args)
+{
+    PyObject *enable = Py_None;
+    if (!PyArg_ParseTuple(args, "|O", &enable))
+        return NULL;
+#ifdef MP_HAVE_IFMA
+    if (enable != Py_None) {
+        int want = PyObject_IsTrue(enable);
+        if (want < 0)
+            return NULL;
+        ifma_enabled = want ? ifma_probe() : 0;
+    }
+    return PyBool_FromLong(ifma_on());
+#else
+    Py_RETURN_FALSE;
+#endif
+}
+
 /* ---------------------------------------------------------------- module */
 
 static PyMethodDef native_methods[] = {
     {"powmod", (PyCFunction)(void (*)(void))native_powmod, METH_VARARGS | METH_KEYWORDS,
      powmod_doc},
     {"mulmod", native_mulmod, METH_VARARGS, mulmod_doc},
+    {"ifma", native_ifma, METH_VARARGS, ifma_doc},
     {"prodmod", native_prodmod, METH_VARARGS, prodmod_doc},
     {"multiexp", (PyCFunction)(void (*)(void))native_multiexp, METH_VARARGS | METH_KEYWORDS,
      multiexp_doc},

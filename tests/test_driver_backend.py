@@ -75,10 +75,19 @@ def test_cpu_backend_arguments(monkeypatch):
 
 # -- kernels against gmpy2 -------------------------------------------------------------------
 
+needs_ifma = pytest.mark.skipif(
+    not cpu.ifma_active(), reason="this CPU has no AVX-512 IFMA (the GMP path is tested)"
+)
+
+# (factory, IFMA kernels on?)
 BACKENDS = [
-    pytest.param(lambda: CPUBackend(workers=2), id="native-2threads", marks=needs_native),
-    pytest.param(lambda: CPUBackend(workers=1), id="native-1thread", marks=needs_native),
-    pytest.param(lambda: CPUBackend(workers=2, use_native=False), id="gmpy2"),
+    pytest.param((lambda: CPUBackend(workers=2), True), id="ifma-2threads",
+                 marks=[needs_native, needs_ifma]),
+    pytest.param((lambda: CPUBackend(workers=1), True), id="ifma-1thread",
+                 marks=[needs_native, needs_ifma]),
+    pytest.param((lambda: CPUBackend(workers=2), False), id="gmp-2threads", marks=needs_native),
+    pytest.param((lambda: CPUBackend(workers=1), False), id="gmp-1thread", marks=needs_native),
+    pytest.param((lambda: CPUBackend(workers=2, use_native=False), False), id="gmpy2"),
 ]
 
 
@@ -86,21 +95,30 @@ BACKENDS = [
 def be(request, monkeypatch):
     # force the parallel split even on small test batches
     monkeypatch.setattr(cpu, "_PARALLEL_THRESHOLD_NS", 0)
-    b = request.param()
+    factory, ifma = request.param
+    before = cpu.ifma_active()
+    if cpu.native_available():
+        cpu._native.ifma(ifma)
+    b = factory()
     yield b
     b.close()
+    if cpu.native_available():
+        cpu._native.ifma(before)
 
 
-@pytest.mark.parametrize("bits", [64, 65, 1024, 4096])
+@pytest.mark.parametrize("bits", [64, 65, 1024, 2049, 4096, 8190])
 def test_powmod(be, bits):
     m = rand_odd(bits)
-    bases = [0, 1, m - 1, m, m + 5, *(secrets.randbelow(m) for _ in range(13))]
-    exps = [0, 1, 2, (1 << bits) - 1, 1 << (bits - 1), *(secrets.randbits(bits) for _ in range(13))]
+    eb = min(bits, 300)  # the modulus width is what the kernels care about; keep gmpy2 quick
+    bases = [0, 1, m - 1, m, m + 5, *(secrets.randbelow(m) for _ in range(20))]
+    exps = [0, 1, 2, (1 << eb) - 1, 1 << (eb - 1), *(secrets.randbits(eb) for _ in range(20))]
     assert be.powmod(bases, exps, m) == [int(gmpy2.powmod(b, e, m)) for b, e in zip(bases, exps)]
-    e = secrets.randbits(bits)
+    e = secrets.randbits(eb) | (1 << (eb - 1))
     assert be.powmod(bases, e, m) == [int(gmpy2.powmod(b, e, m)) for b in bases]
     assert be.powmod(bases, e, m, secret=True) == [int(gmpy2.powmod(b, e, m)) for b in bases]
     assert be.powmod([], 5, m) == []
+    for n in (1, 2, 3, 7, 8, 9, 16, 17):  # lane tails of the 8-wide kernels
+        assert be.powmod(bases[:n], e, m) == [int(gmpy2.powmod(b, e, m)) for b in bases[:n]]
 
 
 def test_powmod_negative_exponents_and_errors(be):
@@ -131,20 +149,24 @@ def test_mulmod_prodmod(be):
 
 
 @pytest.mark.parametrize("max_bits", [1, 17, 128, 1024])
-def test_fixed_base(be, max_bits):
-    m = rand_odd(2048)
+@pytest.mark.parametrize("mod_bits", [256, 4096])
+def test_fixed_base(be, max_bits, mod_bits):
+    m = rand_odd(mod_bits)
     base = secrets.randbelow(m)
     fb = be.fixed_base(base, m, max_bits)
     exps = [0, 1, (1 << max_bits) - 1, 1 << (max_bits - 1),
-            *(secrets.randbits(max_bits) for _ in range(10))]
+            *(secrets.randbits(max_bits) for _ in range(15))]
     assert fb.pow(exps) == [int(gmpy2.powmod(base, e, m)) for e in exps]
+    for n in (1, 3, 9):
+        assert fb.pow(exps[:n]) == [int(gmpy2.powmod(base, e, m)) for e in exps[:n]]
     with pytest.raises(ValueError, match=rf"exponents\[0\] must be in \[0, 2\*\*{max_bits}\)"):
         fb.pow([1 << max_bits])
     with pytest.raises(ValueError, match=r"exponents\[1\] must be in"):
         fb.pow([0, -1])
 
 
-@pytest.mark.parametrize("rows, cols, ebits", [(1, 1, 1), (3, 40, 57), (2, 200, 130), (5, 7, 1)])
+@pytest.mark.parametrize("rows, cols, ebits", [(1, 1, 1), (3, 40, 57), (2, 200, 130), (5, 7, 1),
+                                               (9, 70, 57), (17, 16, 20)])
 def test_multiexp(be, rows, cols, ebits):
     m = int(gmpy2.next_prime(rand_odd(1024)))  # every base invertible
     bases = [secrets.randbelow(m - 2) + 2 for _ in range(cols)]

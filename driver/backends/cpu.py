@@ -31,7 +31,15 @@ try:
 except ImportError:  # pragma: no cover - exercised only on machines without GMP headers
     _native = None
 
-__all__ = ["CPUBackend", "native_available"]
+__all__ = ["CPUBackend", "ifma_active", "native_available"]
+
+if _native is not None and os.environ.get("MONTPIPE_IFMA", "").strip() == "0":
+    _native.ifma(False)
+
+
+def ifma_active() -> bool:
+    """Whether batches run on the AVX-512 IFMA kernels (CPU support, not ``MONTPIPE_IFMA=0``)."""
+    return _native is not None and _native.ifma()
 
 # Below this much estimated work (nanoseconds) a batch runs in the calling thread: handing
 # it to the pool costs more than it saves.
@@ -135,7 +143,8 @@ class CPUBackend(Backend):
         d.update(
             workers=self.workers,
             constant_time=self.constant_time,
-            kernels="gmp-native" if self._native is not None else "gmpy2",
+            kernels=("gmp-native+avx512ifma" if ifma_active() else "gmp-native")
+            if self._native is not None else "gmpy2",
             gmp=self._native.gmp_version if self._native is not None else gmpy2.mp_version(),
         )
         return d
@@ -154,11 +163,14 @@ class CPUBackend(Backend):
         parts = self.workers
         if parts <= 1 or n <= 1 or work_ns < _PARALLEL_THRESHOLD_NS:
             return [(0, n)]
-        parts = min(parts, n)
-        step, extra = divmod(n, parts)
+        # IFMA kernels fill eight lanes a pass: cut at multiples of eight
+        quantum = 8 if ifma_active() and n >= 16 else 1
+        units = -(-n // quantum)
+        parts = min(parts, units)
+        step, extra = divmod(units, parts)
         bounds, start = [], 0
         for i in range(parts):
-            end = start + step + (1 if i < extra else 0)
+            end = min(n, start + (step + (1 if i < extra else 0)) * quantum)
             bounds.append((start, end))
             start = end
         return bounds
@@ -243,7 +255,7 @@ class CPUBackend(Backend):
         if len(a) != len(b):
             raise ValueError(f"got {len(a)} and {len(b)} operands; they must pair up")
         t0 = time.perf_counter()
-        work = 8 * _limbs(modulus) ** 2 * len(a)
+        work = 1.2 * _limbs(modulus) ** 2 * len(a)
         parts = self._run(
             lambda lo, hi: self._native.mulmod(a[lo:hi], b[lo:hi], modulus),
             self._split(len(a), work),
@@ -256,7 +268,7 @@ class CPUBackend(Backend):
             return super().prodmod(values, modulus)
         values = list(values)
         t0 = time.perf_counter()
-        work = 8 * _limbs(modulus) ** 2 * len(values)
+        work = 1.2 * _limbs(modulus) ** 2 * len(values)
         parts = self._run(
             lambda lo, hi: self._native.prodmod(values[lo:hi], modulus),
             self._split(len(values), work),
@@ -360,7 +372,7 @@ class _NativeFixedBase(FixedBasePower):
         exponents = list(exponents)
         _check_fixed_base_exponents(exponents, self.max_bits)
         t0 = time.perf_counter()
-        work = 8 * (self.max_bits / self.window) * _limbs(self.modulus) ** 2 * len(exponents)
+        work = 1.2 * (self.max_bits / self.window) * _limbs(self.modulus) ** 2 * len(exponents)
         parts = self.backend._run(
             lambda lo, hi: self._table.pow(exponents[lo:hi]),
             self.backend._split(len(exponents), work),
