@@ -331,6 +331,70 @@ ifma_powmod_shared(mpz_t *bases, Py_ssize_t n, const mpz_t e, const ifma_ctx *c,
     free(T); free(x); free(buf);
     return 1;
 }
+/* bases[i] = bases[i] ^ exps[i] mod M, exponents >= 0 and each lane its own: the lane's
+ * window digit picks its table entry by a gather (T is lane-interleaved: entry d, limb k,
+ * lane L at qword (d * s + k) * 8 + L), so every lane multiplies in every window. */
+IFMA_FN static int
+ifma_powmod_var(mpz_t *bases, mpz_t *exps, Py_ssize_t n, const ifma_ctx *c)
+{
+    const int s = c->s, w = 5, entries = 1 << 5;
+    __m512i *T = ifma_alloc(sizeof(__m512i) * (size_t)entries * s);
+    __m512i *x = ifma_alloc(sizeof(__m512i) * (size_t)s * 2);
+    uint64_t *buf = ifma_alloc(sizeof(uint64_t) * 8 * (size_t)s);
+    if (T == NULL || x == NULL || buf == NULL) {
+        free(T); free(x); free(buf);
+        return 0;
+    }
+    __m512i *b = x + s;
+    mpz_t tmp;
+    mpz_init(tmp);
+    for (Py_ssize_t g = 0; g < n; g += 8) {
+        int lanes = n - g < 8 ? (int)(n - g) : 8;
+        size_t bits = 1;
+        memset(buf, 0, sizeof(uint64_t) * 8 * (size_t)s);
+        for (int L = 0; L < lanes; L++) {
+            mpz_mod(tmp, bases[g + L], c->M);
+            ifma_stage(buf, L, tmp, s);
+            size_t eb = mpz_sizeinbase(exps[g + L], 2);
+            if (eb > bits)
+                bits = eb;
+        }
+        ifma_load(b, buf, s);
+        memcpy(T, c->rm, sizeof(__m512i) * s);
+        ifma_mul(T + s, b, c->r2, c);
+        for (int d = 2; d < entries; d++)
+            ifma_mul(T + (size_t)d * s, T + (size_t)(d - 1) * s, T + s, c);
+        memcpy(x, c->rm, sizeof(__m512i) * s);
+        size_t nwin = (bits + w - 1) / w;
+        for (size_t win = nwin; win-- > 0;) {
+            long long idx[8];
+            for (int L = 0; L < 8; L++) {
+                int digit = 0;
+                if (L < lanes)
+                    for (int t = w - 1; t >= 0; t--)
+                        digit = (digit << 1) |
+                                mpz_tstbit(exps[g + L], (mp_bitcnt_t)(win * w + t));
+                idx[L] = (long long)digit * s * 8 + L;
+            }
+            if (win != nwin - 1)
+                for (int t = 0; t < w; t++)
+                    ifma_sqr(x, x, c);
+            __m512i vi = _mm512_loadu_si512((const void *)idx);
+            for (int k = 0; k < s; k++)
+                b[k] = _mm512_i64gather_epi64(
+                    _mm512_add_epi64(vi, _mm512_set1_epi64((long long)k * 8)), (const void *)T, 8);
+            ifma_mul(x, x, b, c);
+        }
+        ifma_mul(x, x, c->one, c);
+        ifma_store(buf, x, s);
+        for (int L = 0; L < lanes; L++)
+            ifma_unstage(buf, L, bases[g + L], c);
+    }
+    mpz_clear(tmp);
+    free(T); free(x); free(buf);
+    return 1;
+}
+
 /* Fixed-base powers, 8 exponents a pass. The table holds plain residues
  * table[j * per + d - 1] = base^(d * 2^(w j)) (shared with the GMP path), so each pass staged
  * the lane's entry and multiplies: mont(acc, T) = acc * T * R^-1. A zero digit multiplies by

@@ -51,14 +51,23 @@ mpz_set_pylong(mpz_t out, PyObject *obj, const char *what, Py_ssize_t index)
     Py_DECREF(v);
     if (a == NULL)
         return -1;
-    PyObject *bits_obj = PyObject_CallMethod(a, "bit_length", NULL);
-    if (bits_obj == NULL) {
+#if PY_VERSION_HEX >= 0x030D0000
+    Py_ssize_t need = PyLong_AsNativeBytes(a, NULL, 0, Py_ASNATIVEBYTES_LITTLE_ENDIAN |
+                                           Py_ASNATIVEBYTES_UNSIGNED_BUFFER);
+    if (need < 0) {
         Py_DECREF(a);
         return -1;
     }
-    Py_ssize_t nbits = PyLong_AsSsize_t(bits_obj);
-    Py_DECREF(bits_obj);
-    size_t nbytes = (size_t)(nbits + 7) / 8 + 1;
+    size_t nbytes = (size_t)need + 1;
+#else
+    size_t nbits = _PyLong_NumBits(a);
+    if (nbits == (size_t)-1 && PyErr_Occurred()) {
+        Py_DECREF(a);
+        return -1;
+    }
+    size_t nbytes = (nbits + 7) / 8 + 1;
+#endif
+    nbytes = (nbytes + 7) & ~(size_t)7; /* whole 64-bit words: mpz_import is faster on them */
     unsigned char *buf = PyMem_Malloc(nbytes);
     if (buf == NULL) {
         Py_DECREF(a);
@@ -78,7 +87,7 @@ mpz_set_pylong(mpz_t out, PyObject *obj, const char *what, Py_ssize_t index)
         PyMem_Free(buf);
         return -1;
     }
-    mpz_import(out, nbytes, -1, 1, 0, 0, buf);
+    mpz_import(out, nbytes / 8, -1, 8, -1, 0, buf);
     PyMem_Free(buf);
     if (negative)
         mpz_neg(out, out);
@@ -90,12 +99,13 @@ pylong_from_mpz(const mpz_t z)
 {
     if (mpz_fits_slong_p(z))
         return PyLong_FromLong(mpz_get_si(z));
-    size_t nbytes = (mpz_sizeinbase(z, 2) + 7) / 8;
-    unsigned char *buf = PyMem_Malloc(nbytes);
+    size_t nwords = (mpz_sizeinbase(z, 2) + 63) / 64;
+    unsigned char *buf = PyMem_Malloc(nwords * 8);
     if (buf == NULL)
         return PyErr_NoMemory();
     size_t written = 0;
-    mpz_export(buf, &written, -1, 1, 0, 0, z);
+    mpz_export(buf, &written, -1, 8, -1, 0, z);
+    written *= 8;
 #if PY_VERSION_HEX >= 0x030D0000
     PyObject *r = PyLong_FromUnsignedNativeBytes(buf, written, Py_ASNATIVEBYTES_LITTLE_ENDIAN);
 #else
@@ -241,18 +251,32 @@ native_powmod(PyObject *self, PyObject *args, PyObject *kwargs)
     Py_ssize_t bad = -1;
     int done_ifma = 0;
 #ifdef MP_HAVE_IFMA
-    if (shared_exp && mpz_sgn(shared) > 0 && bases.n >= IFMA_MIN_LANES && ifma_on()) {
+    if (bases.n >= IFMA_MIN_LANES && ifma_on() && !(shared_exp && mpz_sgn(shared) <= 0)) {
         Py_BEGIN_ALLOW_THREADS
         ifma_ctx *ctx = ifma_alloc(sizeof(ifma_ctx));
         if (ctx != NULL && ifma_setup(ctx, m)) {
-            done_ifma = ifma_powmod_shared(bases.v, bases.n, shared, ctx, secret);
+            if (shared_exp) {
+                done_ifma = ifma_powmod_shared(bases.v, bases.n, shared, ctx, secret);
+            } else if (!secret) {
+                /* negative exponents: invert the base first, as the GMP path does */
+                for (Py_ssize_t i = 0; i < bases.n && bad < 0; i++) {
+                    if (mpz_sgn(exps.v[i]) < 0) {
+                        if (!mpz_invert(bases.v[i], bases.v[i], m))
+                            bad = i;
+                        else
+                            mpz_neg(exps.v[i], exps.v[i]);
+                    }
+                }
+                if (bad < 0)
+                    done_ifma = ifma_powmod_var(bases.v, exps.v, bases.n, ctx);
+            }
             ifma_release(ctx);
         }
         free(ctx);
         Py_END_ALLOW_THREADS
     }
 #endif
-    if (!done_ifma) {
+    if (!done_ifma && bad < 0) {
     Py_BEGIN_ALLOW_THREADS
     mpz_t e;
     mpz_init(e);

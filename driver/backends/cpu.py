@@ -215,7 +215,11 @@ class CPUBackend(Backend):
                 raise ValueError(
                     f"got {len(bases)} bases but {len(exponents)} exponents; they must pair up"
                 )
-            ebits = max((int(e).bit_length() for e in exponents), default=1)
+            if exponents and all(e == exponents[0] for e in exponents):
+                exponents, shared = int(exponents[0]), True  # one exponent: the faster kernel
+                ebits = exponents.bit_length()
+            else:
+                ebits = max((int(e).bit_length() for e in exponents), default=1)
         else:
             exponents = int(exponents)
             ebits = exponents.bit_length()
