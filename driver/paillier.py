@@ -523,8 +523,9 @@ class EncryptedNumber:
     def __init__(self, public_key: PaillierPublicKey, ciphertext: int, exponent: int = 0) -> None:
         if not isinstance(public_key, PaillierPublicKey):
             raise TypeError("public_key should be a PaillierPublicKey")
-        if isinstance(ciphertext, EncryptedNumber) or not isinstance(ciphertext, int):
+        if isinstance(ciphertext, EncryptedNumber) or not hasattr(ciphertext, "__index__"):
             raise TypeError("ciphertext should be an integer")
+        ciphertext = int(ciphertext)  # gmpy2.mpz and numpy integers too
         self.public_key = public_key
         self.__ciphertext = ciphertext
         self.exponent = exponent

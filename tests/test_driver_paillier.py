@@ -237,6 +237,11 @@ def test_operator_errors(keypair_factory):
         EncryptedNumber(pk, a)
     with pytest.raises(TypeError, match="PaillierPublicKey"):
         EncryptedNumber("pk", 5)
+    with pytest.raises(TypeError, match="ciphertext should be an integer"):
+        EncryptedNumber(pk, 1.5)
+    # an mpz ciphertext (from gmpy2 arithmetic) is taken as the int it is
+    c = EncryptedNumber(pk, gmpy2.mpz(a.ciphertext()), a.exponent)
+    assert type(c.ciphertext()) is int and sk.decrypt(c) == 1
     with pytest.raises(ValueError, match="Scalar out of bounds"):
         a._raw_mul(pk.n)
 
