@@ -235,7 +235,7 @@ def run(sizes: list[int], reps: int, matvec_shape: tuple[int, int], workers: int
         print(f"  check: max |decrypt(X.T @ enc(r)) - X.T @ r| = {err:.2e}")
         if err > 1e-8:
             raise SystemExit("benchmark: montpipe's matrix-vector product is wrong; not timing it")
-        batch = 32 if bits <= 2048 else 16
+        batch = 128 if bits <= 2048 else 64  # a mini-batch's worth, as FL sends them
         op_tables = {c.label: c.ops(batch, X, r) for c in contenders}
         row: dict = {c.label: {} for c in contenders}
         for op in OPS:

@@ -279,7 +279,8 @@ class PaillierPublicKey:
             factors = self.backend.powmod(r_values, self.n, self.nsquare)
         else:
             factors = self.random_factors(len(plaintexts), mode)
-        nudes = [self._nude(p) for p in plaintexts]
+        n, nsq = gmpy2.mpz(self.n), self.nsquare
+        nudes = [int((1 + p * n) % nsq) for p in plaintexts]
         return self.backend.mulmod(nudes, factors, self.nsquare)
 
     def encrypt(self, value, precision: float | None = None, r_value: int | None = None):
@@ -421,10 +422,9 @@ class PaillierPrivateKey:
         if not cs:
             return []
         backend = self.public_key.backend
-        fp = backend.submit(
-            "powmod", [c % self.psquare for c in cs], self.p - 1, self.psquare, secret=True
-        )
-        xq = backend.powmod([c % self.qsquare for c in cs], self.q - 1, self.qsquare, secret=True)
+        # backends reduce bases modulo the modulus themselves (cheaper than Python ints here)
+        fp = backend.submit("powmod", cs, self.p - 1, self.psquare, secret=True)
+        xq = backend.powmod(cs, self.q - 1, self.qsquare, secret=True)
         xp = fp.result()
         p, q, hp, hq = (gmpy2.mpz(x) for x in (self.p, self.q, self.hp, self.hq))
         p_inverse = gmpy2.mpz(self.p_inverse)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Iterator, Sequence
 
+import gmpy2
 import numpy as np
 
 from .encoding import EncodedNumber, decode_mantissa, encode_array
@@ -256,8 +257,8 @@ class EncryptedVector:
             other = EncodedNumber.decode(other)
         mantissas, exp = self._plain_operand(other, max_exponent=self.exponent)
         a = self.decrease_exponent_to(exp)
-        n, nsq = pk.n, pk.nsquare
-        nudes = [(1 + (m % n) * n) % nsq for m in mantissas]
+        n, nsq = gmpy2.mpz(pk.n), pk.nsquare
+        nudes = [int((1 + m % n * n) % nsq) for m in mantissas]
         return self._like(pk.backend.mulmod(a._cts, nudes, nsq), exp)
 
     def __radd__(self, other):
