@@ -316,6 +316,30 @@ def table(doc: dict) -> str:
                 f"{rcell('batch 1 core vs HEU ZPaillier')} | "
                 f"{rcell('scalar vs python-paillier')} | {rcell(f'{workers} cores vs 1 core')} |"
             )
+    rat = doc["ratios"].get("2048")
+    if rat:
+        def get(key, op):
+            return rat.get(key, {}).get(op)
+
+        checks = [
+            ("encrypt, 1 core, ≥ 1.0× HEU ZPaillier", get("batch 1 core vs HEU ZPaillier",
+                                                       "encrypt"), 1.0,
+             get("scalar vs HEU ZPaillier", "encrypt")),
+            ("decrypt, 1 core, ≥ 1.2× python-paillier",
+             get("batch 1 core vs python-paillier", "decrypt"), 1.2,
+             get("scalar vs python-paillier", "decrypt")),
+            ("matrix × encrypted vector, 1 core, ≥ 10× python-paillier",
+             get("batch 1 core vs python-paillier", "matvec"), 10.0, None),
+            (f"encrypt, {workers} cores ≥ 1.8× 1 core", get(f"{workers} cores vs 1 core",
+                                                           "encrypt"), 1.8, None),
+        ]
+        lines += ["", "Targets at n = 2048 (batch API; scalar API in brackets):", ""]
+        for label, val, target, scalar in checks:
+            if val is None:
+                continue
+            mark = "met" if val >= target else "NOT met"
+            extra = f" [scalar {scalar:.2f}×]" if scalar is not None else ""
+            lines.append(f"- {label}: {val:.2f}×{extra} — {mark}")
     gil = doc.get("gil_probe_2048")
     if gil:
         lines += ["", "GIL probe (CRT-decryption-shaped powmod, 2048-bit modulus, 1024-bit "
