@@ -377,9 +377,10 @@ def chart(doc: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def update_readme(md: str, readme: Path) -> None:
+def update_readme(md: str, readme: Path, name: str = "cpu") -> None:
+    """Replace the README text between ``<!-- bench:NAME:start -->`` and ``...:end -->``."""
     text = readme.read_text()
-    start, end = "<!-- bench:cpu:start -->", "<!-- bench:cpu:end -->"
+    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
     if start not in text or end not in text:
         raise SystemExit(f"{readme}: the {start} / {end} markers are missing")
     head, rest = text.split(start, 1)

@@ -264,6 +264,20 @@ class EncryptedVector:
     def __radd__(self, other):
         return self.__add__(other)
 
+    def add_raw(self, residues: Sequence[int]) -> EncryptedVector:
+        """Add raw plaintexts (integers taken modulo ``n``) at this vector's exponent, exactly.
+
+        This is one-time-pad masking: with each residue uniform in ``[0, n)`` the decryption
+        is uniform too, and subtracting the residue modulo ``n`` afterwards restores the value.
+        """
+        residues = list(residues)
+        if len(residues) != len(self):
+            raise ValueError(f"got {len(residues)} residues for a vector of length {len(self)}")
+        pk = self.public_key
+        n, nsq = gmpy2.mpz(pk.n), pk.nsquare
+        nudes = [int((1 + int(r) % n * n) % nsq) for r in residues]
+        return self._like(pk.backend.mulmod(self._cts, nudes, nsq), self.exponent)
+
     def __neg__(self):
         pk = self.public_key
         return self._like(pk.backend.powmod(self._cts, -1, pk.nsquare), self.exponent)

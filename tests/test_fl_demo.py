@@ -1,0 +1,178 @@
+"""The federated-learning demo: encrypted = plaintext, masking, failures, data, CLI, Ray."""
+
+import json
+
+import numpy as np
+import pytest
+from montpipe.fl_demo import run
+from montpipe.fl_demo.data import DataError, load_breast_cancer_split, load_csv_pair
+from montpipe.fl_demo.protocol import Arbiter, Config, ProtocolError, train_plaintext
+
+pytest.importorskip("sklearn")
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_breast_cancer_split(seed=0)
+
+
+def test_split_matches_fates_demo(data):
+    assert data.guest_train.shape[1] == 10 and data.host_train.shape[1] == 20
+    assert data.n_train + len(data.y_test) == 569
+    assert set(np.unique(data.y_train)) == {0.0, 1.0}
+    np.testing.assert_allclose(data.guest_train.mean(axis=0), 0, atol=1e-12)
+
+
+def test_encrypted_protocol_equals_plaintext(data):
+    cfg = Config(iterations=4, key_bits=512)
+    res = run.train(data, cfg, use_ray=False, progress=False)
+    wg, wh, losses, aucs = train_plaintext(data.guest_train, data.host_train, data.y_train, cfg,
+                                           data.guest_test, data.host_test, data.y_test)
+    np.testing.assert_allclose(res["final_weights"]["guest"], wg, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(res["final_weights"]["host"], wh, rtol=0, atol=1e-12)
+    np.testing.assert_allclose([h["loss"] for h in res["history"]], losses, atol=1e-12)
+    np.testing.assert_allclose([h["auc"] for h in res["history"]], aucs, atol=1e-12)
+    ops = res["history"][-1]["ops"]
+    assert ops["encrypt"] == 2 * data.n_train + 1 and ops["decrypt"] == 31
+
+
+def test_masking_leaves_results_unchanged_and_hides_gradients(data):
+    cfg = dict(iterations=2, key_bits=512)
+    masked = run.train(data, Config(**cfg), use_ray=False, progress=False)
+    plain = run.train(data, Config(mask=False, **cfg), use_ray=False, progress=False)
+    assert masked["final_weights"] == plain["final_weights"]
+    # what the arbiter decrypts: with masks, residues spread over Z_n; without, small mantissas
+    arb = Arbiter(Config(key_bits=512))
+    from montpipe.driver import paillier
+
+    pk = paillier.PaillierPublicKey.from_json(arb.public_key_json())
+    g = pk.encrypt_vector(np.array([0.5, -0.25, 1e-3]))
+    import secrets
+
+    mask = [secrets.randbelow(pk.n) for _ in range(3)]
+    seen = arb.decrypt_gradient(0, "host", g.add_raw(mask).to_json())
+    assert all(x == (v + r) % pk.n for x, v, r in zip(
+        seen, arb.decrypt_gradient(0, "host", g.to_json()), mask))
+    assert min(min(x, pk.n - x) for x in seen) > pk.n >> 64  # not the small signed mantissas
+
+
+def test_sane_accuracy_with_the_default_hyperparameters(data):
+    cfg = Config(key_bits=512)  # 30 iterations, lr 0.15, L2 0.01, full batch
+    res = run.train(data, cfg, use_ray=False, progress=False)
+    summary = run.summarise(res, data, cfg, {})
+    assert abs(summary["final_auc_encrypted"] - summary["final_auc_plaintext"]) <= 0.005
+    assert abs(summary["final_auc_encrypted"] - summary["auc_sklearn"]) <= 0.01
+    assert summary["max_weight_difference_vs_plaintext"] < 1e-9
+
+
+def test_mini_batches(data):
+    cfg = Config(iterations=3, key_bits=512, batch_size=100)
+    res = run.train(data, cfg, use_ray=False, progress=False)
+    wg, wh, _, _ = train_plaintext(data.guest_train, data.host_train, data.y_train, cfg)
+    np.testing.assert_allclose(res["final_weights"]["host"], wh, atol=1e-12)
+    assert res["history"][0]["ops"]["encrypt"] == 2 * 100 + 1
+
+
+def test_a_crashing_party_is_a_clear_error(data):
+    cfg = Config(iterations=3, key_bits=512)
+    with pytest.raises(ProtocolError, match=r"party 'host' failed during iteration 1 \(gradient\)"):
+        run.train(data, cfg, use_ray=False, progress=False,
+                  hooks={"host": [("inject_failure", 1, "gradient")]})
+
+
+@pytest.mark.filterwarnings("ignore::montpipe.driver.paillier.SecurityWarning")
+def test_a_ciphertext_under_the_wrong_key_is_refused(data):
+    cfg = Config(iterations=2, key_bits=512)
+    with pytest.raises(ProtocolError, match=r"guest refused \[\[u_h/4\]\] from host: .*"
+                                            r"encrypted under key"):
+        run.train(data, cfg, use_ray=False, progress=False,
+                  hooks={"host": [("use_foreign_key", 512)]})
+    arb = Arbiter(cfg)
+    from montpipe.driver import paillier
+
+    other, _ = paillier.generate_paillier_keypair(n_length=512)
+    with pytest.raises(ProtocolError, match=r"arbiter refused a masked gradient from host: "
+                                            r".*encrypted under key"):
+        arb.decrypt_gradient(0, "host", other.encrypt_vector([1.0]).to_json())
+    with pytest.raises(ProtocolError, match=r"arbiter refused the loss from guest"):
+        arb.decrypt_loss(0, other.encrypt(1.0).to_json())
+
+
+def test_bad_configuration_is_rejected():
+    for bad, msg in [(dict(iterations=0), "iterations"), (dict(learning_rate=-1), "learning"),
+                     (dict(l2=-0.1), "L2"), (dict(batch_size=0), "batch"),
+                     (dict(key_bits=1000 + 1), "key size")]:
+        with pytest.raises(ValueError, match=msg):
+            Config(**bad).validate()
+
+
+def _write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_csv_pair(tmp_path, data):
+    rng = np.random.default_rng(3)
+    n = 40
+    y = np.array([0, 1] * (n // 2))
+    g = rng.normal(size=(n, 2)) + y[:, None]
+    h = rng.normal(size=(n, 3))
+    gl = ["id,y,a,b"] + [f"s{i},{y[i]},{g[i,0]},{g[i,1]}" for i in range(n)]
+    hl = ["id,c,d,e"] + [f"s{i},{h[i,0]},{h[i,1]},{h[i,2]}" for i in reversed(range(n))]
+    gp, hp = _write(tmp_path, "g.csv", "\n".join(gl)), _write(tmp_path, "h.csv", "\n".join(hl))
+    split = load_csv_pair(gp, hp, seed=1)
+    assert split.guest_train.shape[1] == 2 and split.host_train.shape[1] == 3
+    assert split.n_train + len(split.y_test) == n
+    res = run.train(split, Config(iterations=2, key_bits=512), use_ray=False, progress=False)
+    assert len(res["history"]) == 2
+
+
+@pytest.mark.parametrize("guest, host, message", [
+    ("x,y,a\n1,0,1\n2,1,2\n", "id,c\n1,1\n2,2\n", "first column must be 'id'"),
+    ("id,label,a\n1,0,1\n2,1,2\n", "id,c\n1,1\n2,2\n", "id, y, then at least one feature"),
+    ("id,y,a\n1,0,abc\n2,1,2\n", "id,c\n1,1\n2,2\n", "line 2, column 'a': 'abc' is not a number"),
+    ("id,y,a\n1,0,nan\n2,1,2\n", "id,c\n1,1\n2,2\n", "is not finite"),
+    ("id,y,a\n1,2,1\n2,1,2\n", "id,c\n1,1\n2,2\n", "label y must be 0 or 1"),
+    ("id,y,a\n1,0,1\n1,1,2\n", "id,c\n1,1\n2,2\n", "duplicate id"),
+    ("id,y,a\n1,0,1\n2,1,2\n", "id,c\n1,1\n3,2\n", "do not hold the same ids"),
+    ("id,y,a\n1,0,1\n2,1\n", "id,c\n1,1\n2,2\n", "line 3 has 2 fields"),
+    ("", "id,c\n1,1\n", "empty file"),
+])
+def test_bad_csvs(tmp_path, guest, host, message):
+    gp, hp = _write(tmp_path, "g.csv", guest), _write(tmp_path, "h.csv", host)
+    with pytest.raises(DataError, match=message):
+        load_csv_pair(gp, hp)
+
+
+def test_missing_csv(tmp_path):
+    with pytest.raises(DataError, match="cannot read it"):
+        load_csv_pair(tmp_path / "nope.csv", tmp_path / "nope2.csv")
+
+
+def test_cli_reports_errors_and_writes_reports(tmp_path, capsys):
+    assert run.main(["--iterations", "0", "--no-ray"]) == 2
+    assert "iterations must be a positive integer" in capsys.readouterr().err
+    assert run.main(["--backend", "gpu", "--no-ray", "--key-bits", "512"]) == 2
+    assert "unknown backend 'gpu'" in capsys.readouterr().err
+    assert run.main(["--guest-csv", "x.csv", "--no-ray"]) == 2
+    assert "go together" in capsys.readouterr().err
+    out = tmp_path / "out"
+    assert run.main(["--no-ray", "--quiet", "--key-bits", "512", "--iterations", "2",
+                     "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert len(report["history"]) == 2 and (out / "report.png").stat().st_size > 1000
+    assert set(report["seconds_per_iteration_by_category"]) == set(run.CATEGORIES)
+
+
+@pytest.mark.slow
+def test_on_ray_end_to_end_and_a_crash(data):
+    pytest.importorskip("ray")
+    cfg = Config(iterations=1, key_bits=512)
+    res = run.train(data, cfg, use_ray=True, progress=False, timeout=120)
+    wg, wh, _, _ = train_plaintext(data.guest_train, data.host_train, data.y_train, cfg)
+    np.testing.assert_allclose(res["final_weights"]["guest"], wg, atol=1e-12)
+    with pytest.raises(ProtocolError, match=r"party 'guest' failed during iteration 0 "
+                                            r"\(residual\)"):
+        run.train(data, cfg, use_ray=True, progress=False, timeout=120,
+                  hooks={"guest": [("inject_failure", 0, "residual")]})
