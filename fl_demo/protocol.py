@@ -132,9 +132,18 @@ class _Party:
         self.pk = paillier.PaillierPublicKey.from_json(public_key_json, backend=self.backend)
         return self.pk.key_id
 
-    def inject_failure(self, iteration: int, step: str) -> None:
-        """For tests: fail (as a crashed party would) at this iteration and step."""
+    def inject_failure(self, iteration: int, step: str, hang_seconds: float = 0.0) -> None:
+        """For tests: fail (as a crashed party would) at this iteration and step, or with
+        ``hang_seconds`` stop answering for that long first (as a stuck one would)."""
         self._fail_at = (iteration, step)
+        self._hang = hang_seconds
+
+    def backend_report(self) -> dict:
+        """The party's backend: what it is and what it counted (for the summary)."""
+        if self.pk is None:
+            return {}
+        backend = self.pk.backend
+        return {"describe": backend.describe(), "stats": backend.stats.as_dict()}
 
     def use_foreign_key(self, bits: int) -> str:
         """For tests: encrypt under a key of this party's own instead of the arbiter's."""
@@ -145,6 +154,8 @@ class _Party:
 
     def _maybe_fail(self, iteration: int, step: str) -> None:
         if self._fail_at == (iteration, step):
+            if getattr(self, "_hang", 0.0):
+                time.sleep(self._hang)
             raise RuntimeError(f"{self.role} was told to fail at iteration {iteration}, {step}")
 
     def _load(self, text: str, what: str, sender: str) -> EncryptedVector:

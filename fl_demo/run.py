@@ -169,7 +169,10 @@ def _loop(data, config, parties, progress, timeout, hooks, t0) -> dict:
         if bar is not None:
             bar.close()
     weights = {r: _call(parties[r], -1, "weights", timeout=timeout) for r in ("guest", "host")}
-    return {"setup_seconds": setup, "history": history, "final_weights": weights}
+    backend_reports = {r: _call(p, -1, "backend_report", timeout=timeout)
+                       for r, p in parties.items()}
+    return {"setup_seconds": setup, "history": history, "final_weights": weights,
+            "backend_reports": backend_reports}
 
 
 def summarise(result: dict, data: VerticalSplit, config: Config, backends: dict) -> dict:
@@ -211,6 +214,13 @@ def summarise(result: dict, data: VerticalSplit, config: Config, backends: dict)
                                                                                          wh])))),
         "history": hist,
         "plaintext": {"loss": p_losses, "auc": p_aucs},
+        "backend_reports": result.get("backend_reports", {}),
+        # an accelerator model reports the device time it projects for the same work
+        "projected_device_seconds": {
+            r: rep["stats"]["projected_device_seconds"]
+            for r, rep in result.get("backend_reports", {}).items()
+            if "projected_device_seconds" in rep.get("stats", {})
+        },
     }
 
 
@@ -235,6 +245,14 @@ def print_summary(s: dict) -> None:
         ("max |w_encrypted - w_plaintext|", f"{s['max_weight_difference_vs_plaintext']:.2e}"),
         *((f"crypto ops: {k}", f"{v}") for k, v in sorted(s["crypto_operations"].items())),
     ]
+    for role, secs in s.get("projected_device_seconds", {}).items():
+        rows.append((f"projected device time, {role}", f"{secs:.3f} s"))
+    for role, rep in s.get("backend_reports", {}).items():
+        if rep:
+            st = rep["stats"]
+            rows.append((f"backend of the {role}",
+                         f"{rep['describe'].get('name')}: {st.get('calls', 0)} calls, "
+                         f"{st.get('busy_seconds', 0.0):.2f} s busy"))
     width = max(len(r[0]) for r in rows)
     print()
     for k, v in rows:

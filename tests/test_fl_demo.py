@@ -176,3 +176,36 @@ def test_on_ray_end_to_end_and_a_crash(data):
                                             r"\(residual\)"):
         run.train(data, cfg, use_ray=True, progress=False, timeout=120,
                   hooks={"guest": [("inject_failure", 0, "residual")]})
+
+
+def test_a_backend_projection_is_reported(data):
+    """A backend that projects device time (as the accelerator model will) shows in the summary."""
+    from montpipe.driver.backend import register_backend
+    from montpipe.driver.backends.cpu import CPUBackend
+
+    class Projecting(CPUBackend):
+        name = "projecting-test"
+
+        def powmod(self, bases, exponents, modulus, *, secret=False):
+            self.stats.extra["projected_device_seconds"] = (
+                self.stats.extra.get("projected_device_seconds", 0.0) + 1e-3 * len(bases))
+            return super().powmod(bases, exponents, modulus, secret=secret)
+
+    register_backend("projecting-test", Projecting)
+    cfg = Config(iterations=1, key_bits=512)
+    backends = {"arbiter": "projecting-test"}
+    res = run.train(data, cfg, use_ray=False, progress=False, backends=backends)
+    summary = run.summarise(res, data, cfg, backends)
+    assert summary["projected_device_seconds"]["arbiter"] > 0
+    assert summary["backends"]["arbiter"] == "projecting-test"
+    run.print_summary(summary)
+
+
+@pytest.mark.slow
+def test_a_stuck_party_times_out_with_a_clear_error(data):
+    pytest.importorskip("ray")
+    cfg = Config(iterations=2, key_bits=512)
+    with pytest.raises(ProtocolError, match=r"party 'arbiter' failed during iteration 1 "
+                                            r"\(decrypt_gradient\): GetTimeoutError"):
+        run.train(data, cfg, use_ray=True, progress=False, timeout=5,
+                  hooks={"arbiter": [("inject_failure", 1, "decrypt", 60.0)]})
