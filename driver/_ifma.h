@@ -180,39 +180,50 @@ ifma_release(ifma_ctx *c)
     mpz_clear(c->Rm);
 }
 
+/* The half of a column both products share: add the q_i * m_{k-i} terms, then either fix
+ * q_k (k < s: it zeroes the column's low 52 bits) or emit result limb k - s; carry onwards. */
+IFMA_FN static inline __attribute__((always_inline)) __m512i
+ifma_finish_column(int k, int lo, __m512i x0, __m512i x1, __m512i *q, __m512i *r,
+                   const ifma_ctx *c)
+{
+    const int s = c->s;
+    const __m512i zero = _mm512_setzero_si512();
+    __m512i y0 = zero, y1 = zero;
+    int qhi = k - 1 < s - 1 ? k - 1 : s - 1;
+    for (int i = lo; i <= qhi; i++) {
+        y0 = _mm512_madd52lo_epu64(y0, q[i], c->m[k - i]);
+        y1 = _mm512_madd52hi_epu64(y1, q[i], c->m[k - i]);
+    }
+    x0 = _mm512_add_epi64(x0, y0);
+    x1 = _mm512_add_epi64(x1, y1);
+    if (k < s) {
+        __m512i qk = _mm512_madd52lo_epu64(zero, x0, c->mp);
+        q[k] = qk;
+        x0 = _mm512_madd52lo_epu64(x0, qk, c->m[0]);
+        x1 = _mm512_madd52hi_epu64(x1, qk, c->m[0]);
+    } else {
+        r[k - s] = _mm512_and_si512(x0, _mm512_set1_epi64(IFMA_M52));
+    }
+    return _mm512_add_epi64(x1, _mm512_srli_epi64(x0, 52));
+}
+
 /* r = a * b * R^-1 (mod M); a, b < 2M in, r < 2M out; r may alias a or b */
 IFMA_FN static void
 ifma_mul(__m512i *r, const __m512i *a, const __m512i *b, const ifma_ctx *c)
 {
     const int s = c->s;
     const __m512i zero = _mm512_setzero_si512();
-    const __m512i mask = _mm512_set1_epi64(IFMA_M52);
     __m512i q[IFMA_MAXS];
     __m512i acc = zero;
     for (int k = 0; k < 2 * s; k++) {
         int lo = k - s + 1 > 0 ? k - s + 1 : 0;
         int hi = k < s - 1 ? k : s - 1;
-        __m512i x0 = acc, x1 = zero, y0 = zero, y1 = zero;
+        __m512i x0 = acc, x1 = zero;
         for (int i = lo; i <= hi; i++) {
             x0 = _mm512_madd52lo_epu64(x0, a[i], b[k - i]);
             x1 = _mm512_madd52hi_epu64(x1, a[i], b[k - i]);
         }
-        int qhi = k - 1 < s - 1 ? k - 1 : s - 1;
-        for (int i = lo; i <= qhi; i++) {
-            y0 = _mm512_madd52lo_epu64(y0, q[i], c->m[k - i]);
-            y1 = _mm512_madd52hi_epu64(y1, q[i], c->m[k - i]);
-        }
-        x0 = _mm512_add_epi64(x0, y0);
-        x1 = _mm512_add_epi64(x1, y1);
-        if (k < s) {
-            __m512i qk = _mm512_madd52lo_epu64(zero, x0, c->mp);
-            q[k] = qk;
-            x0 = _mm512_madd52lo_epu64(x0, qk, c->m[0]);
-            x1 = _mm512_madd52hi_epu64(x1, qk, c->m[0]);
-        } else {
-            r[k - s] = _mm512_and_si512(x0, mask);
-        }
-        acc = _mm512_add_epi64(x1, _mm512_srli_epi64(x0, 52));
+        acc = ifma_finish_column(k, lo, x0, x1, q, r, c);
     }
 }
 
@@ -222,12 +233,11 @@ ifma_sqr(__m512i *r, const __m512i *a, const ifma_ctx *c)
 {
     const int s = c->s;
     const __m512i zero = _mm512_setzero_si512();
-    const __m512i mask = _mm512_set1_epi64(IFMA_M52);
     __m512i q[IFMA_MAXS];
     __m512i acc = zero;
     for (int k = 0; k < 2 * s; k++) {
         int lo = k - s + 1 > 0 ? k - s + 1 : 0;
-        __m512i d0 = zero, d1 = zero, y0 = zero, y1 = zero;
+        __m512i d0 = zero, d1 = zero;
         for (int i = lo; 2 * i < k; i++) {
             d0 = _mm512_madd52lo_epu64(d0, a[i], a[k - i]);
             d1 = _mm512_madd52hi_epu64(d1, a[i], a[k - i]);
@@ -238,22 +248,7 @@ ifma_sqr(__m512i *r, const __m512i *a, const ifma_ctx *c)
             d0 = _mm512_madd52lo_epu64(d0, a[k / 2], a[k / 2]);
             d1 = _mm512_madd52hi_epu64(d1, a[k / 2], a[k / 2]);
         }
-        int qhi = k - 1 < s - 1 ? k - 1 : s - 1;
-        for (int i = lo; i <= qhi; i++) {
-            y0 = _mm512_madd52lo_epu64(y0, q[i], c->m[k - i]);
-            y1 = _mm512_madd52hi_epu64(y1, q[i], c->m[k - i]);
-        }
-        __m512i x0 = _mm512_add_epi64(_mm512_add_epi64(d0, y0), acc);
-        __m512i x1 = _mm512_add_epi64(d1, y1);
-        if (k < s) {
-            __m512i qk = _mm512_madd52lo_epu64(zero, x0, c->mp);
-            q[k] = qk;
-            x0 = _mm512_madd52lo_epu64(x0, qk, c->m[0]);
-            x1 = _mm512_madd52hi_epu64(x1, qk, c->m[0]);
-        } else {
-            r[k - s] = _mm512_and_si512(x0, mask);
-        }
-        acc = _mm512_add_epi64(x1, _mm512_srli_epi64(x0, 52));
+        acc = ifma_finish_column(k, lo, _mm512_add_epi64(d0, acc), d1, q, r, c);
     }
 }
 
@@ -271,10 +266,15 @@ ifma_select(__m512i *out, const __m512i *table, int entries, int want, int s)
     }
 }
 
-/* bases[i] = bases[i] ^ e mod M for all i (e > 0 shared): fixed 5-bit windows, 8 lanes a pass.
+/* bases[i] = bases[i] ^ e_i mod M, 8 lanes a pass, fixed 5-bit windows. With ``exps`` NULL
+ * every lane uses ``shared`` (> 0): the window digit is common, so the table entry is read
+ * directly, or with ``ct`` by a masked scan of every entry with a multiplication in every
+ * window (constant time). Otherwise each lane has its own exponent (>= 0) and gathers its entry
+ * from the lane-interleaved table (entry d, limb k, lane L at qword (d * s + k) * 8 + L).
  * Returns 0 on allocation failure (nothing changed). */
 IFMA_FN static int
-ifma_powmod_shared(mpz_t *bases, Py_ssize_t n, const mpz_t e, const ifma_ctx *c, int ct)
+ifma_powmod(mpz_t *bases, mpz_t *exps, const mpz_t shared, Py_ssize_t n, const ifma_ctx *c,
+            int ct)
 {
     const int s = c->s, w = 5, entries = 1 << 5;
     __m512i *T = ifma_alloc(sizeof(__m512i) * (size_t)entries * s);
@@ -287,79 +287,18 @@ ifma_powmod_shared(mpz_t *bases, Py_ssize_t n, const mpz_t e, const ifma_ctx *c,
     __m512i *b = x + s;
     mpz_t tmp;
     mpz_init(tmp);
-    size_t bits = mpz_sizeinbase(e, 2);
-    size_t nwin = (bits + w - 1) / w;
     for (Py_ssize_t g = 0; g < n; g += 8) {
         int lanes = n - g < 8 ? (int)(n - g) : 8;
+        size_t bits = exps ? 1 : mpz_sizeinbase(shared, 2);
         memset(buf, 0, sizeof(uint64_t) * 8 * (size_t)s);
         for (int L = 0; L < lanes; L++) {
             mpz_mod(tmp, bases[g + L], c->M);
             ifma_stage(buf, L, tmp, s);
+            if (exps && mpz_sizeinbase(exps[g + L], 2) > bits)
+                bits = mpz_sizeinbase(exps[g + L], 2);
         }
         ifma_load(b, buf, s);
         /* T[d] = base^d in Montgomery form */
-        memcpy(T, c->rm, sizeof(__m512i) * s);
-        ifma_mul(T + s, b, c->r2, c);
-        for (int d = 2; d < entries; d++)
-            ifma_mul(T + (size_t)d * s, T + (size_t)(d - 1) * s, T + s, c);
-        for (size_t win = nwin; win-- > 0;) {
-            int digit = 0;
-            for (int t = w - 1; t >= 0; t--)
-                digit = (digit << 1) | mpz_tstbit(e, (mp_bitcnt_t)(win * w + t));
-            if (win == nwin - 1) {
-                if (ct)
-                    ifma_select(x, T, entries, digit, s);
-                else
-                    memcpy(x, T + (size_t)digit * s, sizeof(__m512i) * s);
-                continue;
-            }
-            for (int t = 0; t < w; t++)
-                ifma_sqr(x, x, c);
-            if (ct) {
-                ifma_select(b, T, entries, digit, s);
-                ifma_mul(x, x, b, c);
-            } else if (digit) {
-                ifma_mul(x, x, T + (size_t)digit * s, c);
-            }
-        }
-        ifma_mul(x, x, c->one, c);
-        ifma_store(buf, x, s);
-        for (int L = 0; L < lanes; L++)
-            ifma_unstage(buf, L, bases[g + L], c);
-    }
-    mpz_clear(tmp);
-    free(T); free(x); free(buf);
-    return 1;
-}
-/* bases[i] = bases[i] ^ exps[i] mod M, exponents >= 0 and each lane its own: the lane's
- * window digit picks its table entry by a gather (T is lane-interleaved: entry d, limb k,
- * lane L at qword (d * s + k) * 8 + L), so every lane multiplies in every window. */
-IFMA_FN static int
-ifma_powmod_var(mpz_t *bases, mpz_t *exps, Py_ssize_t n, const ifma_ctx *c)
-{
-    const int s = c->s, w = 5, entries = 1 << 5;
-    __m512i *T = ifma_alloc(sizeof(__m512i) * (size_t)entries * s);
-    __m512i *x = ifma_alloc(sizeof(__m512i) * (size_t)s * 2);
-    uint64_t *buf = ifma_alloc(sizeof(uint64_t) * 8 * (size_t)s);
-    if (T == NULL || x == NULL || buf == NULL) {
-        free(T); free(x); free(buf);
-        return 0;
-    }
-    __m512i *b = x + s;
-    mpz_t tmp;
-    mpz_init(tmp);
-    for (Py_ssize_t g = 0; g < n; g += 8) {
-        int lanes = n - g < 8 ? (int)(n - g) : 8;
-        size_t bits = 1;
-        memset(buf, 0, sizeof(uint64_t) * 8 * (size_t)s);
-        for (int L = 0; L < lanes; L++) {
-            mpz_mod(tmp, bases[g + L], c->M);
-            ifma_stage(buf, L, tmp, s);
-            size_t eb = mpz_sizeinbase(exps[g + L], 2);
-            if (eb > bits)
-                bits = eb;
-        }
-        ifma_load(b, buf, s);
         memcpy(T, c->rm, sizeof(__m512i) * s);
         ifma_mul(T + s, b, c->r2, c);
         for (int d = 2; d < entries; d++)
@@ -368,22 +307,32 @@ ifma_powmod_var(mpz_t *bases, mpz_t *exps, Py_ssize_t n, const ifma_ctx *c)
         size_t nwin = (bits + w - 1) / w;
         for (size_t win = nwin; win-- > 0;) {
             long long idx[8];
+            int digit = 0;
             for (int L = 0; L < 8; L++) {
-                int digit = 0;
-                if (L < lanes)
+                int d = 0;
+                if (L < lanes || !exps)
                     for (int t = w - 1; t >= 0; t--)
-                        digit = (digit << 1) |
-                                mpz_tstbit(exps[g + L], (mp_bitcnt_t)(win * w + t));
-                idx[L] = (long long)digit * s * 8 + L;
+                        d = (d << 1) | mpz_tstbit(exps ? exps[g + (L < lanes ? L : 0)] : shared,
+                                                  (mp_bitcnt_t)(win * w + t));
+                idx[L] = (long long)d * s * 8 + L;
+                digit = d;
             }
             if (win != nwin - 1)
                 for (int t = 0; t < w; t++)
                     ifma_sqr(x, x, c);
-            __m512i vi = _mm512_loadu_si512((const void *)idx);
-            for (int k = 0; k < s; k++)
-                b[k] = _mm512_i64gather_epi64(
-                    _mm512_add_epi64(vi, _mm512_set1_epi64((long long)k * 8)), (const void *)T, 8);
-            ifma_mul(x, x, b, c);
+            if (exps) {
+                __m512i vi = _mm512_loadu_si512((const void *)idx);
+                for (int k = 0; k < s; k++)
+                    b[k] = _mm512_i64gather_epi64(
+                        _mm512_add_epi64(vi, _mm512_set1_epi64((long long)k * 8)),
+                        (const void *)T, 8);
+                ifma_mul(x, x, b, c);
+            } else if (ct) {
+                ifma_select(b, T, entries, digit, s);
+                ifma_mul(x, x, b, c);
+            } else if (digit) {
+                ifma_mul(x, x, T + (size_t)digit * s, c);
+            }
         }
         ifma_mul(x, x, c->one, c);
         ifma_store(buf, x, s);

@@ -256,7 +256,7 @@ native_powmod(PyObject *self, PyObject *args, PyObject *kwargs)
         ifma_ctx *ctx = ifma_alloc(sizeof(ifma_ctx));
         if (ctx != NULL && ifma_setup(ctx, m)) {
             if (shared_exp) {
-                done_ifma = ifma_powmod_shared(bases.v, bases.n, shared, ctx, secret);
+                done_ifma = ifma_powmod(bases.v, NULL, shared, bases.n, ctx, secret);
             } else if (!secret) {
                 /* negative exponents: invert the base first, as the GMP path does */
                 for (Py_ssize_t i = 0; i < bases.n && bad < 0; i++) {
@@ -268,7 +268,7 @@ native_powmod(PyObject *self, PyObject *args, PyObject *kwargs)
                     }
                 }
                 if (bad < 0)
-                    done_ifma = ifma_powmod_var(bases.v, exps.v, bases.n, ctx);
+                    done_ifma = ifma_powmod(bases.v, exps.v, shared, bases.n, ctx, 0);
             }
             ifma_release(ctx);
         }
