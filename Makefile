@@ -5,9 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.montpipe-installed
-EXTRAS ?= test,bench,fl
+EXTRAS ?= test,bench,fl,hdl
 
-.PHONY: all venv test demo walkthrough bench lint clean
+.PHONY: all venv test demo walkthrough bench lint verilog clean
 
 all: test
 
@@ -36,6 +36,10 @@ walkthrough: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m montpipe.bench.cpu $(BENCH_ARGS)
 	$(PY) -m montpipe.bench.fl $(BENCH_ARGS)
+
+# the gateware as Verilog, for cocotb and other flows
+verilog: $(STAMP)
+	$(PY) -m montpipe.hdl.export build/verilog
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

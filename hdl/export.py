@@ -1,0 +1,40 @@
+"""``python -m montpipe.hdl.export DIR``: write each block of the gateware as Verilog."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from .montmul import MontMulLane
+
+#: (file name, factory) of every block exported; widths are the defaults for the 85F build
+BLOCKS = [
+    ("montmul_lane_w16_s257.v", lambda: MontMulLane(width=16, max_words=257)),
+    ("montmul_lane_w18_s228.v", lambda: MontMulLane(width=18, max_words=228)),
+    ("montmul_lane_w16_s10.v", lambda: MontMulLane(width=16, max_words=10)),
+]
+
+
+def export(out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, make in BLOCKS:
+        top = make()
+        path = out / name
+        path.write_text(verilog.convert(top, name=path.stem))
+        written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    out = Path(args[0] if args else "build/verilog")
+    for path in export(out):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""Bit-exact and cycle-exact models of the gateware, for tests and for the ``model`` backend.
+
+Everything here is plain Python (no Amaranth), so the driver can import it to project device
+time without the toolchain installed.
+"""
+
+from __future__ import annotations
+
+__all__ = ["montgomery_words", "montmul_cycles", "montmul_reference", "mprime"]
+
+
+def montgomery_words(modulus_bits: int, width: int) -> int:
+    """Words ``s`` for an ``L``-bit modulus: ``R = 2^(W·s) > 4m`` keeps every operand and result
+    below ``2m``, so no subtraction is needed between multiplications."""
+    if modulus_bits < 2:
+        raise ValueError(f"modulus must have at least 2 bits, not {modulus_bits}")
+    return -(-(modulus_bits + 2) // width)
+
+
+def mprime(modulus: int, width: int) -> int:
+    """``-m⁻¹ mod 2^W`` for odd ``m``."""
+    if modulus % 2 == 0:
+        raise ValueError(f"Montgomery multiplication needs an odd modulus, not {modulus}")
+    return (-pow(modulus, -1, 1 << width)) % (1 << width)
+
+
+def montmul_reference(a: int, b: int, modulus: int, width: int, words: int) -> tuple[int, int]:
+    """What :class:`~montpipe.hdl.montmul.MontMulLane` computes, word for word: the FIOS
+    result ``t`` (``s`` words) and the word above it."""
+    mask = (1 << width) - 1
+    mp = mprime(modulus, width)
+    aw = [(a >> (width * i)) & mask for i in range(words)]
+    bw = [(b >> (width * i)) & mask for i in range(words)]
+    mw = [(modulus >> (width * i)) & mask for i in range(words)]
+    t = [0] * words
+    top = 0
+    for i in range(words):
+        p = t[0] + aw[i] * bw[0]
+        q = ((p & mask) * mp) & mask
+        carry = (p + q * mw[0]) >> width
+        for j in range(1, words):
+            x = t[j] + aw[i] * bw[j] + q * mw[j] + carry
+            t[j - 1] = x & mask
+            carry = x >> width
+        x = top + carry
+        t[words - 1] = x & mask
+        top = x >> width
+    return sum(v << (width * k) for k, v in enumerate(t)), top
+
+
+def montmul_cycles(words: int) -> int:
+    """Cycles from the clock edge that takes ``start`` to the first one with ``done`` high.
+
+    ``s`` rows of ``s + 1`` cycles, one closing cycle for the last row's top word, and the
+    cycle that registers ``done``.
+    """
+    if words < 2:
+        raise ValueError(f"the lane needs at least 2 words, not {words}")
+    return words * (words + 1) + 2

@@ -1,0 +1,130 @@
+"""The Montgomery lane on Amaranth's simulator, against gmpy2 and the cycle model."""
+
+import random
+
+import gmpy2
+import pytest
+
+amaranth = pytest.importorskip("amaranth", reason="gateware tests need pip install .[hdl]")
+
+from amaranth.sim import Simulator  # noqa: E402
+from montpipe.hdl.model import (  # noqa: E402
+    montgomery_words,
+    montmul_cycles,
+    montmul_reference,
+    mprime,
+)
+from montpipe.hdl.montmul import MontMulLane, Operand  # noqa: E402
+
+W = 16
+MAX_WORDS = 10
+
+
+def run_lane(cases, width=W, max_words=MAX_WORDS):
+    """Run every (a, b, m) on one lane; return [(result, top, cycles)]."""
+    dut = MontMulLane(width, max_words)
+    out = []
+
+    async def bench(ctx):
+        for a, b, mod in cases:
+            s = montgomery_words(mod.bit_length(), width)
+            for sel, value in ((Operand.A, a), (Operand.B, b), (Operand.M, mod)):
+                for k in range(s):
+                    ctx.set(dut.wr_en, 1)
+                    ctx.set(dut.wr_sel, sel)
+                    ctx.set(dut.wr_addr, k)
+                    ctx.set(dut.wr_data, (value >> (width * k)) & ((1 << width) - 1))
+                    await ctx.tick()
+            ctx.set(dut.wr_en, 0)
+            ctx.set(dut.words, s)
+            ctx.set(dut.mprime, mprime(mod, width))
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            cycles = 1
+            while not ctx.get(dut.done):
+                await ctx.tick()
+                cycles += 1
+                assert cycles < 10 * montmul_cycles(s), "the lane never finished"
+            assert not ctx.get(dut.busy)
+            words = []
+            for k in range(s):
+                ctx.set(dut.rd_addr, k)
+                await ctx.tick()
+                words.append(ctx.get(dut.rd_data))
+            result = sum(v << (width * k) for k, v in enumerate(words))
+            out.append((result, ctx.get(dut.top), cycles))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return out
+
+
+def edge_moduli(rng):
+    mods = []
+    for bits in (64, 100, 127, 128):
+        mods.append((1 << bits) - 1)                      # 2^k - 1
+        mods.append((1 << (bits - 1)) + 1)                # just above 2^(k-1)
+        mods.append(rng.getrandbits(bits) | 1 | (1 << (bits - 1)))
+    return mods
+
+
+def test_results_and_cycles_match_gmpy2_and_the_model():
+    rng = random.Random(20261127)
+    cases = []
+    for mod in edge_moduli(rng):
+        for a, b in [(0, 0), (1, 1), (mod - 1, mod - 1), (2 * mod - 1, 2 * mod - 1),
+                     (rng.randrange(2 * mod), rng.randrange(2 * mod))]:
+            cases.append((a, b, mod))
+    results = run_lane(cases)
+    for (a, b, mod), (result, top, cycles) in zip(cases, results, strict=True):
+        s = montgomery_words(mod.bit_length(), W)
+        r_inv = int(gmpy2.invert(1 << (W * s), mod))
+        assert result % mod == a * b * r_inv % mod, (a, b, mod)
+        assert result < 2 * mod and top == 0  # stays in [0, 2m): chains need no subtraction
+        assert (result, top) == montmul_reference(a, b, mod, W, s)
+        assert cycles == montmul_cycles(s), (s, cycles)
+
+
+def test_runtime_lengths_on_one_build():
+    rng = random.Random(7)
+    cases = [(rng.randrange(m), rng.randrange(m), m)
+             for m in (rng.getrandbits(bits) | 1 | (1 << (bits - 1)) for bits in (30, 62, 94, 158))]
+    for (a, b, mod), (result, _, cycles) in zip(cases, run_lane(cases), strict=True):
+        s = montgomery_words(mod.bit_length(), W)
+        assert result % mod == a * b * int(gmpy2.invert(1 << (W * s), mod)) % mod
+        assert cycles == montmul_cycles(s)
+
+
+@pytest.mark.parametrize("width", [17, 18])
+def test_other_word_widths(width):
+    rng = random.Random(width)
+    mod = rng.getrandbits(100) | 1 | (1 << 99)
+    cases = [(rng.randrange(2 * mod), rng.randrange(2 * mod), mod) for _ in range(3)]
+    for (a, b, mod_), (result, _, cycles) in zip(cases, run_lane(cases, width), strict=True):
+        s = montgomery_words(mod_.bit_length(), width)
+        assert result % mod_ == a * b * int(gmpy2.invert(1 << (width * s), mod_)) % mod_
+        assert cycles == montmul_cycles(s)
+
+
+def test_bad_parameters():
+    with pytest.raises(ValueError, match="Word width must be an integer from 2 to 18, not 19"):
+        MontMulLane(19)
+    with pytest.raises(ValueError, match="Word count must be an integer of at least 2, not 1"):
+        MontMulLane(16, 1)
+    with pytest.raises(ValueError, match="odd modulus"):
+        mprime(10, 16)
+    with pytest.raises(ValueError, match="at least 2 words"):
+        montmul_cycles(1)
+
+
+def test_verilog_export(tmp_path):
+    from montpipe.hdl.export import export
+
+    paths = export(tmp_path)
+    assert {p.name for p in paths} >= {"montmul_lane_w16_s257.v", "montmul_lane_w16_s10.v"}
+    text = (tmp_path / "montmul_lane_w16_s10.v").read_text()
+    assert "module montmul_lane_w16_s10(" in text
+    assert "input [15:0] wr_data;" in text and "output [17:0] top;" in text
