@@ -153,8 +153,9 @@ class PaillierPublicKey:
                 f"backend must be a Backend instance, a backend name or None, not {backend!r}"
             )
         self._hs = None if hs is None else int(hs)
-        if self._hs is not None and not (0 < self._hs < self.nsquare):
-            raise ValueError("hs must be in [1, n**2)")
+        if self._hs is not None and not (1 < self._hs < self.nsquare and
+                                         math.gcd(self._hs, n) == 1):
+            raise ValueError("hs must be in (1, n**2) and coprime to n")
         self._djn_table = None
         self._lock = threading.Lock()
 
@@ -319,18 +320,26 @@ class PaillierPublicKey:
 
     # -- serialization ----------------------------------------------------------------------
 
-    def to_json(self) -> str:
-        """The documented JSON form (``docs/serialization.md``)."""
+    def to_json(self, *, with_hs: bool = False) -> str:
+        """The documented JSON form (``docs/serialization.md``); ``with_hs`` includes this
+        key's DJN base, for parties that trust the writer to have drawn it honestly."""
         from . import serialization
 
-        return serialization.dumps(serialization.public_key_to_dict(self))
+        return serialization.dumps(serialization.public_key_to_dict(self, with_hs=with_hs))
 
     @classmethod
-    def from_json(cls, text: str, *, backend: str | Backend | None = None) -> PaillierPublicKey:
-        """Load a key written by :meth:`to_json`; malformed input is a ``ValueError``."""
+    def from_json(cls, text: str, *, backend: str | Backend | None = None,
+                  trust_hs: bool = False) -> PaillierPublicKey:
+        """Load a key written by :meth:`to_json`; malformed input is a ``ValueError``.
+
+        A DJN base ``hs`` in the document is used only with ``trust_hs=True``; otherwise this
+        key draws its own (an adversarial base, ``hs = 1`` say, would leave ciphertexts
+        readable by anyone).
+        """
         from . import serialization
 
-        return serialization.public_key_from_dict(serialization.loads(text), backend=backend)
+        return serialization.public_key_from_dict(serialization.loads(text), backend=backend,
+                                                  trust_hs=trust_hs)
 
 
 # -- private key --------------------------------------------------------------------------

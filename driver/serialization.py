@@ -92,19 +92,26 @@ def _check_ciphertext(c: int, public_key: PaillierPublicKey, where: str) -> int:
 
 # -- keys ---------------------------------------------------------------------------------
 
-def public_key_to_dict(pk: PaillierPublicKey) -> dict:
-    return {"type": PUBLIC_KEY, "version": VERSION, "key_id": pk.key_id, "n": _hex(pk.n),
-            "hs": _hex(pk.hs), "mode": pk.mode}
+def public_key_to_dict(pk: PaillierPublicKey, *, with_hs: bool = False) -> dict:
+    doc = {"type": PUBLIC_KEY, "version": VERSION, "key_id": pk.key_id, "n": _hex(pk.n),
+           "mode": pk.mode}
+    if with_hs:
+        doc["hs"] = _hex(pk.hs)
+    return doc
 
 
-def public_key_from_dict(doc: dict, backend=None) -> PaillierPublicKey:
+def public_key_from_dict(doc: dict, backend=None, *, trust_hs: bool = False) -> PaillierPublicKey:
     _check_header(doc, PUBLIC_KEY)
     n = _int(doc, "n", PUBLIC_KEY)
     if n < 15 or n % 2 == 0:
         raise ValueError(f"{PUBLIC_KEY}: n must be an odd composite modulus, not {n}")
     hs = _int(doc, "hs", PUBLIC_KEY) if "hs" in doc else None
-    if hs is not None and not (0 < hs < n * n and math.gcd(hs, n) == 1):
-        raise ValueError(f"{PUBLIC_KEY}: hs must be in [1, n**2) and coprime to n")
+    if hs is not None and not (1 < hs < n * n and math.gcd(hs, n) == 1):
+        raise ValueError(f"{PUBLIC_KEY}: hs must be in (1, n**2) and coprime to n")
+    if not trust_hs:
+        # A DJN base chosen by someone else could be one whose powers do not hide anything
+        # (hs = 1 makes ciphertexts readable by all); by default draw our own.
+        hs = None
     mode = doc.get("mode", "djn")
     if mode not in ("djn", "standard"):
         raise ValueError(f"{PUBLIC_KEY}: mode must be 'djn' or 'standard', not {mode!r}")
@@ -116,14 +123,16 @@ def public_key_from_dict(doc: dict, backend=None) -> PaillierPublicKey:
 
 def private_key_to_dict(sk: PaillierPrivateKey) -> dict:
     return {"type": PRIVATE_KEY, "version": VERSION,
-            "public_key": public_key_to_dict(sk.public_key), "p": _hex(sk.p), "q": _hex(sk.q)}
+            "public_key": public_key_to_dict(sk.public_key, with_hs=True),
+            "p": _hex(sk.p), "q": _hex(sk.q)}
 
 
 def private_key_from_dict(doc: dict, backend=None) -> PaillierPrivateKey:
     _check_header(doc, PRIVATE_KEY)
     if not isinstance(doc.get("public_key"), dict):
         raise ValueError(f"{PRIVATE_KEY}: missing or malformed field 'public_key'")
-    pk = public_key_from_dict(doc["public_key"], backend=backend)
+    # the key's owner wrote this h_s for itself: keep it (its table is then reusable)
+    pk = public_key_from_dict(doc["public_key"], backend=backend, trust_hs=True)
     p, q = _int(doc, "p", PRIVATE_KEY), _int(doc, "q", PRIVATE_KEY)
     if p * q != pk.n:
         raise ValueError(f"{PRIVATE_KEY}: p * q does not equal the public key's n")

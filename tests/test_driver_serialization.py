@@ -17,7 +17,13 @@ def test_key_round_trips(keys):
     pk, sk = keys
     pk2 = PaillierPublicKey.from_json(pk.to_json())
     sk2 = PaillierPrivateKey.from_json(sk.to_json())
-    assert pk2 == pk and pk2.hs == pk.hs and sk2 == sk and sk2.public_key == pk
+    assert pk2 == pk and sk2 == sk and sk2.public_key == pk
+    assert "hs" not in json.loads(pk.to_json())
+    # a received DJN base is not trusted unless asked: hs = 1 would hide nothing
+    hostile = json.dumps({**json.loads(pk.to_json()), "hs": hex(pk.n + 1)})
+    assert PaillierPublicKey.from_json(hostile).hs != pk.n + 1
+    assert PaillierPublicKey.from_json(pk.to_json(with_hs=True), trust_hs=True).hs == pk.hs
+    assert sk2.public_key.hs == pk.hs  # the owner's own base travels with the private key
     doc = json.loads(pk.to_json())
     assert doc["type"] == "montpipe/paillier-public-key" and doc["version"] == 1
     assert doc["n"] == hex(pk.n) and doc["key_id"] == pk.key_id
@@ -63,6 +69,8 @@ def test_bad_documents_are_clear_value_errors(keys, keypair_factory):
          "odd composite"),
         (lambda: PaillierPublicKey.from_json(
             json.dumps({**_doc(pk.to_json()), "key_id": "0000"})), "does not match n"),
+        (lambda: PaillierPublicKey.from_json(
+            json.dumps({**_doc(pk.to_json()), "hs": "0x1"}), trust_hs=True), "hs must be"),
         (lambda: PaillierPrivateKey.from_json(json.dumps({**_doc(sk.to_json()), "p": "0x3"})),
          "p \\* q does not equal"),
         (lambda: PaillierPrivateKey.from_json(json.dumps(
