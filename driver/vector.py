@@ -254,7 +254,11 @@ class EncryptedVector:
             c = b.ciphertext(be_secure=False)
             return self._like(pk.backend.mulmod(a._cts, [c] * len(a), pk.nsquare), low)
         if isinstance(other, EncodedNumber):
-            other = EncodedNumber.decode(other)
+            if other.public_key != pk:
+                raise ValueError(
+                    "Attempted to add numbers encoded against different public keys!"
+                )
+            other = other.decode()
         mantissas, exp = self._plain_operand(other, max_exponent=self.exponent)
         a = self.decrease_exponent_to(exp)
         n, nsq = gmpy2.mpz(pk.n), pk.nsquare

@@ -110,10 +110,13 @@ def train(data: VerticalSplit, config: Config, *, use_ray: bool = True,
     try:
         return _loop(data, config, parties, progress, timeout, hooks or {}, t_setup)
     finally:
-        if started_ray:
+        if use_ray:
             import ray
 
-            ray.shutdown()
+            for p in parties.values():  # a stuck party must not outlive the run on a cluster
+                ray.kill(p.handle)
+            if started_ray:
+                ray.shutdown()
 
 
 def _loop(data, config, parties, progress, timeout, hooks, t0) -> dict:
