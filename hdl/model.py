@@ -6,15 +6,19 @@ time without the toolchain installed.
 
 from __future__ import annotations
 
-__all__ = ["montgomery_words", "montmul_cycles", "montmul_reference", "mprime"]
+__all__ = ["MIN_WORDS", "montgomery_words", "montmul_cycles", "montmul_reference", "mprime"]
+
+#: the lane's smallest run-time word count
+MIN_WORDS = 3
 
 
 def montgomery_words(modulus_bits: int, width: int) -> int:
     """Words ``s`` for an ``L``-bit modulus: ``R = 2^(W·s) > 4m`` keeps every operand and result
-    below ``2m``, so no subtraction is needed between multiplications."""
+    below ``2m``, so no subtraction is needed between multiplications. At least 3: the lane
+    reads ``t_{s−2}`` and ``t_{s−1}`` of a row no earlier than the previous row writes them."""
     if modulus_bits < 2:
         raise ValueError(f"modulus must have at least 2 bits, not {modulus_bits}")
-    return -(-(modulus_bits + 2) // width)
+    return max(MIN_WORDS, -(-(modulus_bits + 2) // width))
 
 
 def mprime(modulus: int, width: int) -> int:
@@ -51,9 +55,10 @@ def montmul_reference(a: int, b: int, modulus: int, width: int, words: int) -> t
 def montmul_cycles(words: int) -> int:
     """Cycles from the clock edge that takes ``start`` to the first one with ``done`` high.
 
-    ``s`` rows of ``s + 1`` cycles, one closing cycle for the last row's top word, and the
-    cycle that registers ``done``.
+    ``s`` rows of ``s + 1`` cycles (multiplier B's ``q_i`` and ``s`` products), two cycles that
+    finish the last row (its last B product, then its top word), and the cycle that registers
+    ``done``.
     """
-    if words < 2:
-        raise ValueError(f"the lane needs at least 2 words, not {words}")
-    return words * (words + 1) + 2
+    if words < MIN_WORDS:
+        raise ValueError(f"the lane needs at least {MIN_WORDS} words, not {words}")
+    return words * (words + 1) + 3

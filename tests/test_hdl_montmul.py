@@ -91,7 +91,8 @@ def test_results_and_cycles_match_gmpy2_and_the_model():
 def test_runtime_lengths_on_one_build():
     rng = random.Random(7)
     cases = [(rng.randrange(m), rng.randrange(m), m)
-             for m in (rng.getrandbits(bits) | 1 | (1 << (bits - 1)) for bits in (30, 62, 94, 158))]
+             for m in (rng.getrandbits(bits) | 1 | (1 << (bits - 1))
+                     for bits in (12, 30, 46, 62, 94, 158))]
     for (a, b, mod), (result, _, cycles) in zip(cases, run_lane(cases), strict=True):
         s = montgomery_words(mod.bit_length(), W)
         assert result % mod == a * b * int(gmpy2.invert(1 << (W * s), mod)) % mod
@@ -112,12 +113,13 @@ def test_other_word_widths(width):
 def test_bad_parameters():
     with pytest.raises(ValueError, match="Word width must be an integer from 2 to 18, not 19"):
         MontMulLane(19)
-    with pytest.raises(ValueError, match="Word count must be an integer of at least 2, not 1"):
-        MontMulLane(16, 1)
+    with pytest.raises(ValueError, match="Word count must be an integer of at least 3, not 2"):
+        MontMulLane(16, 2)
     with pytest.raises(ValueError, match="odd modulus"):
         mprime(10, 16)
-    with pytest.raises(ValueError, match="at least 2 words"):
-        montmul_cycles(1)
+    with pytest.raises(ValueError, match="at least 3 words"):
+        montmul_cycles(2)
+    assert montgomery_words(20, 16) == 3  # small moduli are padded to the lane's minimum
 
 
 def test_verilog_export(tmp_path):
@@ -128,3 +130,11 @@ def test_verilog_export(tmp_path):
     text = (tmp_path / "montmul_lane_w16_s10.v").read_text()
     assert "module montmul_lane_w16_s10(" in text
     assert "input [15:0] wr_data;" in text and "output [17:0] top;" in text
+
+
+def test_lane_schedule_is_within_the_bound():
+    """Two multipliers a lane: the cycle count against ceil((2s^2 + s) / 2), the issue's bound."""
+    for s in range(17, 258):
+        bound = -(-(2 * s * s + s) // 2)
+        assert montmul_cycles(s) <= 1.11 * bound, s
+    assert montmul_cycles(129) / -(-(2 * 129 * 129 + 129) // 2) < 1.01
