@@ -2,10 +2,10 @@
 
 This is the first brick of the gateware (see ``docs/gateware-plan.md``): the lane computes
 ``a·b·R⁻¹`` modulo an odd ``m`` with ``R = 2^(W·s)``, for a word count ``s <= max_words`` chosen
-at run time. Operands are loaded word by word through the write port, the result is read
-back through ``rd_addr``/``rd_data``. The datapath is not yet pipelined for clock rate
-(the multipliers are behavioural and combinational); the schedule is what the cycle model
-(:func:`montpipe.hdl.model.montmul_cycles`) counts, exactly.
+at run time. Operands are loaded word by word into slots through the write port, the result is
+read back from its slot through ``rd_slot``/``rd_addr``/``rd_data``. The datapath is not yet
+pipelined for clock rate (the multipliers are behavioural and combinational); the schedule is
+what the cycle model (:func:`montpipe.hdl.model.montmul_cycles`) counts, exactly.
 
 Two multipliers, and both do useful work nearly every cycle: **A** forms ``a_i·b_j`` and
 **B** forms the row's quotient digit and then ``q_i·m_j``, one cycle behind A. Row ``i`` takes
@@ -31,65 +31,75 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["MontMulLane", "Operand"]
-
-
-class Operand:
-    """``wr_sel`` values: which memory a write goes to."""
-
-    A, B, M = 0, 1, 2
+__all__ = ["MontMulLane"]
 
 
 class MontMulLane(wiring.Component):
-    """Word-serial FIOS Montgomery multiplier (one lane).
+    """Word-serial FIOS Montgomery multiplier (one lane) over a memory of operand slots.
+
+    Operands live in ``slots`` vectors of ``max_words`` words; a multiplication names the slots
+    of ``a``, ``b`` and the result ``t`` (``t`` must differ from both), so an exponentiation
+    sequencer chains products without copying. The modulus has a memory of its own.
 
     Parameters
     ----------
     width:
         Word width W in bits (the hard multipliers' operand width: 16, 17 or 18 on ECP5).
     max_words:
-        Largest run-time word count ``s`` (memory depth).
+        Largest run-time word count ``s`` (words per slot).
+    slots:
+        Number of operand vectors.
 
     Attributes
     ----------
-    start, words, mprime:
-        Pulse ``start`` for one cycle while idle with ``words`` = ``s`` (3 <= s <= max_words)
-        and ``mprime`` = ``-m⁻¹ mod 2^W``.
+    start, words, mprime, a_slot, b_slot, t_slot:
+        Pulse ``start`` for one cycle while idle with ``words`` = ``s``
+        (3 <= s <= max_words), ``mprime`` = ``-m⁻¹ mod 2^W`` and the three slots.
     busy, done:
         ``busy`` from the cycle after ``start`` until ``done``, a one-cycle pulse.
-    wr_en, wr_sel, wr_addr, wr_data:
-        Operand load (while idle): ``wr_sel`` is :class:`Operand` ``A``, ``B`` or ``M``.
-    rd_addr, rd_data, top:
-        Result read (while idle, one cycle latency) and the word above it (0 for inputs
-        below ``2m`` with ``R > 4m``).
+    wr_en, wr_mod, wr_slot, wr_addr, wr_data:
+        Load a word while idle: into the modulus memory with ``wr_mod``, else into a slot.
+    rd_slot, rd_addr, rd_data, rd_mod_data, top:
+        Read a slot word and the modulus word at ``rd_addr`` while idle (one cycle latency);
+        ``top`` is the word above the last result (0 for inputs below ``2m``).
 
     Raises
     ------
     ValueError
-        ``width`` outside 2..18 or ``max_words`` below 3.
+        ``width`` outside 2..18, ``max_words`` below 3 or ``slots`` below 3.
     """
 
-    def __init__(self, width: int = 16, max_words: int = 8) -> None:
+    def __init__(self, width: int = 16, max_words: int = 8, slots: int = 3) -> None:
         if not isinstance(width, int) or not 2 <= width <= 18:
             self._MustUse__silence = True  # never built, so no "unused elaboratable" warning
             raise ValueError(f"Word width must be an integer from 2 to 18, not {width!r}")
         if not isinstance(max_words, int) or max_words < 3:
             self._MustUse__silence = True
             raise ValueError(f"Word count must be an integer of at least 3, not {max_words!r}")
+        if not isinstance(slots, int) or slots < 3:
+            self._MustUse__silence = True
+            raise ValueError(f"Slot count must be an integer of at least 3, not {slots!r}")
         self._width = width
         self._max_words = max_words
+        self._slots = slots
         super().__init__({
             "start": In(1),
             "words": In(range(max_words + 1)),
             "mprime": In(width),
+            "a_slot": In(range(slots)),
+            "b_slot": In(range(slots)),
+            "t_slot": In(range(slots)),
             "busy": Out(1),
             "done": Out(1),
             "wr_en": In(1),
-            "wr_sel": In(2),
+            "wr_mod": In(1),
+            "wr_slot": In(range(slots)),
             "wr_addr": In(range(max_words)),
             "wr_data": In(width),
+            "rd_slot": In(range(slots)),
             "rd_addr": In(range(max_words)),
             "rd_data": Out(width),
+            "rd_mod_data": Out(width),
             "top": Out(width + 2),
         })
 
@@ -101,23 +111,30 @@ class MontMulLane(wiring.Component):
     def max_words(self) -> int:
         return self._max_words
 
+    @property
+    def slots(self) -> int:
+        return self._slots
+
     def elaborate(self, platform):
         m = Module()
         W, S = self._width, self._max_words
 
-        mems = {}
-        for name in ("a", "b", "m", "t"):
-            mems[name] = Memory(shape=W, depth=S, init=[])
-            m.submodules[f"mem_{name}"] = mems[name]
-        rd = {k: v.read_port() for k, v in mems.items()}
-        wr = {k: v.write_port() for k, v in mems.items()}
+        N = self._slots
+        vec = Memory(shape=W, depth=N * S, init=[])
+        mod = Memory(shape=W, depth=S, init=[])
+        m.submodules.vec = vec
+        m.submodules.mod = mod
+        rd = {"a": vec.read_port(), "b": vec.read_port(), "t": vec.read_port(),
+              "m": mod.read_port()}
+        wr_v, wr_m = vec.write_port(), mod.write_port()
 
-        for sel, name in ((Operand.A, "a"), (Operand.B, "b"), (Operand.M, "m")):
-            m.d.comb += [
-                wr[name].addr.eq(self.wr_addr),
-                wr[name].data.eq(self.wr_data),
-                wr[name].en.eq(self.wr_en & ~self.busy & (self.wr_sel == sel)),
-            ]
+        a_base = Signal(range(N * S))
+        b_base = Signal(range(N * S))
+        t_base = Signal(range(N * S))
+        m.d.comb += [
+            wr_m.addr.eq(self.wr_addr), wr_m.data.eq(self.wr_data),
+            wr_m.en.eq(self.wr_en & self.wr_mod & ~self.busy),
+        ]
 
         s = Signal(range(S + 1))
         mprime = Signal(W)
@@ -138,12 +155,15 @@ class MontMulLane(wiring.Component):
 
         with m.If(self.busy):
             m.d.comb += [
-                rd["t"].addr.eq(c), rd["b"].addr.eq(c), rd["m"].addr.eq(c - 1),
-                rd["a"].addr.eq(row),
+                rd["t"].addr.eq(t_base + c), rd["b"].addr.eq(b_base + c),
+                rd["m"].addr.eq(c - 1), rd["a"].addr.eq(a_base + row),
             ]
         with m.Else():
-            m.d.comb += rd["t"].addr.eq(self.rd_addr)
-        m.d.comb += self.rd_data.eq(rd["t"].data)
+            m.d.comb += [
+                rd["t"].addr.eq(self.rd_slot * S + self.rd_addr),
+                rd["m"].addr.eq(self.rd_addr),
+            ]
+        m.d.comb += [self.rd_data.eq(rd["t"].data), self.rd_mod_data.eq(rd["m"].data)]
 
         in_row = (row < s) & (c >= 1) & (c <= s)
         t_j = Mux(first_row, 0, rd["t"].data)
@@ -160,12 +180,19 @@ class MontMulLane(wiring.Component):
         x_top = t_top + carry
 
         m.d.sync += self.done.eq(0)
-        m.d.comb += wr["t"].en.eq(0)
+        # the slot memory's one write port: loads while idle, t while busy
+        with m.If(~self.busy):
+            m.d.comb += [
+                wr_v.addr.eq(self.wr_slot * S + self.wr_addr), wr_v.data.eq(self.wr_data),
+                wr_v.en.eq(self.wr_en & ~self.wr_mod),
+            ]
 
         with m.If(~self.busy):
             with m.If(self.start):
                 m.d.sync += [
                     s.eq(self.words), mprime.eq(self.mprime),
+                    a_base.eq(self.a_slot * S), b_base.eq(self.b_slot * S),
+                    t_base.eq(self.t_slot * S),
                     row.eq(0), c.eq(0), first_row.eq(1),
                     t_top.eq(0), carry.eq(0), b_valid.eq(0), close.eq(0),
                     self.busy.eq(1),
@@ -183,13 +210,13 @@ class MontMulLane(wiring.Component):
                 m.d.sync += carry.eq(x[W:])
                 with m.If(b_word != 0):
                     m.d.comb += [
-                        wr["t"].addr.eq(b_word - 1), wr["t"].data.eq(x[:W]),
-                        wr["t"].en.eq(1),
+                        wr_v.addr.eq(t_base + b_word - 1), wr_v.data.eq(x[:W]),
+                        wr_v.en.eq(1),
                     ]
             # closing word s (adder only; B and the write port are free in this cycle)
             with m.If(close):
                 m.d.comb += [
-                    wr["t"].addr.eq(s - 1), wr["t"].data.eq(x_top[:W]), wr["t"].en.eq(1),
+                    wr_v.addr.eq(t_base + s - 1), wr_v.data.eq(x_top[:W]), wr_v.en.eq(1),
                 ]
                 m.d.sync += t_top.eq(x_top[W:])
             # advance: s rows of s + 1 cycles, then two closing cycles

@@ -14,46 +14,64 @@ from montpipe.hdl.model import (  # noqa: E402
     montmul_reference,
     mprime,
 )
-from montpipe.hdl.montmul import MontMulLane, Operand  # noqa: E402
+from montpipe.hdl.montmul import MontMulLane  # noqa: E402
 
 W = 16
 MAX_WORDS = 10
 
 
 def run_lane(cases, width=W, max_words=MAX_WORDS):
-    """Run every (a, b, m) on one lane; return [(result, top, cycles)]."""
-    dut = MontMulLane(width, max_words)
+    """Run every (a, b, m) on one lane (a in slot 0, b in slot 1, t to slot 2), plus a squaring
+    of b (a = b = slot 1, t to slot 0); return [(result, top, cycles, square)]."""
+    dut = MontMulLane(width, max_words, slots=3)
     out = []
+
+    async def write(ctx, slot, value, s, modulus=False):
+        for k in range(s):
+            ctx.set(dut.wr_en, 1)
+            ctx.set(dut.wr_mod, modulus)
+            ctx.set(dut.wr_slot, slot)
+            ctx.set(dut.wr_addr, k)
+            ctx.set(dut.wr_data, (value >> (width * k)) & ((1 << width) - 1))
+            await ctx.tick()
+        ctx.set(dut.wr_en, 0)
+
+    async def multiply(ctx, s, mod, a_slot, b_slot, t_slot):
+        ctx.set(dut.words, s)
+        ctx.set(dut.mprime, mprime(mod, width))
+        ctx.set(dut.a_slot, a_slot)
+        ctx.set(dut.b_slot, b_slot)
+        ctx.set(dut.t_slot, t_slot)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        cycles = 1
+        while not ctx.get(dut.done):
+            await ctx.tick()
+            cycles += 1
+            assert cycles < 10 * montmul_cycles(s), "the lane never finished"
+        assert not ctx.get(dut.busy)
+        return cycles
+
+    async def read(ctx, slot, s):
+        words = []
+        for k in range(s):
+            ctx.set(dut.rd_slot, slot)
+            ctx.set(dut.rd_addr, k)
+            await ctx.tick()
+            words.append(ctx.get(dut.rd_data))
+        return sum(v << (width * k) for k, v in enumerate(words))
 
     async def bench(ctx):
         for a, b, mod in cases:
             s = montgomery_words(mod.bit_length(), width)
-            for sel, value in ((Operand.A, a), (Operand.B, b), (Operand.M, mod)):
-                for k in range(s):
-                    ctx.set(dut.wr_en, 1)
-                    ctx.set(dut.wr_sel, sel)
-                    ctx.set(dut.wr_addr, k)
-                    ctx.set(dut.wr_data, (value >> (width * k)) & ((1 << width) - 1))
-                    await ctx.tick()
-            ctx.set(dut.wr_en, 0)
-            ctx.set(dut.words, s)
-            ctx.set(dut.mprime, mprime(mod, width))
-            ctx.set(dut.start, 1)
-            await ctx.tick()
-            ctx.set(dut.start, 0)
-            cycles = 1
-            while not ctx.get(dut.done):
-                await ctx.tick()
-                cycles += 1
-                assert cycles < 10 * montmul_cycles(s), "the lane never finished"
-            assert not ctx.get(dut.busy)
-            words = []
-            for k in range(s):
-                ctx.set(dut.rd_addr, k)
-                await ctx.tick()
-                words.append(ctx.get(dut.rd_data))
-            result = sum(v << (width * k) for k, v in enumerate(words))
-            out.append((result, ctx.get(dut.top), cycles))
+            await write(ctx, 0, a, s)
+            await write(ctx, 1, b, s)
+            await write(ctx, 0, mod, s, modulus=True)
+            cycles = await multiply(ctx, s, mod, 0, 1, 2)
+            result, top = await read(ctx, 2, s), ctx.get(dut.top)
+            assert await multiply(ctx, s, mod, 1, 1, 0) == cycles
+            out.append((result, top, cycles, await read(ctx, 0, s)))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
@@ -79,10 +97,11 @@ def test_results_and_cycles_match_gmpy2_and_the_model():
                      (rng.randrange(2 * mod), rng.randrange(2 * mod))]:
             cases.append((a, b, mod))
     results = run_lane(cases)
-    for (a, b, mod), (result, top, cycles) in zip(cases, results, strict=True):
+    for (a, b, mod), (result, top, cycles, square) in zip(cases, results, strict=True):
         s = montgomery_words(mod.bit_length(), W)
         r_inv = int(gmpy2.invert(1 << (W * s), mod))
         assert result % mod == a * b * r_inv % mod, (a, b, mod)
+        assert square % mod == b * b * r_inv % mod and square < 2 * mod
         assert result < 2 * mod and top == 0  # stays in [0, 2m): chains need no subtraction
         assert (result, top) == montmul_reference(a, b, mod, W, s)
         assert cycles == montmul_cycles(s), (s, cycles)
@@ -93,7 +112,7 @@ def test_runtime_lengths_on_one_build():
     cases = [(rng.randrange(m), rng.randrange(m), m)
              for m in (rng.getrandbits(bits) | 1 | (1 << (bits - 1))
                      for bits in (12, 30, 46, 62, 94, 158))]
-    for (a, b, mod), (result, _, cycles) in zip(cases, run_lane(cases), strict=True):
+    for (a, b, mod), (result, _, cycles, _) in zip(cases, run_lane(cases), strict=True):
         s = montgomery_words(mod.bit_length(), W)
         assert result % mod == a * b * int(gmpy2.invert(1 << (W * s), mod)) % mod
         assert cycles == montmul_cycles(s)
@@ -104,7 +123,8 @@ def test_other_word_widths(width):
     rng = random.Random(width)
     mod = rng.getrandbits(100) | 1 | (1 << 99)
     cases = [(rng.randrange(2 * mod), rng.randrange(2 * mod), mod) for _ in range(3)]
-    for (a, b, mod_), (result, _, cycles) in zip(cases, run_lane(cases, width), strict=True):
+    for (a, b, mod_), (result, _, cycles, _) in zip(cases, run_lane(cases, width),
+                                                    strict=True):
         s = montgomery_words(mod_.bit_length(), width)
         assert result % mod_ == a * b * int(gmpy2.invert(1 << (width * s), mod_)) % mod_
         assert cycles == montmul_cycles(s)
@@ -115,6 +135,8 @@ def test_bad_parameters():
         MontMulLane(19)
     with pytest.raises(ValueError, match="Word count must be an integer of at least 3, not 2"):
         MontMulLane(16, 2)
+    with pytest.raises(ValueError, match="Slot count must be an integer of at least 3, not 2"):
+        MontMulLane(16, 8, 2)
     with pytest.raises(ValueError, match="odd modulus"):
         mprime(10, 16)
     with pytest.raises(ValueError, match="at least 3 words"):
