@@ -7,6 +7,7 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
+from .modexp import ModExpLane
 from .montmul import MontMulLane
 
 #: (file name, factory) of every block exported; widths are the defaults for the 85F build
@@ -14,6 +15,8 @@ BLOCKS = [
     ("montmul_lane_w16_s257.v", lambda: MontMulLane(width=16, max_words=257, slots=3)),
     ("montmul_lane_w18_s228.v", lambda: MontMulLane(width=18, max_words=228, slots=3)),
     ("montmul_lane_w16_s10.v", lambda: MontMulLane(width=16, max_words=10, slots=3)),
+    ("modexp_lane_w16_s257_win2.v",
+     lambda: ModExpLane(width=16, max_words=257, window=2, max_windows=2048)),
 ]
 
 

@@ -6,7 +6,15 @@ time without the toolchain installed.
 
 from __future__ import annotations
 
-__all__ = ["MIN_WORDS", "montgomery_words", "montmul_cycles", "montmul_reference", "mprime"]
+__all__ = [
+    "MIN_WORDS",
+    "exponent_digits",
+    "modexp_cycles",
+    "montgomery_words",
+    "montmul_cycles",
+    "montmul_reference",
+    "mprime",
+]
 
 #: the lane's smallest run-time word count
 MIN_WORDS = 3
@@ -62,3 +70,39 @@ def montmul_cycles(words: int) -> int:
     if words < MIN_WORDS:
         raise ValueError(f"the lane needs at least {MIN_WORDS} words, not {words}")
     return words * (words + 1) + 3
+
+
+def exponent_digits(exponent: int, window: int, windows: int | None = None) -> list[int]:
+    """The ``window``-bit digits of ``exponent``, least significant first, as
+    :class:`~montpipe.hdl.modexp.ModExpLane` takes them; ``windows`` pads with zero digits to a
+    declared length (constant-time mode), or defaults to ``ceil(bits / window)``."""
+    if exponent < 0:
+        raise ValueError(f"exponent must be non-negative, not {exponent}")
+    needed = -(-exponent.bit_length() // window)
+    if windows is None:
+        windows = needed
+    elif windows < needed:
+        raise ValueError(f"exponent of {exponent.bit_length()} bits does not fit {windows} "
+                         f"windows of {window} bits")
+    mask = (1 << window) - 1
+    return [(exponent >> (window * i)) & mask for i in range(windows)]
+
+
+def modexp_cycles(words: int, window: int, digits: list[int], const_time: bool) -> int:
+    """Cycles from the edge that takes ``start`` to the first with ``done`` high, for
+    :class:`~montpipe.hdl.modexp.ModExpLane`.
+
+    Writing the slot ``ONE`` takes ``s`` cycles; every product costs ``montmul_cycles(s) + 2``
+    (issue, wait, decide); ``2^w`` products build the table (conversion of the base and of 1
+    included); every window but the most significant takes ``w`` squarings, its digit product
+    (always in constant-time mode, for non-zero digits otherwise) and two cycles of control;
+    conversion out is one product; the final comparison with ``m`` takes ``s + 1`` cycles.
+    In constant-time mode the count depends only on ``len(digits)``.
+    """
+    product = montmul_cycles(words) + 2
+    cycles = 1 + words + (1 << window) * product + 1 + 1 + product + 1 + words
+    if digits:
+        cycles += 2
+        for d in digits[:-1]:
+            cycles += 2 + window * product + (product if (d or const_time) else 0)
+    return cycles
