@@ -26,7 +26,7 @@ no clearing between multiplications.
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal
+from amaranth import Array, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -128,6 +128,9 @@ class MontMulLane(wiring.Component):
               "m": mod.read_port()}
         wr_v, wr_m = vec.write_port(), mod.write_port()
 
+        # slot k starts at word k*S: a table of constants, not a multiplier (yosys would spend
+        # a MULT18X18D on each slot * S)
+        slot_base = Array(Const(k * S, range(N * S)) for k in range(N))
         a_base = Signal(range(N * S))
         b_base = Signal(range(N * S))
         t_base = Signal(range(N * S))
@@ -160,7 +163,7 @@ class MontMulLane(wiring.Component):
             ]
         with m.Else():
             m.d.comb += [
-                rd["t"].addr.eq(self.rd_slot * S + self.rd_addr),
+                rd["t"].addr.eq(slot_base[self.rd_slot] + self.rd_addr),
                 rd["m"].addr.eq(self.rd_addr),
             ]
         m.d.comb += [self.rd_data.eq(rd["t"].data), self.rd_mod_data.eq(rd["m"].data)]
@@ -183,7 +186,7 @@ class MontMulLane(wiring.Component):
         # the slot memory's one write port: loads while idle, t while busy
         with m.If(~self.busy):
             m.d.comb += [
-                wr_v.addr.eq(self.wr_slot * S + self.wr_addr), wr_v.data.eq(self.wr_data),
+                wr_v.addr.eq(slot_base[self.wr_slot] + self.wr_addr), wr_v.data.eq(self.wr_data),
                 wr_v.en.eq(self.wr_en & ~self.wr_mod),
             ]
 
@@ -191,8 +194,8 @@ class MontMulLane(wiring.Component):
             with m.If(self.start):
                 m.d.sync += [
                     s.eq(self.words), mprime.eq(self.mprime),
-                    a_base.eq(self.a_slot * S), b_base.eq(self.b_slot * S),
-                    t_base.eq(self.t_slot * S),
+                    a_base.eq(slot_base[self.a_slot]), b_base.eq(slot_base[self.b_slot]),
+                    t_base.eq(slot_base[self.t_slot]),
                     row.eq(0), c.eq(0), first_row.eq(1),
                     t_top.eq(0), carry.eq(0), b_valid.eq(0), close.eq(0),
                     self.busy.eq(1),
