@@ -314,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.add_argument(f"--{r}-node", default=None, help=f"Ray node id to pin the {r} to")
     ap.add_argument("--address", default=None, help="join this Ray cluster instead of starting one")
     ap.add_argument("--no-ray", action="store_true", help="run the parties in this process")
-    ap.add_argument("--timeout", type=float, default=600.0, help="seconds to wait on a party")
+    ap.add_argument("--timeout", type=float, default=600.0,
+                    help="seconds to wait on a party before giving up (Ray mode)")
     ap.add_argument("--out", default="build/fl_demo", help="folder for report.json and report.png")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)

@@ -41,6 +41,7 @@ def ifma_active() -> bool:
     """Whether batches run on the AVX-512 IFMA kernels (CPU support, not ``MONTPIPE_IFMA=0``)."""
     return _native is not None and _native.ifma()
 
+
 # Below this much estimated work (nanoseconds) a batch runs in the calling thread: handing
 # it to the pool costs more than it saves.
 _PARALLEL_THRESHOLD_NS = 300_000
@@ -51,7 +52,7 @@ def fixed_base_window(max_bits: int, modulus: int, budget_bytes: int) -> int:
     table of ``ceil(max_bits / w) * (2**w - 1)`` residues fits in ``budget_bytes``.
 
     Each multiplication modulo a 4096-bit n**2 costs ~5 us with GMP, so for a 2048-bit key
-    w = 10 (54 MiB, 102 multiplications) against w = 8 (16 MiB, 127) is what puts DJN
+    w = 10 (51 MiB, 102 multiplications) against w = 8 (16 MiB, 127) is what puts DJN
     encryption ahead of SecretFlow HEU on one core (README, "DJN encryption").
     """
     size = (int(modulus).bit_length() + 63) // 64 * 8
