@@ -104,6 +104,14 @@ def train(data: VerticalSplit, config: Config, *, use_ray: bool = True,
             else:
                 ray.init(include_dashboard=False, log_to_driver=False, num_cpus=None)
             started_ray = True
+        alive = {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+        for role in ROLES:
+            node = nodes.get(role)
+            if node and node not in alive:
+                if started_ray:
+                    ray.shutdown()
+                raise ValueError(f"--{role}-node: no live Ray node {node!r}; this cluster has "
+                                 f"{', '.join(sorted(alive))}")
         parties = {r: _RayParty(r, c, a, nodes.get(r)) for r, (c, a) in specs.items()}
     else:
         parties = {r: _Local(r, c(*a)) for r, (c, a) in specs.items()}

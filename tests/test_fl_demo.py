@@ -209,3 +209,20 @@ def test_a_stuck_party_times_out_with_a_clear_error(data):
                                             r"\(decrypt_gradient\): GetTimeoutError"):
         run.train(data, cfg, use_ray=True, progress=False, timeout=5,
                   hooks={"arbiter": [("inject_failure", 1, "decrypt", 60.0)]})
+
+
+@pytest.mark.slow
+def test_parties_pinned_to_a_node(data):
+    ray = pytest.importorskip("ray")
+    ray.init(include_dashboard=False, log_to_driver=False)
+    try:
+        node = ray.get_runtime_context().get_node_id()
+        cfg = Config(iterations=1, key_bits=512)
+        res = run.train(data, cfg, use_ray=True, progress=False, timeout=120,
+                        nodes={r: node for r in run.ROLES})
+        assert len(res["history"]) == 1
+        with pytest.raises(ValueError, match="--guest-node: no live Ray node 'ab12'"):
+            run.train(data, cfg, use_ray=True, progress=False, timeout=5,
+                      nodes={"guest": "ab12"})
+    finally:
+        ray.shutdown()
