@@ -7,6 +7,7 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
+from .core import ModExpCore
 from .modexp import ModExpLane
 from .montmul import MontMulLane
 
@@ -17,6 +18,8 @@ BLOCKS = [
     ("montmul_lane_w16_s10.v", lambda: MontMulLane(width=16, max_words=10, slots=3)),
     ("modexp_lane_w16_s257_win2.v",
      lambda: ModExpLane(width=16, max_words=257, window=2, max_windows=2048)),
+    ("modexp_core_w16_s257_win2.v",
+     lambda: ModExpCore(width=16, max_words=257, window=2, max_windows=2048)),
 ]
 
 

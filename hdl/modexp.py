@@ -80,8 +80,8 @@ class ModExpLane(wiring.Component):
         ``done`` pulses when the result is readable.
     wr_en, wr_target, wr_addr, wr_data:
         Loads while idle (:class:`Target`).
-    rd_addr, rd_data:
-        Result words while idle (one cycle latency).
+    rd_addr, rd_data, rd_mod_data:
+        Result and modulus words while idle (one cycle latency).
     """
 
     def __init__(self, width: int = 16, max_words: int = 8, window: int = 2,
@@ -109,6 +109,7 @@ class ModExpLane(wiring.Component):
             "wr_data": In(width),
             "rd_addr": In(range(max_words)),
             "rd_data": Out(width),
+            "rd_mod_data": Out(width),
         })
 
     @property
@@ -149,6 +150,7 @@ class ModExpLane(wiring.Component):
                 lane.wr_addr.eq(self.wr_addr), lane.wr_data.eq(self.wr_data),
                 lane.rd_slot.eq(result_slot), lane.rd_addr.eq(self.rd_addr),
                 self.rd_data.eq(Mux(is_m, 0, lane.rd_data)),
+                self.rd_mod_data.eq(lane.rd_mod_data),
             ]
         m.d.comb += [lane.words.eq(s), exp_rd.addr.eq(win)]
 

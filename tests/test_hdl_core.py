@@ -1,0 +1,134 @@
+"""The lane behind tagged streams: results, tags, handshakes, and every error status."""
+
+import random
+from itertools import cycle
+
+import gmpy2
+import pytest
+
+pytest.importorskip("amaranth", reason="gateware tests need pip install .[hdl]")
+
+from amaranth.sim import Simulator
+from montpipe.hdl.core import HEADER_BEATS, ModExpCore, Status
+from montpipe.hdl.model import exponent_digits, montgomery_words, mprime
+
+W, WINDOW, MAX_WORDS, MAX_WINDOWS = 16, 2, 6, 40
+MASK = (1 << W) - 1
+
+
+def frame(tag, base, e, mod, const_time=False, *, words=None, windows=None, r2=None):
+    """The beats of a request (list of (data, last))."""
+    s = words if words is not None else montgomery_words(mod.bit_length(), W)
+    digits = exponent_digits(e, WINDOW, windows)
+    mp = mprime(mod, W) if mod % 2 else 0
+    r2 = pow(2, 2 * W * s, mod) if r2 is None and mod > 1 else (r2 or 0)
+    beats = [tag, s, len(digits), int(const_time), mp]
+    for value in (mod, r2, base):
+        beats += [(value >> (W * k)) & MASK for k in range(s)]
+    beats += digits
+    return [(b, i == len(beats) - 1) for i, b in enumerate(beats)]
+
+
+def run(frames, idle=None, backpressure=None):
+    """Send frames (idle: pattern of valid gaps), collect result frames (backpressure: pattern
+    of ready). Returns [(tag, status, words)] and whether the core ended idle and empty."""
+    dut = ModExpCore(W, MAX_WORDS, WINDOW, MAX_WINDOWS)
+    results, done = [], {}
+    idle = cycle(idle or [1])
+    backpressure = cycle(backpressure or [1])
+    expected = len(frames)
+
+    async def sender(ctx):
+        for beats in frames:
+            for data, last in beats:
+                while not next(idle):
+                    ctx.set(dut.i_req.valid, 0)
+                    await ctx.tick()
+                ctx.set(dut.i_req.valid, 1)
+                ctx.set(dut.i_req.p.data, data)
+                ctx.set(dut.i_req.p.last, last)
+                await ctx.tick().until(dut.i_req.ready)
+            ctx.set(dut.i_req.valid, 0)
+
+    async def receiver(ctx):
+        n = 0
+        while len(results) < expected:
+            ctx.set(dut.o_res.ready, next(backpressure))
+            await ctx.tick()
+            n += 1
+            assert n < 200_000, "the core stopped answering"
+        done["idle"] = not ctx.get(dut.busy) and not ctx.get(dut.o_res.valid)
+
+    async def monitor(ctx):
+        words = []
+        async for _clk, _rst, valid, ready, tag, status, data, last in ctx.tick().sample(
+                dut.o_res.valid, dut.o_res.ready, dut.o_res.p.tag, dut.o_res.p.status,
+                dut.o_res.p.data, dut.o_res.p.last):
+            if valid and ready:
+                words.append(data)
+                if last:
+                    results.append((tag, Status(status), words))
+                    words = []
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(sender, background=True)
+    sim.add_process(monitor)
+    sim.add_testbench(receiver)
+    sim.run()
+    return results, done.get("idle")
+
+
+def value(words):
+    return sum(w << (W * k) for k, w in enumerate(words))
+
+
+@pytest.mark.parametrize("idle, backpressure", [
+    (None, None), ([1, 1, 0], None), (None, [1, 0, 0, 1]), ([0, 1], [1, 1, 1, 0]),
+])
+def test_results_tags_and_handshakes(idle, backpressure):
+    rng = random.Random(1 if idle is None else 2)
+    cases = []
+    for tag in range(5):
+        mod = rng.getrandbits(rng.choice([40, 64, 80])) | 1 | (1 << 39)
+        cases.append((tag + 100, rng.randrange(mod), rng.getrandbits(30), mod, tag % 2))
+    frames = [frame(t, b, e, mod_, ct) for t, b, e, mod_, ct in cases]
+    results, idle_at_end = run(frames, idle, backpressure)
+    assert [r[0] for r in results] == [c[0] for c in cases]  # in order, nothing lost or doubled
+    for (tag, base, e, mod, _), (rtag, status, words) in zip(cases, results, strict=True):
+        assert status == Status.OK and rtag == tag
+        assert value(words) == int(gmpy2.powmod(base, e, mod))
+    assert idle_at_end
+
+
+def test_every_error_status_then_a_good_request():
+    rng = random.Random(3)
+    mod = rng.getrandbits(60) | 1 | (1 << 59)
+    good = frame(9, 12345, 65537, mod)
+    too_long = frame(1, 5, 3, mod, words=MAX_WORDS + 1)
+    too_short = frame(2, 5, 3, mod, words=2)
+    too_many_windows = frame(3, 5, 3, mod)
+    too_many_windows[2] = (MAX_WINDOWS + 1, False)  # the header claims more windows than fit
+    header_only = [(b, False) for b, _ in frame(11, 5, 3, mod)[:HEADER_BEATS]]
+    header_only[-1] = (header_only[-1][0], True)
+    even = frame(4, 5, 3, mod + 1)
+    zero = frame(5, 0, 3, 0, words=4)
+    base_eq = frame(6, mod, 3, mod)
+    base_gt = frame(7, mod + 9, 3, mod)
+    early = frame(8, 5, 3, mod)[:7]
+    early[-1] = (early[-1][0], True)
+    no_last = [(b, False) for b, _ in frame(10, 5, 3, mod)] + [(0, False), (0, True)]
+    frames = [too_long, too_short, too_many_windows, even, zero, base_eq, base_gt, early,
+              no_last, header_only, good]
+    results, idle_at_end = run(frames, [1, 0, 1], [1, 1, 0])
+    got = [(t, s) for t, s, _ in results]
+    assert got == [
+        (1, Status.BAD_LENGTH), (2, Status.BAD_LENGTH), (3, Status.BAD_LENGTH),
+        (4, Status.EVEN_MODULUS), (5, Status.ZERO_MODULUS),
+        (6, Status.BASE_NOT_BELOW_MODULUS), (7, Status.BASE_NOT_BELOW_MODULUS),
+        (8, Status.BAD_FRAME), (10, Status.BAD_FRAME), (11, Status.BAD_FRAME),
+        (9, Status.OK),
+    ]
+    assert results[-1][2] and value(results[-1][2]) == pow(12345, 65537, mod)
+    assert all(len(words) == 1 and words == [0] for _, s, words in results if s != Status.OK)
+    assert idle_at_end
