@@ -7,6 +7,7 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
+from .array import ModExpArray
 from .core import ModExpCore
 from .modexp import ModExpLane
 from .montmul import MontMulLane
@@ -20,6 +21,8 @@ BLOCKS = [
      lambda: ModExpLane(width=16, max_words=257, window=2, max_windows=2048)),
     ("modexp_core_w16_s257_win2.v",
      lambda: ModExpCore(width=16, max_words=257, window=2, max_windows=2048)),
+    ("modexp_array4_w16_s10_win2.v",
+     lambda: ModExpArray(lanes=4, width=16, max_words=10, window=2, max_windows=64)),
 ]
 
 

@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("amaranth", reason="gateware tests need pip install .[hdl]")
 
 from amaranth.sim import Simulator
+from montpipe.hdl.array import ModExpArray
 from montpipe.hdl.core import HEADER_BEATS, ModExpCore, Status
 from montpipe.hdl.model import exponent_digits, montgomery_words, mprime
 
@@ -29,10 +30,10 @@ def frame(tag, base, e, mod, const_time=False, *, words=None, windows=None, r2=N
     return [(b, i == len(beats) - 1) for i, b in enumerate(beats)]
 
 
-def run(frames, idle=None, backpressure=None):
+def run(frames, idle=None, backpressure=None, make=None):
     """Send frames (idle: pattern of valid gaps), collect result frames (backpressure: pattern
     of ready). Returns [(tag, status, words)] and whether the core ended idle and empty."""
-    dut = ModExpCore(W, MAX_WORDS, WINDOW, MAX_WINDOWS)
+    dut = make() if make else ModExpCore(W, MAX_WORDS, WINDOW, MAX_WINDOWS)
     results, done = [], {}
     idle = cycle(idle or [1])
     backpressure = cycle(backpressure or [1])
@@ -58,6 +59,7 @@ def run(frames, idle=None, backpressure=None):
             n += 1
             assert n < 200_000, "the core stopped answering"
         done["idle"] = not ctx.get(dut.busy) and not ctx.get(dut.o_res.valid)
+        done["cycles"] = n
 
     async def monitor(ctx):
         words = []
@@ -76,6 +78,7 @@ def run(frames, idle=None, backpressure=None):
     sim.add_process(monitor)
     sim.add_testbench(receiver)
     sim.run()
+    run.cycles = done.get("cycles")
     return results, done.get("idle")
 
 
@@ -132,3 +135,47 @@ def test_every_error_status_then_a_good_request():
     assert results[-1][2] and value(results[-1][2]) == pow(12345, 65537, mod)
     assert all(len(words) == 1 and words == [0] for _, s, words in results if s != Status.OK)
     assert idle_at_end
+
+
+@pytest.mark.parametrize("lanes", [1, 3])
+def test_array_keeps_request_order_across_lanes(lanes):
+    """Lanes finish out of order (different lengths); results still leave in request order."""
+    rng = random.Random(lanes)
+    cases = []
+    for tag in range(7):
+        bits = rng.choice([40, 90])
+        mod = rng.getrandbits(bits) | 1 | (1 << (bits - 1))
+        cases.append((tag, rng.randrange(mod), rng.getrandbits(rng.choice([8, 38])), mod))
+    frames = [frame(t, b, e, m_) for t, b, e, m_ in cases]
+    frames.insert(3, frame(50, 7, 3, 10))  # an error in the middle keeps its place too
+    results, idle_at_end = run(frames, [1, 1, 0], [1, 0, 1],
+                               make=lambda: ModExpArray(lanes, W, MAX_WORDS, WINDOW, MAX_WINDOWS))
+    tags = [t for t, _, _ in results]
+    assert tags == [0, 1, 2, 50, 3, 4, 5, 6]
+    by_tag = {t: (st, words) for t, st, words in results}
+    assert by_tag[50][0] == Status.EVEN_MODULUS
+    for tag, base, e, mod in cases:
+        status, words = by_tag[tag]
+        assert status == Status.OK and value(words) == pow(base, e, mod)
+    assert idle_at_end
+
+
+def test_array_parameters():
+    with pytest.raises(ValueError, match="Lane count must be a positive integer, not 0"):
+        ModExpArray(0)
+
+
+def test_lanes_run_concurrently():
+    """Six independent exponentiations: three lanes take well under half the cycles of one."""
+    rng = random.Random(11)
+    mod = rng.getrandbits(90) | 1 | (1 << 89)
+    cases = [(t, rng.randrange(mod), rng.getrandbits(60) | 1 << 59, mod) for t in range(6)]
+    frames = [frame(t, b, e, m_, True) for t, b, e, m_ in cases]
+    timings = {}
+    for lanes in (1, 3):
+        results, _ = run(frames, make=lambda n=lanes: ModExpArray(n, W, MAX_WORDS, WINDOW,
+                                                                   MAX_WINDOWS))
+        assert [value(w) for _, _, w in results] == [pow(b, e, m_) for _, b, e, m_ in cases]
+        timings[lanes] = run.cycles
+    assert timings[3] < 0.45 * timings[1], timings
+    print(f"6 exponentiations: 1 lane {timings[1]} cycles, 3 lanes {timings[3]} cycles")
