@@ -160,3 +160,19 @@ def test_lane_schedule_is_within_the_bound():
         bound = -(-(2 * s * s + s) // 2)
         assert montmul_cycles(s) <= 1.11 * bound, s
     assert montmul_cycles(129) / -(-(2 * 129 * 129 + 129) // 2) < 1.01
+
+
+@pytest.mark.slow
+def test_a_4096_bit_multiplication_at_full_size():
+    """One 4096-bit product (s = 257 words at W = 16) against gmpy2, the model and the bound."""
+    rng = random.Random(4096)
+    mod = rng.getrandbits(4096) | 1 | (1 << 4095)
+    a, b = rng.randrange(2 * mod), rng.randrange(2 * mod)
+    s = montgomery_words(mod.bit_length(), W)
+    assert s == 257
+    ((result, top, cycles, _),) = run_lane([(a, b, mod)], max_words=s)
+    assert result % mod == a * b * int(gmpy2.invert(1 << (W * s), mod)) % mod and top == 0
+    bound = -(-(2 * s * s + s) // 2)
+    assert cycles == montmul_cycles(s) == 66_309
+    assert cycles / bound < 1.003
+    print(f"4096-bit multiplication: {cycles} cycles, bound {bound}, ratio {cycles / bound:.4f}")
