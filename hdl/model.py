@@ -7,7 +7,9 @@ time without the toolchain installed.
 from __future__ import annotations
 
 __all__ = [
+    "DRAIN",
     "MIN_WORDS",
+    "ROW_GAP",
     "exponent_digits",
     "modexp_cycles",
     "montgomery_words",
@@ -18,6 +20,10 @@ __all__ = [
 
 #: the lane's smallest run-time word count
 MIN_WORDS = 3
+#: pipeline stage (cycles after a word's reads issue) at which its carry add is done, plus one
+DRAIN = 10
+#: shortest row period: a row may not read t_{j-1} before the previous row has written it
+ROW_GAP = 11
 
 
 def montgomery_words(modulus_bits: int, width: int) -> int:
@@ -63,13 +69,14 @@ def montmul_reference(a: int, b: int, modulus: int, width: int, words: int) -> t
 def montmul_cycles(words: int) -> int:
     """Cycles from the clock edge that takes ``start`` to the first one with ``done`` high.
 
-    ``s`` rows of ``s + 1`` cycles (multiplier B's ``q_i`` and ``s`` products), two cycles that
-    finish the last row (its last B product, then its top word), and the cycle that registers
-    ``done``.
+    ``s`` rows of ``max(s + 2, ROW_GAP)`` cycles — multiplier B spends ``s + 1`` of them on the
+    quotient digit and ``s`` products, and its input register one more waiting for the digit;
+    short rows wait for the previous row's writes — then the pipeline drains and the last row's
+    top word closes (``DRAIN + 1`` cycles), and one cycle registers ``done``.
     """
     if words < MIN_WORDS:
         raise ValueError(f"the lane needs at least {MIN_WORDS} words, not {words}")
-    return words * (words + 1) + 3
+    return words * max(words + 2, ROW_GAP) + DRAIN + 3
 
 
 def exponent_digits(exponent: int, window: int, windows: int | None = None) -> list[int]:

@@ -1,27 +1,27 @@
-"""One lane of the Montgomery array: a word-serial FIOS multiplier on two hard multipliers.
+"""One lane of the Montgomery array: a pipelined word-serial FIOS multiplier on two multipliers.
 
-This is the first brick of the gateware (see ``docs/gateware-plan.md``): the lane computes
-``a·b·R⁻¹`` modulo an odd ``m`` with ``R = 2^(W·s)``, for a word count ``s <= max_words`` chosen
-at run time. Operands are loaded word by word into slots through the write port, the result is
-read back from its slot through ``rd_slot``/``rd_addr``/``rd_data``. The datapath is not yet
-pipelined for clock rate (the multipliers are behavioural and combinational); the schedule is
-what the cycle model (:func:`montpipe.hdl.model.montmul_cycles`) counts, exactly.
+The lane computes ``a·b·R⁻¹`` modulo an odd ``m`` with ``R = 2^(W·s)``, for a word count
+``s <= max_words`` chosen at run time (see ``docs/gateware-plan.md``). Operands are loaded word
+by word into slots through the write port, the result is read back from its slot through
+``rd_slot``/``rd_addr``/``rd_data``. The cycle model is
+:func:`montpipe.hdl.model.montmul_cycles`, exact.
 
-Two multipliers, and both do useful work nearly every cycle: **A** forms ``a_i·b_j`` and
-**B** forms the row's quotient digit and then ``q_i·m_j``, one cycle behind A. Row ``i`` takes
-``s + 1`` cycles (``c`` counts them from 0):
+Pipeline of word ``j`` of row ``i`` (stage ``k`` = ``k`` cycles after its reads issue):
 
-* ``c = 0 .. s−1`` issue the reads of ``t_c``, ``b_c`` (and ``a_i`` at ``c = 0``); ``m`` is read
-  one cycle later (``m_{c−1}``);
-* ``c = 1 .. s`` (A, word ``j = c − 1``) ``a_i·b_j`` and ``t_j`` are registered for B;
-  at ``c = 1`` B forms ``q_i = ((t_0 + a_i·b_0) mod 2^W)·m' mod 2^W``;
-* one cycle after A (B, word ``j``) ``(C, t_{j−1}) = t_j + a_i·b_j + q_i·m_j + C``: for the
-  last word this falls on the next row's ``c = 0``;
-* the next row's ``c = 1`` closes word ``s``: ``(t_s, t_{s−1}) = t_s + C`` (no multiplier).
+* 0: read ``t_j``, ``b_j`` (and ``a_i`` for word 0) from the slot memory;
+* 1: fabric registers after the block-RAM outputs (row 0 reads ``t`` as 0);
+* 2: multiplier **A**'s input registers (``a_i``, ``b_j``); 3: its output register;
+* 4: read ``m_j``; for word 0 the quotient's input ``(t_0 + a_i·b_0) mod 2^W`` goes into
+  multiplier **B**'s input registers with ``m'``; 6: ``q_i`` is out of B, ``q_i·m_0`` goes in;
+* 6: ``m_j`` registered; B's inputs take ``(q_i, m_j)``; 8: ``q_i·m_j`` is out of B;
+* 8: the three-input sum ``t_j + a_i·b_j + q_i·m_j`` is registered;
+* 9: the carry loop ``(C, t_{j−1}) = sum + C`` — the only add in the loop — and the write;
+* 10 (last word only): ``(t_s, t_{s−1}) = t_s + C``.
 
-B is busy ``s + 1`` cycles a row (``q_i`` and ``s`` products), exactly the ``2s² + s``
-products of the issue's bound over two multipliers. Row 0 reads ``t`` as zero, so ``t`` needs
-no clearing between multiplications.
+Every multiplier has registered inputs and outputs and nothing but a register sits after a
+block-RAM read. Rows issue every ``max(s + 2, ROW_GAP)`` cycles: B is busy ``s + 1`` cycles a
+row (the digit and ``s`` products) and idles one waiting for the digit; a short row also waits
+until the previous row has written the words it reads.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from amaranth import Array, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
+from .model import DRAIN, ROW_GAP
 
 __all__ = ["MontMulLane"]
 
@@ -141,25 +143,31 @@ class MontMulLane(wiring.Component):
 
         s = Signal(range(S + 1))
         mprime = Signal(W)
-        row = Signal(range(S + 1))      # i; == s during the two closing cycles
-        c = Signal(range(S + 2))        # cycle within the row
-        first_row = Signal()
-        a_i = Signal(W)
-        q = Signal(W)
-        carry = Signal(W + 2)
-        t_top = Signal(W + 2)
-        # A -> B stage: word index, t_j and a_i*b_j, one cycle old
-        b_valid = Signal()
-        b_word = Signal(range(S))
-        b_t = Signal(W)
-        b_pa = Signal(2 * W)
-        close = Signal()                # word s of the row B just finished is due
-        m.d.comb += self.top.eq(t_top)
+        period = Signal(range(max(S + 2, ROW_GAP) + 1))
+        # issue counters: row i, cycle c within the row (words issue at c < s)
+        row = Signal(range(S + 1))
+        c = Signal(range(max(S + 2, ROW_GAP) + 1))
+        issuing = Signal()
+        m.d.comb += self.top.eq(0)
+
+        # control tokens travel with the data: stage k holds the word issued k cycles ago
+        depth = DRAIN + 2
+        tok_valid = [Signal(name=f"tv{k}") for k in range(depth)]
+        tok_word = [Signal(range(S), name=f"tw{k}") for k in range(depth)]
+        tok_first = [Signal(name=f"tf{k}") for k in range(depth)]   # row 0: t reads as 0
+        tok_last = [Signal(name=f"tl{k}") for k in range(depth)]    # word s - 1
+        m.d.comb += [
+            tok_valid[0].eq(issuing), tok_word[0].eq(c), tok_first[0].eq(row == 0),
+            tok_last[0].eq(c == s - 1),
+        ]
+        for k in range(1, depth):
+            m.d.sync += [tok_valid[k].eq(tok_valid[k - 1]), tok_word[k].eq(tok_word[k - 1]),
+                         tok_first[k].eq(tok_first[k - 1]), tok_last[k].eq(tok_last[k - 1])]
 
         with m.If(self.busy):
             m.d.comb += [
                 rd["t"].addr.eq(t_base + c), rd["b"].addr.eq(b_base + c),
-                rd["m"].addr.eq(c - 1), rd["a"].addr.eq(a_base + row),
+                rd["a"].addr.eq(a_base + row), rd["m"].addr.eq(tok_word[4]),
             ]
         with m.Else():
             m.d.comb += [
@@ -168,70 +176,98 @@ class MontMulLane(wiring.Component):
             ]
         m.d.comb += [self.rd_data.eq(rd["t"].data), self.rd_mod_data.eq(rd["m"].data)]
 
-        in_row = (row < s) & (c >= 1) & (c <= s)
-        t_j = Mux(first_row, 0, rd["t"].data)
-        a_now = Mux(c == 1, rd["a"].data, a_i)
-        prod_a = a_now * rd["b"].data                          # multiplier A
+        # stage 1: a fabric register after every block-RAM read
+        t1, b1, a1, m1 = Signal(W), Signal(W), Signal(W), Signal(W)
+        m.d.sync += [t1.eq(Mux(tok_first[1], 0, rd["t"].data)), b1.eq(rd["b"].data),
+                     a1.eq(rd["a"].data)]
+        m.d.sync += m1.eq(rd["m"].data)                   # m_j read at stage 4, here at 6
+        # stage 2: multiplier A's input registers (a_i held for the row)
+        a_i = Signal(W)
+        ma_a, ma_b = Signal(W), Signal(W)
+        a_now = Mux(tok_word[2] == 0, a1, a_i)
+        m.d.sync += [ma_a.eq(a_now), ma_b.eq(b1)]
+        with m.If(tok_valid[2] & (tok_word[2] == 0)):
+            m.d.sync += a_i.eq(a1)
+        # stage 3: A's output register
+        pa = Signal(2 * W)
+        m.d.sync += pa.eq(ma_a * ma_b)
+        # t_j and a_i*b_j wait for q_i*m_j: delay lines; t_at[k] / pa_at[k] hold the word that
+        # is at stage k
+        t_at = {2: t1}
+        for k in range(3, 9):
+            t_at[k] = Signal(W, name=f"t_at{k}")
+            m.d.sync += t_at[k].eq(t_at[k - 1])
+        pa_at = {4: pa}
+        for k in range(5, 9):
+            pa_at[k] = Signal(2 * W, name=f"pa_at{k}")
+            m.d.sync += pa_at[k].eq(pa_at[k - 1])
+        # stage 4 (word 0): q's input; multiplier B takes (q_in, m') at stage 4 -> 5, its
+        # product at 6; then (q_i, m_j) at stage 6 -> 7, product at 8
         q_in = Signal(W)
-        m.d.comb += q_in.eq((t_j + prod_a)[:W])
-        # multiplier B: the quotient digit at c == 1, q_i * m_j otherwise
-        b_lhs = Mux(in_row & (c == 1), q_in, q)
-        b_rhs = Mux(in_row & (c == 1), mprime, rd["m"].data)
-        prod_b = Signal(2 * W)
-        m.d.comb += prod_b.eq(b_lhs * b_rhs)
-        x = b_t + b_pa + prod_b + carry
+        m.d.comb += q_in.eq((t_at[4] + pa_at[4])[:W])
+        q = Signal(W)
+        mb_a, mb_b = Signal(W), Signal(W)
+        pb = Signal(2 * W)
+        with m.If(tok_valid[4] & (tok_word[4] == 0)):
+            m.d.sync += [mb_a.eq(q_in), mb_b.eq(mprime)]
+        with m.Else():
+            m.d.sync += [mb_a.eq(q), mb_b.eq(m1)]
+        m.d.sync += pb.eq(mb_a * mb_b)
+        with m.If(tok_valid[6] & (tok_word[6] == 0)):
+            m.d.sync += q.eq(pb[:W])
+            m.d.sync += mb_a.eq(pb[:W])  # q_i * m_0 issues now, from the fresh digit
+        # stage 8: the three-input sum, registered
+        x = Signal(2 * W + 2)
+        m.d.sync += x.eq(t_at[8] + pa_at[8] + pb)
+        # stage 9: the carry loop, and the write of t_{j-1}
+        carry = Signal(W + 2)
+        t_top = Signal(W + 2)
+        m.d.comb += self.top.eq(t_top)
+        y = x + Mux(tok_word[DRAIN - 1] == 0, 0, carry)  # word 0 starts the row's carry
+        close = Signal()
+        m.d.sync += close.eq(0)
+        with m.If(tok_valid[DRAIN - 1]):
+            m.d.sync += carry.eq(y[W:])
+            with m.If(tok_word[DRAIN - 1] != 0):
+                m.d.comb += [wr_v.addr.eq(t_base + tok_word[DRAIN - 1] - 1),
+                             wr_v.data.eq(y[:W]), wr_v.en.eq(1)]
+            with m.If(tok_last[DRAIN - 1]):
+                m.d.sync += close.eq(1)
+        # stage 10: close word s of the row
         x_top = t_top + carry
+        with m.If(close):
+            m.d.comb += [wr_v.addr.eq(t_base + s - 1), wr_v.data.eq(x_top[:W]),
+                         wr_v.en.eq(1)]
+            m.d.sync += t_top.eq(x_top[W:])
 
         m.d.sync += self.done.eq(0)
-        # the slot memory's one write port: loads while idle, t while busy
         with m.If(~self.busy):
             m.d.comb += [
                 wr_v.addr.eq(slot_base[self.wr_slot] + self.wr_addr), wr_v.data.eq(self.wr_data),
                 wr_v.en.eq(self.wr_en & ~self.wr_mod),
             ]
 
+        drain = Signal(range(DRAIN + 2))
         with m.If(~self.busy):
             with m.If(self.start):
                 m.d.sync += [
                     s.eq(self.words), mprime.eq(self.mprime),
+                    period.eq(Mux(self.words + 2 > ROW_GAP, self.words + 2, ROW_GAP)),
                     a_base.eq(slot_base[self.a_slot]), b_base.eq(slot_base[self.b_slot]),
                     t_base.eq(slot_base[self.t_slot]),
-                    row.eq(0), c.eq(0), first_row.eq(1),
-                    t_top.eq(0), carry.eq(0), b_valid.eq(0), close.eq(0),
+                    row.eq(0), c.eq(0), t_top.eq(0), carry.eq(0), drain.eq(0),
                     self.busy.eq(1),
                 ]
         with m.Else():
-            # stage A
-            m.d.sync += b_valid.eq(in_row)
-            with m.If(in_row):
-                m.d.sync += [b_word.eq(c - 1), b_t.eq(t_j), b_pa.eq(prod_a)]
-                with m.If(c == 1):
-                    m.d.sync += [a_i.eq(rd["a"].data), q.eq(prod_b[:W])]
-            # stage B (one cycle behind A)
-            m.d.sync += close.eq(b_valid & (b_word == s - 1))
-            with m.If(b_valid):
-                m.d.sync += carry.eq(x[W:])
-                with m.If(b_word != 0):
-                    m.d.comb += [
-                        wr_v.addr.eq(t_base + b_word - 1), wr_v.data.eq(x[:W]),
-                        wr_v.en.eq(1),
-                    ]
-            # closing word s (adder only; B and the write port are free in this cycle)
-            with m.If(close):
-                m.d.comb += [
-                    wr_v.addr.eq(t_base + s - 1), wr_v.data.eq(x_top[:W]), wr_v.en.eq(1),
-                ]
-                m.d.sync += t_top.eq(x_top[W:])
-            # advance: s rows of s + 1 cycles, then two closing cycles
-            with m.If(row == s):
-                with m.If(c == 1):
-                    m.d.sync += [self.busy.eq(0), self.done.eq(1)]
+            m.d.comb += issuing.eq((row < s) & (c < s))
+            with m.If(row < s):
+                with m.If(c == period - 1):
+                    m.d.sync += [c.eq(0), row.eq(row + 1)]
                 with m.Else():
                     m.d.sync += c.eq(c + 1)
-            with m.Elif(c == s):
-                m.d.sync += [c.eq(0), row.eq(row + 1)]
-                with m.If(row == 0):
-                    m.d.sync += first_row.eq(0)
             with m.Else():
-                m.d.sync += c.eq(c + 1)
+                # the last row drains through the pipeline, then its word s closes
+                m.d.sync += drain.eq(drain + 1)
+                with m.If(drain == DRAIN + 1):
+                    m.d.sync += [self.busy.eq(0), self.done.eq(1)]
         return m
