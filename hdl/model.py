@@ -23,7 +23,7 @@ MIN_WORDS = 3
 #: pipeline stage (cycles after a word's reads issue) at which its carry add is done, plus one
 DRAIN = 10
 #: shortest row period: a row may not read t_{j-1} before the previous row has written it
-ROW_GAP = 11
+ROW_GAP = 12
 
 
 def montgomery_words(modulus_bits: int, width: int) -> int:

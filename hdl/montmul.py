@@ -15,8 +15,8 @@ Pipeline of word ``j`` of row ``i`` (stage ``k`` = ``k`` cycles after its reads 
   multiplier **B**'s input registers with ``m'``; 6: ``q_i`` is out of B, ``q_i·m_0`` goes in;
 * 6: ``m_j`` registered; B's inputs take ``(q_i, m_j)``; 8: ``q_i·m_j`` is out of B;
 * 8: the three-input sum ``t_j + a_i·b_j + q_i·m_j`` is registered;
-* 9: the carry loop ``(C, t_{j−1}) = sum + C`` — the only add in the loop — and the write;
-* 10 (last word only): ``(t_s, t_{s−1}) = t_s + C``.
+* 9: the carry loop ``(C, t_{j−1}) = sum + C`` — the only add in the loop; 10: the write;
+* 10 (last word only): ``(t_s, t_{s−1}) = t_s + C``, written at 11.
 
 Every multiplier has registered inputs and outputs and nothing but a register sits after a
 block-RAM read. Rows issue every ``max(s + 2, ROW_GAP)`` cycles: B is busy ``s + 1`` cycles a
@@ -225,23 +225,29 @@ class MontMulLane(wiring.Component):
         m.d.comb += self.top.eq(t_top)
         y = x + Mux(tok_word[DRAIN - 1] == 0, 0, carry)  # word 0 starts the row's carry
         close = Signal()
-        m.d.sync += close.eq(0)
+        # the result words go through a register on their way into the block RAM (the address
+        # add was the critical path): t_{j-1} lands at stage 10, word s at stage 11
+        w_addr = Signal(range(N * S))
+        w_data = Signal(W)
+        w_en = Signal()
+        m.d.sync += [close.eq(0), w_en.eq(0)]
         with m.If(tok_valid[DRAIN - 1]):
             m.d.sync += carry.eq(y[W:])
             with m.If(tok_word[DRAIN - 1] != 0):
-                m.d.comb += [wr_v.addr.eq(t_base + tok_word[DRAIN - 1] - 1),
-                             wr_v.data.eq(y[:W]), wr_v.en.eq(1)]
+                m.d.sync += [w_addr.eq(t_base + tok_word[DRAIN - 1] - 1), w_data.eq(y[:W]),
+                             w_en.eq(1)]
             with m.If(tok_last[DRAIN - 1]):
                 m.d.sync += close.eq(1)
         # stage 10: close word s of the row
         x_top = t_top + carry
         with m.If(close):
-            m.d.comb += [wr_v.addr.eq(t_base + s - 1), wr_v.data.eq(x_top[:W]),
-                         wr_v.en.eq(1)]
-            m.d.sync += t_top.eq(x_top[W:])
+            m.d.sync += [w_addr.eq(t_base + s - 1), w_data.eq(x_top[:W]), w_en.eq(1),
+                         t_top.eq(x_top[W:])]
 
         m.d.sync += self.done.eq(0)
-        with m.If(~self.busy):
+        with m.If(self.busy):
+            m.d.comb += [wr_v.addr.eq(w_addr), wr_v.data.eq(w_data), wr_v.en.eq(w_en)]
+        with m.Else():
             m.d.comb += [
                 wr_v.addr.eq(slot_base[self.wr_slot] + self.wr_addr), wr_v.data.eq(self.wr_data),
                 wr_v.en.eq(self.wr_en & ~self.wr_mod),
