@@ -15,6 +15,9 @@ from .montmul import MontMulLane
 #: (file name, factory) of every block exported; widths are the defaults for the 85F build
 BLOCKS = [
     ("montmul_lane_w16_s257.v", lambda: MontMulLane(width=16, max_words=257, slots=3)),
+    # for ECP5 synthesis: MULT18X18D instances with their own registers (not simulatable as is)
+    ("montmul_lane_w16_s257_ecp5.v",
+     lambda: MontMulLane(width=16, max_words=257, slots=3, ecp5_dsp=True)),
     ("montmul_lane_w18_s228.v", lambda: MontMulLane(width=18, max_words=228, slots=3)),
     ("montmul_lane_w16_s10.v", lambda: MontMulLane(width=16, max_words=10, slots=3)),
     ("modexp_lane_w16_s257_win2.v",

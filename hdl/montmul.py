@@ -26,7 +26,7 @@ until the previous row has written the words it reads.
 
 from __future__ import annotations
 
-from amaranth import Array, Const, Module, Mux, Signal
+from amaranth import Array, ClockSignal, Const, Instance, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -51,6 +51,9 @@ class MontMulLane(wiring.Component):
         Largest run-time word count ``s`` (words per slot).
     slots:
         Number of operand vectors.
+    ecp5_dsp:
+        Instantiate ``MULT18X18D`` blocks with their input and output registers (synthesis for
+        ECP5); the default builds the same timing from fabric registers (simulation).
 
     Attributes
     ----------
@@ -71,7 +74,8 @@ class MontMulLane(wiring.Component):
         ``width`` outside 2..18, ``max_words`` below 3 or ``slots`` below 3.
     """
 
-    def __init__(self, width: int = 16, max_words: int = 8, slots: int = 3) -> None:
+    def __init__(self, width: int = 16, max_words: int = 8, slots: int = 3, *,
+                 ecp5_dsp: bool = False) -> None:
         if not isinstance(width, int) or not 2 <= width <= 18:
             self._MustUse__silence = True  # never built, so no "unused elaboratable" warning
             raise ValueError(f"Word width must be an integer from 2 to 18, not {width!r}")
@@ -84,6 +88,7 @@ class MontMulLane(wiring.Component):
         self._width = width
         self._max_words = max_words
         self._slots = slots
+        self._ecp5_dsp = ecp5_dsp
         super().__init__({
             "start": In(1),
             "words": In(range(max_words + 1)),
@@ -116,6 +121,43 @@ class MontMulLane(wiring.Component):
     @property
     def slots(self) -> int:
         return self._slots
+
+    def _multiplier(self, m: Module, name: str, a, b):
+        """``a × b`` with registered inputs and a registered output (two cycles).
+
+        With ``ecp5_dsp`` one ``MULT18X18D`` with its own input and output registers (yosys
+        does not pull fabric registers into the DSP); otherwise the same in fabric registers
+        around a behavioural multiplier, for simulation and other targets.
+        """
+        W = self._width
+        product = Signal(2 * W, name=f"{name}_p")
+        if not self._ecp5_dsp:
+            ra, rb = Signal(W, name=f"{name}_a"), Signal(W, name=f"{name}_b")
+            m.d.sync += [ra.eq(a), rb.eq(b), product.eq(ra * rb)]
+            return product
+        a18, b18, p36 = Signal(18, name=f"{name}_a18"), Signal(18, name=f"{name}_b18"), \
+            Signal(36, name=f"{name}_p36")
+        m.d.comb += [a18.eq(a), b18.eq(b), product.eq(p36)]
+        ports = {f"i_A{k}": a18[k] for k in range(18)}
+        ports.update({f"i_B{k}": b18[k] for k in range(18)})
+        ports.update({f"i_C{k}": 0 for k in range(18)})
+        ports.update({f"o_P{k}": p36[k] for k in range(36)})
+        for k in range(4):
+            ports[f"i_CLK{k}"] = ClockSignal() if k == 0 else 0
+            ports[f"i_CE{k}"] = 1 if k == 0 else 0
+            ports[f"i_RST{k}"] = 0
+        ports.update(i_SIGNEDA=0, i_SIGNEDB=0, i_SOURCEA=0, i_SOURCEB=0)
+        m.submodules[name] = Instance(
+            "MULT18X18D",
+            p_REG_INPUTA_CLK="CLK0", p_REG_INPUTA_CE="CE0", p_REG_INPUTA_RST="RST0",
+            p_REG_INPUTB_CLK="CLK0", p_REG_INPUTB_CE="CE0", p_REG_INPUTB_RST="RST0",
+            p_REG_PIPELINE_CLK="NONE",
+            p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE0", p_REG_OUTPUT_RST="RST0",
+            p_CAS_MATCH_REG="FALSE", p_MULT_BYPASS="DISABLED", p_GSR="DISABLED",
+            p_RESETMODE="SYNC",
+            **ports,
+        )
+        return product
 
     def elaborate(self, platform):
         m = Module()
@@ -181,16 +223,12 @@ class MontMulLane(wiring.Component):
         m.d.sync += [t1.eq(Mux(tok_first[1], 0, rd["t"].data)), b1.eq(rd["b"].data),
                      a1.eq(rd["a"].data)]
         m.d.sync += m1.eq(rd["m"].data)                   # m_j read at stage 4, here at 6
-        # stage 2: multiplier A's input registers (a_i held for the row)
+        # stage 2: multiplier A's input registers (a_i held for the row); 3: its output register
         a_i = Signal(W)
-        ma_a, ma_b = Signal(W), Signal(W)
         a_now = Mux(tok_word[2] == 0, a1, a_i)
-        m.d.sync += [ma_a.eq(a_now), ma_b.eq(b1)]
         with m.If(tok_valid[2] & (tok_word[2] == 0)):
             m.d.sync += a_i.eq(a1)
-        # stage 3: A's output register
-        pa = Signal(2 * W)
-        m.d.sync += pa.eq(ma_a * ma_b)
+        pa = self._multiplier(m, "mult_a", a_now, b1)
         # t_j and a_i*b_j wait for q_i*m_j: delay lines; t_at[k] / pa_at[k] hold the word that
         # is at stage k
         t_at = {2: t1}
@@ -206,16 +244,15 @@ class MontMulLane(wiring.Component):
         q_in = Signal(W)
         m.d.comb += q_in.eq((t_at[4] + pa_at[4])[:W])
         q = Signal(W)
-        mb_a, mb_b = Signal(W), Signal(W)
+        digit_in = tok_valid[4] & (tok_word[4] == 0)
+        digit_out = tok_valid[6] & (tok_word[6] == 0)
         pb = Signal(2 * W)
-        with m.If(tok_valid[4] & (tok_word[4] == 0)):
-            m.d.sync += [mb_a.eq(q_in), mb_b.eq(mprime)]
-        with m.Else():
-            m.d.sync += [mb_a.eq(q), mb_b.eq(m1)]
-        m.d.sync += pb.eq(mb_a * mb_b)
-        with m.If(tok_valid[6] & (tok_word[6] == 0)):
+        # q_i * m_0 goes in the cycle the digit comes out, straight from B's output
+        pb_out = self._multiplier(m, "mult_b", Mux(digit_in, q_in, Mux(digit_out, pb[:W], q)),
+                                  Mux(digit_in, mprime, m1))
+        m.d.comb += pb.eq(pb_out)
+        with m.If(digit_out):
             m.d.sync += q.eq(pb[:W])
-            m.d.sync += mb_a.eq(pb[:W])  # q_i * m_0 issues now, from the fresh digit
         # stage 8: the three-input sum, registered
         x = Signal(2 * W + 2)
         m.d.sync += x.eq(t_at[8] + pa_at[8] + pb)
