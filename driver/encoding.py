@@ -19,7 +19,7 @@ import numpy as np
 if TYPE_CHECKING:
     from .paillier import PaillierPublicKey
 
-__all__ = ["EncodedNumber", "encode_array", "natural_exponent"]
+__all__ = ["EncodedNumber", "encode_array", "natural_exponent", "signed_mantissa"]
 
 # how far (in base-16 digits) an array's shared exponent may reach below its largest element's
 _EXACT_RANGE_DIGITS = 16
@@ -84,14 +84,10 @@ class EncodedNumber:
 
     def decode(self):
         """Return the int or float; ``OverflowError`` when the mantissa is in the overflow band."""
-        n, max_int = self.public_key.n, self.public_key.max_int
-        if self.encoding >= n:
+        if self.encoding >= self.public_key.n:
             raise ValueError("Attempted to decode corrupted number")
-        if self.encoding <= max_int:
-            mantissa = self.encoding
-        elif self.encoding >= n - max_int:
-            mantissa = self.encoding - n
-        else:
+        mantissa = signed_mantissa(self.encoding, self.public_key.n, self.public_key.max_int)
+        if mantissa is None:
             raise OverflowError("Overflow detected in decrypted number")
         return decode_mantissa(mantissa, self.exponent)
 
@@ -121,6 +117,16 @@ def natural_exponent(value: float) -> int:
     """The exponent python-paillier picks for a float: keep all 53 mantissa bits."""
     bin_lsb_exponent = math.frexp(value)[1] - EncodedNumber.FLOAT_MANTISSA_BITS
     return math.floor(bin_lsb_exponent / EncodedNumber.LOG2_BASE)
+
+
+def signed_mantissa(residue: int, n: int, max_int: int) -> int | None:
+    """The signed mantissa a residue in ``[0, n)`` encodes, or ``None`` in the overflow band
+    ``(max_int, n - max_int)``."""
+    if residue <= max_int:
+        return residue
+    if residue >= n - max_int:
+        return residue - n
+    return None
 
 
 def decode_mantissa(mantissa: int, exponent: int):

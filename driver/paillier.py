@@ -22,6 +22,7 @@ bit-for-bit python-paillier's for the same ``r_value``. What differs:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import secrets
@@ -170,7 +171,7 @@ class PaillierPublicKey:
     def __hash__(self) -> int:
         return hash(self.n)
 
-    @property
+    @functools.cached_property
     def key_id(self) -> str:
         """A short fingerprint of ``n`` (first 16 hex digits of SHA-256 of its bytes)."""
         raw = self.n.to_bytes((self.n.bit_length() + 7) // 8, "big")
@@ -240,9 +241,17 @@ class PaillierPublicKey:
     # -- encryption -------------------------------------------------------------------------
 
     def _nude(self, plaintext: int) -> int:
-        # (1 + n)^m = 1 + m*n (mod n^2): the same residue python-paillier reaches by inverting
-        # for "negative" plaintexts, so ciphertexts agree bit for bit.
-        return int((1 + gmpy2.mpz(plaintext) * self.n) % self.nsquare)
+        return self.nudes([plaintext])[0]
+
+    def nudes(self, plaintexts) -> list[int]:
+        """``g ** m mod n**2`` for each integer ``m`` (taken modulo ``n``): the unblinded
+        ciphertexts, which ``+`` of a plaintext multiplies in.
+
+        ``(1 + n)^m = 1 + m*n (mod n^2)``: the same residue python-paillier reaches by inverting
+        for "negative" plaintexts, so ciphertexts agree bit for bit.
+        """
+        n, nsq = gmpy2.mpz(self.n), self.nsquare
+        return [int((1 + int(m) % n * n) % nsq) for m in plaintexts]
 
     def _check_plaintext(self, plaintext) -> int:
         if not isinstance(plaintext, int):
@@ -280,9 +289,7 @@ class PaillierPublicKey:
             factors = self.backend.powmod(r_values, self.n, self.nsquare)
         else:
             factors = self.random_factors(len(plaintexts), mode)
-        n, nsq = gmpy2.mpz(self.n), self.nsquare
-        nudes = [int((1 + p * n) % nsq) for p in plaintexts]
-        return self.backend.mulmod(nudes, factors, self.nsquare)
+        return self.backend.mulmod(self.nudes(plaintexts), factors, self.nsquare)
 
     def encrypt(self, value, precision: float | None = None, r_value: int | None = None):
         """Encode and encrypt an int or float (or an :class:`EncodedNumber`)."""

@@ -13,10 +13,9 @@ from __future__ import annotations
 import numbers
 from collections.abc import Iterator, Sequence
 
-import gmpy2
 import numpy as np
 
-from .encoding import EncodedNumber, decode_mantissa, encode_array
+from .encoding import EncodedNumber, decode_mantissa, encode_array, signed_mantissa
 from .paillier import EncryptedNumber, PaillierPrivateKey, PaillierPublicKey
 
 __all__ = ["EncryptedVector"]
@@ -132,7 +131,11 @@ class EncryptedVector:
         )
 
     def _like(self, cts, exponent, obfuscated=False) -> EncryptedVector:
-        return EncryptedVector(self.public_key, cts, exponent, obfuscated=obfuscated)
+        # cts come from this vector or a backend: ints already, so skip the constructor's checks
+        out = EncryptedVector.__new__(EncryptedVector)
+        out.public_key, out._cts = self.public_key, list(cts)
+        out.exponent, out._obfuscated = int(exponent), obfuscated
+        return out
 
     @staticmethod
     def concatenate(vectors: Sequence[EncryptedVector]) -> EncryptedVector:
@@ -195,15 +198,12 @@ class EncryptedVector:
                 f"{private_key.public_key.key_id}"
             )
         plain = private_key.raw_decrypt_batch(self._cts)
-        n, max_int = pk.n, pk.max_int
         mantissas = []
         for i, x in enumerate(plain):
-            if x <= max_int:
-                mantissas.append(x)
-            elif x >= n - max_int:
-                mantissas.append(x - n)
-            else:
+            mantissa = signed_mantissa(x, pk.n, pk.max_int)
+            if mantissa is None:
                 raise OverflowError(f"Overflow detected in decrypted element {i}")
+            mantissas.append(mantissa)
         values = [decode_mantissa(m, self.exponent) for m in mantissas]
         if dtype is not None:
             return np.array(values, dtype=dtype)
@@ -261,9 +261,7 @@ class EncryptedVector:
             other = other.decode()
         mantissas, exp = self._plain_operand(other, max_exponent=self.exponent)
         a = self.decrease_exponent_to(exp)
-        n, nsq = gmpy2.mpz(pk.n), pk.nsquare
-        nudes = [int((1 + m % n * n) % nsq) for m in mantissas]
-        return self._like(pk.backend.mulmod(a._cts, nudes, nsq), exp)
+        return self._like(pk.backend.mulmod(a._cts, pk.nudes(mantissas), pk.nsquare), exp)
 
     def __radd__(self, other):
         return self.__add__(other)
@@ -278,9 +276,8 @@ class EncryptedVector:
         if len(residues) != len(self):
             raise ValueError(f"got {len(residues)} residues for a vector of length {len(self)}")
         pk = self.public_key
-        n, nsq = gmpy2.mpz(pk.n), pk.nsquare
-        nudes = [int((1 + int(r) % n * n) % nsq) for r in residues]
-        return self._like(pk.backend.mulmod(self._cts, nudes, nsq), self.exponent)
+        return self._like(pk.backend.mulmod(self._cts, pk.nudes(residues), pk.nsquare),
+                          self.exponent)
 
     def __neg__(self):
         pk = self.public_key

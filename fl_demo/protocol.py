@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..driver import paillier
-from ..driver.encoding import decode_mantissa
+from ..driver.encoding import decode_mantissa, signed_mantissa
 from ..driver.vector import EncryptedVector
 
 __all__ = ["Arbiter", "Config", "Guest", "Host", "ProtocolError", "train_plaintext"]
@@ -189,17 +189,17 @@ class _Party:
         return self._send(enc_grad)
 
     def _unmask(self, raw: list[int]) -> np.ndarray:
-        n, max_int = self.pk.n, self.pk.max_int
+        n = self.pk.n
         if len(raw) != len(self._mask):
             raise ProtocolError(f"{self.role} got {len(raw)} gradient values back, expected "
                                 f"{len(self._mask)}")
         out = []
         for i, (x, r) in enumerate(zip(raw, self._mask, strict=True)):
-            m = (int(x) - r) % n
-            if max_int < m < n - max_int:
+            mantissa = signed_mantissa((int(x) - r) % n, n, self.pk.max_int)
+            if mantissa is None:
                 raise ProtocolError(f"{self.role}: gradient element {i} overflowed the "
                                     "fixed-point range")
-            out.append(decode_mantissa(m - n if m > max_int else m, self._grad_exponent))
+            out.append(decode_mantissa(mantissa, self._grad_exponent))
         return np.array(out, dtype=np.float64)
 
     def _step(self, grad: np.ndarray) -> None:

@@ -190,7 +190,6 @@ class MontMulLane(wiring.Component):
         row = Signal(range(S + 1))
         c = Signal(range(max(S + 2, ROW_GAP) + 1))
         issuing = Signal()
-        m.d.comb += self.top.eq(0)
 
         # control tokens travel with the data: stage k holds the word issued k cycles ago
         depth = DRAIN + 2

@@ -204,9 +204,7 @@ class CPUBackend(Backend):
                     f"got 1 bases but {len(exponents)} exponents; they must pair up"
                 )
             out = native.powmod(bases, e, modulus, secret and self.constant_time)
-            self.stats.calls += 1
-            self.stats.powmods += 1
-            self.stats.busy_seconds += time.perf_counter() - t0
+            self._account(t0, powmods=1)
             return out
         bases = list(bases)
         shared = not hasattr(exponents, "__len__")
