@@ -35,6 +35,7 @@ walkthrough: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m montpipe.bench.cpu $(BENCH_ARGS)
+	$(PY) -m montpipe.bench.kernels $(BENCH_ARGS)
 	$(PY) -m montpipe.bench.fl $(BENCH_ARGS)
 
 # the gateware as Verilog, for cocotb and other flows

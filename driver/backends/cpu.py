@@ -51,9 +51,9 @@ def fixed_base_window(max_bits: int, modulus: int, budget_bytes: int) -> int:
     """The widest window (fewest multiplications: ``ceil(max_bits / w) - 1`` a power) whose
     table of ``ceil(max_bits / w) * (2**w - 1)`` residues fits in ``budget_bytes``.
 
-    Each multiplication modulo a 4096-bit n**2 costs ~5 us with GMP, so for a 2048-bit key
-    w = 10 (51 MiB, 102 multiplications) against w = 8 (16 MiB, 127) is what puts DJN
-    encryption ahead of SecretFlow HEU on one core (README, "DJN encryption").
+    For a 2048-bit key and the default 64 MiB that is w = 10 (51 MiB, 102 multiplications)
+    against w = 8 (16 MiB, 127); ``python -m montpipe.bench.kernels`` measures the table and
+    the cost of a power.
     """
     size = (int(modulus).bit_length() + 63) // 64 * 8
     best = 1
