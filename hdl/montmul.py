@@ -8,8 +8,9 @@ by word into slots through the write port, the result is read back from its slot
 
 Pipeline of word ``j`` of row ``i`` (stage ``k`` = ``k`` cycles after its reads issue):
 
-* 0: read ``t_j``, ``b_j`` (and ``a_i`` for word 0) from the slot memory;
-* 1: fabric registers after the block-RAM outputs (row 0 reads ``t`` as 0);
+* 0: read ``t_j``, ``b_j`` from the slot memory (``a_i`` was read through the ``t`` port in
+  the gap before its row, so the slots need two read ports, not three);
+* 1: fabric registers after the block-RAM outputs (row 0's ``t`` is zeroed at stage 3);
 * 2: multiplier **A**'s input registers (``a_i``, ``b_j``); 3: its output register;
 * 4: read ``m_j``; for word 0 the quotient's input ``(t_0 + a_i·b_0) mod 2^W`` goes into
   multiplier **B**'s input registers with ``m'``; 6: ``q_i`` is out of B, ``q_i·m_0`` goes in;
@@ -168,8 +169,10 @@ class MontMulLane(wiring.Component):
         mod = Memory(shape=W, depth=S, init=[])
         m.submodules.vec = vec
         m.submodules.mod = mod
-        rd = {"a": vec.read_port(), "b": vec.read_port(), "t": vec.read_port(),
-              "m": mod.read_port()}
+        # two read ports on the slots (yosys serves each read port with its own copy of the
+        # block RAM): ``a_i``, needed once a row, is read through the ``t`` port in a cycle
+        # where no word issues
+        rd = {"b": vec.read_port(), "t": vec.read_port(), "m": mod.read_port()}
         wr_v, wr_m = vec.write_port(), mod.write_port()
 
         # slot k starts at word k*S: a table of constants, not a multiplier (yosys would spend
@@ -205,11 +208,26 @@ class MontMulLane(wiring.Component):
             m.d.sync += [tok_valid[k].eq(tok_valid[k - 1]), tok_word[k].eq(tok_word[k - 1]),
                          tok_first[k].eq(tok_first[k - 1]), tok_last[k].eq(tok_last[k - 1])]
 
+        # a_0 is fetched in the cycle that takes ``start``, a_{i+1} at cycle s + 1 of row i (rows
+        # last at least s + 2 cycles); it lands in a_next two cycles later, before word 0 of
+        # its row needs it at stage 2 and after word 0 of the previous row took its own
+        # (decided and addressed a cycle ahead, in registers: the compare in front of the
+        # block-RAM address was the critical path)
+        fetch_a = Signal()
+        a_addr = Signal(range(N * S))
+        fetched_a = Signal()
+        m.d.sync += [fetch_a.eq(0), fetched_a.eq(fetch_a | (~self.busy & self.start))]
+        with m.If(tok_valid[1] & tok_last[1]):   # c = s: fetch at s + 1, the row's last cycle
+            m.d.sync += [fetch_a.eq(row + 1 < s), a_addr.eq(a_base + row + 1)]
         with m.If(self.busy):
             m.d.comb += [
                 rd["t"].addr.eq(t_base + c), rd["b"].addr.eq(b_base + c),
-                rd["a"].addr.eq(a_base + row), rd["m"].addr.eq(tok_word[4]),
+                rd["m"].addr.eq(tok_word[4]),
             ]
+            with m.If(fetch_a):
+                m.d.comb += rd["t"].addr.eq(a_addr)
+        with m.Elif(self.start):
+            m.d.comb += rd["t"].addr.eq(slot_base[self.a_slot])
         with m.Else():
             m.d.comb += [
                 rd["t"].addr.eq(slot_base[self.rd_slot] + self.rd_addr),
@@ -218,15 +236,16 @@ class MontMulLane(wiring.Component):
         m.d.comb += [self.rd_data.eq(rd["t"].data), self.rd_mod_data.eq(rd["m"].data)]
 
         # stage 1: a fabric register after every block-RAM read
-        t1, b1, a1, m1 = Signal(W), Signal(W), Signal(W), Signal(W)
-        m.d.sync += [t1.eq(Mux(tok_first[1], 0, rd["t"].data)), b1.eq(rd["b"].data),
-                     a1.eq(rd["a"].data)]
+        t1, b1, a_next, m1 = Signal(W), Signal(W), Signal(W), Signal(W)
+        m.d.sync += [t1.eq(rd["t"].data), b1.eq(rd["b"].data)]
+        with m.If(fetched_a):
+            m.d.sync += a_next.eq(rd["t"].data)
         m.d.sync += m1.eq(rd["m"].data)                   # m_j read at stage 4, here at 6
         # stage 2: multiplier A's input registers (a_i held for the row); 3: its output register
         a_i = Signal(W)
-        a_now = Mux(tok_word[2] == 0, a1, a_i)
+        a_now = Mux(tok_word[2] == 0, a_next, a_i)
         with m.If(tok_valid[2] & (tok_word[2] == 0)):
-            m.d.sync += a_i.eq(a1)
+            m.d.sync += a_i.eq(a_next)
         pa = self._multiplier(m, "mult_a", a_now, b1)
         # t_j and a_i*b_j wait for q_i*m_j: delay lines; t_at[k] / pa_at[k] hold the word that
         # is at stage k
@@ -234,6 +253,9 @@ class MontMulLane(wiring.Component):
         for k in range(3, 9):
             t_at[k] = Signal(W, name=f"t_at{k}")
             m.d.sync += t_at[k].eq(t_at[k - 1])
+        # row 0 reads t as 0: zeroed a stage later, so nothing but a register follows the RAM
+        with m.If(tok_first[2]):
+            m.d.sync += t_at[3].eq(0)
         pa_at = {4: pa}
         for k in range(5, 9):
             pa_at[k] = Signal(2 * W, name=f"pa_at{k}")
