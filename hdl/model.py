@@ -10,12 +10,16 @@ __all__ = [
     "DRAIN",
     "MIN_WORDS",
     "ROW_GAP",
+    "batch_cycles",
+    "batch_products",
     "exponent_digits",
     "modexp_cycles",
     "montgomery_words",
     "montmul_cycles",
     "montmul_reference",
     "mprime",
+    "multiplier_utilisation",
+    "request_beats",
 ]
 
 #: the lane's smallest run-time word count
@@ -113,3 +117,65 @@ def modexp_cycles(words: int, window: int, digits: list[int], const_time: bool) 
         for d in digits[:-1]:
             cycles += 2 + window * product + (product if (d or const_time) else 0)
     return cycles
+
+
+def request_beats(words: int, windows: int) -> int:
+    """Beats of a request frame to :class:`~montpipe.hdl.core.ModExpCore`: a header of 5,
+    the modulus, ``R² mod m`` and the base (``s`` each), one beat per exponent window."""
+    return 5 + 3 * words + windows
+
+
+def batch_cycles(lanes: int, words: int, window: int, digit_lists: list[list[int]],
+                 const_time: bool) -> int:
+    """Cycles :class:`~montpipe.hdl.array.ModExpArray` takes for a batch of exponentiations
+    under one word count, from the cycle the first request beat is offered to the cycle the
+    last result word is taken, with requests offered back to back and results always taken.
+
+    Request ``k`` goes to lane ``k mod lanes`` and results leave in request order. A lane takes
+    a frame at one beat a cycle, except the base at two (each word is compared with the
+    modulus as it arrives), plus one cycle to check the base and one to start the engine; it
+    then runs :func:`modexp_cycles`, and returns ``s`` words at two cycles each once the
+    previous request's result has left. The request stream is serial: frame ``k + 1`` starts
+    when frame ``k`` ends, or when its lane is back to idle after sending its last result.
+    """
+    if lanes < 1:
+        raise ValueError(f"lane count must be at least 1, not {lanes}")
+    free = [0] * lanes          # first cycle each lane can take a header beat
+    offered = 0                 # first cycle the next frame's first beat can be taken
+    out = 0                     # first cycle the next result in order can leave
+    last = 0
+    for k, digits in enumerate(digit_lists):
+        lane = k % lanes
+        first = max(offered, free[lane])
+        nw = len(digits)
+        start = first + 6 + 4 * words + nw          # the cycle the engine takes start
+        # the frame's last beat: the last digit, the cycle before; or with no digits the last
+        # base word, before the base check
+        offered = start if nw else start - 1
+        ready = start + modexp_cycles(words, window, digits, const_time) + 2
+        last = max(ready, out) + 2 * words - 2     # the result's last word leaves
+        out = last + 1
+        free[lane] = last + 1
+    return last + 1 if digit_lists else 0
+
+
+def batch_products(window: int, digit_lists: list[list[int]], const_time: bool) -> int:
+    """Montgomery products a batch computes: per exponentiation ``2^w`` for the table
+    (conversions included), ``w`` squarings and (always in constant-time mode, else for a
+    non-zero digit) one product per window after the first, and one for conversion out."""
+    total = 0
+    for digits in digit_lists:
+        total += (1 << window) + 1
+        for d in digits[:-1]:
+            total += window + (1 if (d or const_time) else 0)
+    return total
+
+
+def multiplier_utilisation(lanes: int, words: int, window: int,
+                           digit_lists: list[list[int]], const_time: bool) -> float:
+    """Useful multiplier cycles over available ones for a batch: each product needs
+    ``2s² + s`` (``s²`` word products ``a_i·b_j``, ``s²`` products ``q_i·m_j`` and ``s`` quotient
+    digits) out of ``2 · lanes`` multipliers for :func:`batch_cycles`."""
+    cycles = batch_cycles(lanes, words, window, digit_lists, const_time)
+    useful = batch_products(window, digit_lists, const_time) * (2 * words * words + words)
+    return useful / (2 * lanes * cycles) if cycles else 0.0
