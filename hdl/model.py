@@ -179,3 +179,31 @@ def multiplier_utilisation(lanes: int, words: int, window: int,
     cycles = batch_cycles(lanes, words, window, digit_lists, const_time)
     useful = batch_products(window, digit_lists, const_time) * (2 * words * words + words)
     return useful / (2 * lanes * cycles) if cycles else 0.0
+
+
+def _batch_table(lanes_list=(1, 59), width: int = 16, seed: int = 1) -> list[str]:
+    """Rows of the batch table in ``docs/gateware-plan.md``."""
+    import random
+
+    rng = random.Random(seed)
+    rows = ["| modulus / exponent | mode, window | lanes | cycles per product × lanes "
+            "| ÷ bound | multiplier utilisation |", "|---|---|---|---|---|---|"]
+    shapes = [(4096, 2048, True, 4), (4096, 2048, False, 4), (4096, 2048, False, 1),
+              (2048, 1024, True, 4)]
+    for bits, e_bits, const_time, window in shapes:
+        s = montgomery_words(bits, width)
+        bound = -(-(2 * s * s + s) // 2)
+        for lanes in lanes_list:
+            digit_lists = [exponent_digits(rng.getrandbits(e_bits) | 1 << (e_bits - 1), window)
+                           for _ in range(2 * lanes)]
+            cycles = batch_cycles(lanes, s, window, digit_lists, const_time)
+            per = cycles * lanes / batch_products(window, digit_lists, const_time)
+            util = multiplier_utilisation(lanes, s, window, digit_lists, const_time)
+            mode = "constant time" if const_time else "variable time"
+            rows.append(f"| {bits} / {e_bits} | {mode}, w = {window} | {lanes} | {per:,.0f} "
+                        f"| {per / bound:.3f} | {100 * util:.1f} % |")
+    return rows
+
+
+if __name__ == "__main__":
+    print("\n".join(_batch_table()))
