@@ -6,10 +6,13 @@ time without the toolchain installed.
 
 from __future__ import annotations
 
+import enum
+
 __all__ = [
     "DRAIN",
     "MIN_WORDS",
     "ROW_GAP",
+    "ResultStatus",
     "batch_cycles",
     "batch_products",
     "exponent_digits",
@@ -20,6 +23,7 @@ __all__ = [
     "mprime",
     "multiplier_utilisation",
     "request_beats",
+    "request_frame",
 ]
 
 #: the lane's smallest run-time word count
@@ -179,6 +183,39 @@ def multiplier_utilisation(lanes: int, words: int, window: int,
     cycles = batch_cycles(lanes, words, window, digit_lists, const_time)
     useful = batch_products(window, digit_lists, const_time) * (2 * words * words + words)
     return useful / (2 * lanes * cycles) if cycles else 0.0
+
+
+class ResultStatus(enum.IntEnum):
+    """Status of a result frame (the values of :class:`montpipe.hdl.core.Status`)."""
+
+    OK = 0
+    BAD_LENGTH = 1
+    EVEN_MODULUS = 2
+    ZERO_MODULUS = 3
+    BASE_NOT_BELOW_MODULUS = 4
+    BAD_FRAME = 5
+
+
+def request_frame(tag: int, base: int, exponent: int, modulus: int, *, width: int, window: int,
+                  const_time: bool = False, words: int | None = None,
+                  windows: int | None = None) -> list[int]:
+    """The beats of a request frame to :class:`~montpipe.hdl.core.ModExpCore` (``last`` goes on
+    the final one): tag, ``s``, windows, flags, ``m'``, then ``m``, ``R² mod m`` and the base
+    (``s`` words each, least significant first) and the exponent's digits.
+
+    ``words`` and ``windows`` override the natural lengths (to declare a constant-time length,
+    or to build frames the core must refuse); an even modulus gets ``m' = 0``. Values that do
+    not fit are masked to the word, as a host would send them.
+    """
+    mask = (1 << width) - 1
+    s = words if words is not None else montgomery_words(max(modulus.bit_length(), 2), width)
+    digits = exponent_digits(exponent, window, windows)
+    mp = mprime(modulus, width) if modulus % 2 else 0
+    r2 = pow(2, 2 * width * s, modulus) if modulus > 1 else 0
+    beats = [tag & mask, s & mask, len(digits) & mask, int(const_time), mp]
+    for value in (modulus, r2, base):
+        beats += [(value >> (width * k)) & mask for k in range(s)]
+    return beats + digits
 
 
 def _batch_table(lanes_list=(1, 59), width: int = 16, seed: int = 1) -> list[str]:
