@@ -5,9 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.montpipe-installed
-EXTRAS ?= test,bench,fl,hdl
+EXTRAS ?= test,bench,fl,hdl,sim
 
-.PHONY: all venv test demo walkthrough bench lint verilog clean
+.PHONY: all venv test demo walkthrough bench lint verilog sim clean
 
 all: test
 
@@ -41,6 +41,12 @@ bench: $(STAMP)
 # the gateware as Verilog, for cocotb and other flows
 verilog: $(STAMP)
 	$(PY) -m montpipe.hdl.export build/verilog
+
+# cocotb on Icarus Verilog and Verilator against gmpy2, full set (the Paillier shapes at full
+# size on Verilator: ~10 minutes); SIM=icarus|verilator picks one, WAVES=1 writes waveforms,
+# SEED=n replays vectors. Reports: build/sim/<simulator>/report.json
+sim: $(STAMP)
+	$(PY) -m montpipe.sim --set full $(if $(SIM),--sim $(SIM)) $(if $(WAVES),--waves) $(if $(SEED),--seed $(SEED))
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -1,0 +1,118 @@
+"""``python -m montpipe.sim``: run the cocotb tests, write ``build/sim/<simulator>/report.json``.
+
+``make sim`` runs the full set on both simulators; ``SIM=icarus`` or ``SIM=verilator`` picks
+one, ``WAVES=1`` writes waveforms (``dump.vcd`` / ``*.fst`` in each job's directory), and
+``--seed`` (or ``MONTPIPE_SIM_SEED``) replays a run's vectors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import plans
+from .runner import (
+    SIMULATORS,
+    SimulationFailedError,
+    SimulatorMissingError,
+    prepare,
+    run,
+    summarise,
+)
+
+
+def _git_revision() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def write_report(path: Path, simulator: str, version: str, which: str, seed: int,
+                 jobs: list[dict], command: str, failures: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "simulator": simulator, "version": version, "set": which, "seed": seed,
+        "command": command, "git_revision": _git_revision(), "machine": platform.machine(),
+        "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "passed": not failures, "failures": failures,
+        "operations_checked": sum(j["operations_checked"] for j in jobs),
+        "all_cycles_equal_model": all(s["model_equals_measured"] for j in jobs
+                                      for s in j["shapes"]),
+        "jobs": jobs,
+    }, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m montpipe.sim", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sim", default=os.environ.get("SIM") or "all",
+                        choices=[*SIMULATORS, "all"], help="simulator (default: both)")
+    parser.add_argument("--set", dest="which", default="full", choices=["reduced", "full"],
+                        help="reduced: the make-test set; full: make sim (default)")
+    parser.add_argument("--seed", type=int,
+                        default=int(os.environ.get("MONTPIPE_SIM_SEED") or
+                                    random.SystemRandom().randrange(1 << 31)))
+    parser.add_argument("--waves", action="store_true",
+                        default=os.environ.get("WAVES", "") not in ("", "0"))
+    parser.add_argument("--only", help="run only jobs whose name contains this")
+    parser.add_argument("--out", type=Path, default=Path("build/sim"))
+    args = parser.parse_args(argv)
+
+    simulators = SIMULATORS if args.sim == "all" else (args.sim,)
+    jobs = (plans.full if args.which == "full" else plans.reduced)(args.seed)
+    if args.only:
+        jobs = [j for j in jobs if args.only in j.name]
+    command = " ".join(["python -m montpipe.sim", f"--sim {args.sim}", f"--set {args.which}",
+                        f"--seed {args.seed}"] + (["--waves"] if args.waves else []) +
+                       ([f"--only {args.only}"] if args.only else []))
+    print(f"montpipe.sim: seed {args.seed} (replay with --seed {args.seed})", flush=True)
+    status = 0
+    for simulator in simulators:
+        try:
+            version = prepare(simulator)
+        except SimulatorMissingError as exc:
+            print(f"montpipe.sim: {exc}", file=sys.stderr)
+            status = 2
+            continue
+        print(f"== {version}", flush=True)
+        done, failures = [], []
+        for job in jobs:
+            if simulator not in job.simulators:
+                continue
+            started = time.perf_counter()
+            try:
+                summary = summarise(job, run(job, simulator, root=args.out, waves=args.waves))
+            except SimulationFailedError as exc:
+                failures.append(str(exc))
+                print(f"  FAIL {exc}", flush=True)
+                status = 1
+                continue
+            done.append(summary)
+            print(f"  ok   {job.name}: {summary['operations_checked']} results checked, "
+                  f"{summary['simulated_cycles']:,} cycles at "
+                  f"{summary['cycles_per_second'] or 0:,.0f}/s, build {summary['build_s']:.0f} s,"
+                  f" {time.perf_counter() - started:.0f} s in all", flush=True)
+            for shape in summary["shapes"]:
+                if shape["words"] > 60 or "batch" in shape["shape"]:
+                    cycles = shape["measured_cycles"]
+                    cycles = f"{cycles:,}" if isinstance(cycles, int) else str(cycles)
+                    print(f"       {shape['shape']}: {cycles} cycles "
+                          f"(model {'=' if shape['model_equals_measured'] else '!='}), "
+                          f"multipliers {100 * shape['multiplier_utilisation']:.1f} % busy")
+        report = args.out / simulator / "report.json"
+        write_report(report, simulator, version, args.which, args.seed, done, command, failures)
+        print(f"  wrote {report}")
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

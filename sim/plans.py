@@ -1,0 +1,177 @@
+"""What the cocotb runs check: the reduced set (``make test``, small widths, both simulators)
+and the full set (``make sim``: every run-time length of the small builds, and the real Paillier
+shapes at full size on Verilator). Vectors come from one seed, printed and overridable."""
+
+from __future__ import annotations
+
+import random
+
+from montpipe.hdl.model import montgomery_words
+
+from .runner import Job
+
+W = 16
+
+
+def _hex(value: int) -> str:
+    return hex(value)
+
+
+def _moduli(rng: random.Random, s: int, width: int = W) -> list[int]:
+    """Odd moduli whose word count is ``s``: ``2^k − 1``, ``2^(k−1) + 1`` (just above a power of
+    two) at the largest and smallest bit lengths that give ``s`` words, and a random one."""
+    high = width * s - 2                 # montgomery_words(L) == s for L in (high - W, high]
+    low = max(2, high - width + 1)
+    out = [(1 << high) - 1, (1 << (low - 1)) + 1, rng.getrandbits(high) | 1 | (1 << (high - 1))]
+    assert all(montgomery_words(m.bit_length(), width) == s for m in out), (s, out)
+    return out
+
+
+def _montmul(rng: random.Random, lengths: list[int], extra: list[int] = ()) -> dict:
+    vectors = []
+    for s in lengths:
+        for m in _moduli(rng, s):
+            for a, b in ((0, rng.randrange(m)), (1, m - 1), (m - 1, m - 1),
+                         (rng.randrange(m), rng.randrange(m)),
+                         (rng.randrange(m, 2 * m), rng.randrange(m, 2 * m))):  # lazy: < 2m
+                vectors.append({"a": _hex(a), "b": _hex(b), "m": _hex(m)})
+    for bits in extra:
+        m = rng.getrandbits(bits) | 1 | (1 << (bits - 1))
+        vectors.append({"a": _hex(rng.randrange(m)), "b": _hex(rng.randrange(m)),
+                        "m": _hex(m)})
+    return {"width": W, "vectors": vectors}
+
+
+def _exponents(rng: random.Random, bits: int) -> list[int]:
+    """0, 1, all ones, a single high bit, random."""
+    return [0, 1, (1 << bits) - 1, 1 << (bits - 1), rng.getrandbits(bits) | 1 << (bits - 1)]
+
+
+def _modexp(rng: random.Random, lengths: list[int], window: int, e_bits: int) -> dict:
+    vectors = []
+    declared = -(-e_bits // window)
+    for s in lengths:
+        for m in _moduli(rng, s):
+            for base in (0, 1, m - 1, rng.randrange(m)):
+                e = rng.getrandbits(e_bits)
+                vectors.append({"base": _hex(base), "e": _hex(e), "m": _hex(m)})
+            for e in _exponents(rng, e_bits):
+                base = rng.randrange(2, m)
+                vectors.append({"base": _hex(base), "e": _hex(e), "m": _hex(m)})
+                vectors.append({"base": _hex(base), "e": _hex(e), "m": _hex(m),
+                                "const_time": True, "windows": declared})
+    return {"width": W, "window": window, "vectors": vectors}
+
+
+def _requests(rng: random.Random, count: int, s_choices: list[int], e_bits: int, *,
+              const_time: bool = False, tag0: int = 0) -> list[dict]:
+    out = []
+    for k in range(count):
+        m = rng.choice(_moduli(rng, rng.choice(s_choices)))
+        out.append({"tag": tag0 + k, "base": _hex(rng.randrange(m)),
+                    "e": _hex(rng.getrandbits(rng.choice([1, e_bits // 2, e_bits]))),
+                    "m": _hex(m), "const_time": const_time})
+    return out
+
+
+def _error_requests(rng: random.Random, max_words: int, max_windows: int) -> list[dict]:
+    """One request per documented error status, then a good one."""
+    m = _moduli(rng, 3)[2]
+    good = {"tag": 99, "base": _hex(12345), "e": _hex(65537), "m": _hex(m)}
+    # a whole frame is 5 + 3s + windows beats
+    s = montgomery_words(m.bit_length(), W)
+    return [
+        {"tag": 1, "base": "0x5", "e": "0x3", "m": _hex(m), "words": max_words + 1,
+         "expect": "BAD_LENGTH"},
+        {"tag": 2, "base": "0x5", "e": "0x3", "m": _hex(m), "words": 2, "expect": "BAD_LENGTH"},
+        {"tag": 3, "base": "0x5", "e": "0x3", "m": _hex(m), "header_windows": max_windows + 1,
+         "expect": "BAD_LENGTH"},
+        {"tag": 4, "base": "0x5", "e": "0x3", "m": _hex(m + 1), "expect": "EVEN_MODULUS"},
+        {"tag": 5, "base": "0x0", "e": "0x3", "m": "0x0", "words": 4, "expect": "ZERO_MODULUS"},
+        {"tag": 6, "base": _hex(m), "e": "0x3", "m": _hex(m), "expect": "BASE_NOT_BELOW_MODULUS"},
+        {"tag": 7, "base": _hex(m + 9), "e": "0x3", "m": _hex(m),
+         "expect": "BASE_NOT_BELOW_MODULUS"},
+        {"tag": 8, "base": "0x5", "e": "0x3", "m": _hex(m), "beats": 7, "expect": "BAD_FRAME"},
+        {"tag": 10, "base": "0x5", "e": "0x3", "m": _hex(m), "beats": 5 + 3 * s + 1 + 2,
+         "expect": "BAD_FRAME"},
+        {"tag": 11, "base": "0x5", "e": "0x3", "m": _hex(m), "beats": 5, "expect": "BAD_FRAME"},
+        good,
+    ]
+
+
+HANDSHAKES = [(None, None), ([1, 1, 0], None), (None, [1, 0, 0, 1]), ([0, 1], [1, 1, 1, 0])]
+
+
+def _stream(rng: random.Random, lanes: int, max_words: int, window: int, max_windows: int,
+            e_bits: int, handshakes, batch: int) -> dict:
+    small = list(range(3, max_words + 1))
+    scenarios = [{
+        "name": "batch", "check_cycles": True,
+        "requests": _requests(rng, batch, [max_words], e_bits, const_time=True),
+    }]
+    for n, (idle, backpressure) in enumerate(handshakes):
+        scenarios.append({"name": f"handshake{n}", "idle": idle, "backpressure": backpressure,
+                          "requests": _requests(rng, 2 * lanes + 3, small, e_bits,
+                                                tag0=100 * (n + 1))})
+    scenarios.append({"name": "errors", "idle": [1, 0, 1], "backpressure": [1, 1, 0],
+                      "requests": _error_requests(rng, max_words, max_windows)})
+    return {"width": W, "window": window, "lanes": lanes, "scenarios": scenarios}
+
+
+def reduced(seed: int) -> list[Job]:
+    """Small widths and short vectors, both simulators: a few minutes in ``make test``."""
+    rng = random.Random(seed)
+    small = {"width": W, "max_words": 6, "window": 2, "max_windows": 20}
+    return [
+        Job("montmul", {"width": W, "max_words": 8}, {**_montmul(rng, [3, 5, 8]), "seed": seed},
+            ["montmul_vectors"]),
+        Job("modexp", small, {**_modexp(rng, [3, 6], 2, 36), "seed": seed}, ["modexp_vectors"]),
+        Job("core", small, {**_stream(rng, 1, 6, 2, 20, 36, HANDSHAKES[::3], 3), "seed": seed},
+            ["stream_scenarios"]),
+        Job("array", {"lanes": 3, **small},
+            {**_stream(rng, 3, 6, 2, 20, 36, HANDSHAKES[1:3], 7), "seed": seed},
+            ["stream_scenarios"]),
+    ]
+
+
+def full(seed: int) -> list[Job]:
+    """``make sim``: every run-time length of the small builds, handshakes crossed, windows 1
+    and 4, the 4096-bit lane on both simulators; on Verilator the real Paillier shapes at full
+    size (4096-bit modulus with a 2048-bit exponent, 2048-bit with 1024 in constant time) and a
+    Paillier round trip at 1024-bit keys."""
+    rng = random.Random(seed)
+    jobs = [
+        Job("montmul", {"width": W, "max_words": 12},
+            {**_montmul(rng, list(range(3, 13))), "seed": seed}, ["montmul_vectors"]),
+        Job("montmul", {"width": W, "max_words": 257},
+            {**_montmul(rng, [], extra=[4096, 4094, 2048, 1024]), "seed": seed},
+            ["montmul_vectors"]),
+    ]
+    for window in (1, 2, 4):
+        params = {"width": W, "max_words": 8, "window": window, "max_windows": 64 // window}
+        jobs.append(Job("modexp", params,
+                        {**_modexp(rng, list(range(3, 9)), window, 60), "seed": seed},
+                        ["modexp_vectors"]))
+    small = {"width": W, "max_words": 8, "window": 2, "max_windows": 32}
+    jobs.append(Job("core", small,
+                    {**_stream(rng, 1, 8, 2, 32, 60, HANDSHAKES, 4), "seed": seed},
+                    ["stream_scenarios"]))
+    jobs.append(Job("array", {"lanes": 4, **small},
+                    {**_stream(rng, 4, 8, 2, 32, 60, HANDSHAKES, 9), "seed": seed},
+                    ["stream_scenarios"]))
+    big = {"width": W, "max_words": 257, "window": 4, "max_windows": 512}
+    n4096 = rng.getrandbits(4096) | 1 | (1 << 4095)
+    n2048 = rng.getrandbits(2048) | 1 | (1 << 2047)
+    paillier_shapes = {"width": W, "window": 4, "lanes": 1, "seed": seed,
+                       "paillier_bits": 1024, "deadline_cycles": 400_000_000, "scenarios": [
+        {"name": "encrypt-2048-key", "check_cycles": True, "requests": [
+            {"tag": 1, "base": _hex(rng.randrange(n4096)),
+             "e": _hex(rng.getrandbits(2048) | 1 << 2047), "m": _hex(n4096)}]},
+        {"name": "crt-half-2048-key", "check_cycles": True, "requests": [
+            {"tag": 2, "base": _hex(rng.randrange(n2048)),
+             "e": _hex(rng.getrandbits(1024) | 1 << 1023), "m": _hex(n2048),
+             "const_time": True, "windows": 256}]},
+    ]}
+    jobs.append(Job("core", big, paillier_shapes, ["stream_scenarios", "paillier_round_trip"],
+                    simulators=("verilator",), label="core-paillier-full"))
+    return jobs
