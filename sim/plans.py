@@ -27,10 +27,11 @@ def _moduli(rng: random.Random, s: int, width: int = W) -> list[int]:
     return out
 
 
-def _montmul(rng: random.Random, lengths: list[int], extra: list[int] = ()) -> dict:
+def _montmul(rng: random.Random, lengths: list[int], extra: list[int] = (),
+             width: int = W) -> dict:
     vectors = []
     for s in lengths:
-        for m in _moduli(rng, s):
+        for m in _moduli(rng, s, width):
             for a, b in ((0, rng.randrange(m)), (1, m - 1), (m - 1, m - 1),
                          (rng.randrange(m), rng.randrange(m)),
                          (rng.randrange(m, 2 * m), rng.randrange(m, 2 * m))):  # lazy: < 2m
@@ -39,7 +40,7 @@ def _montmul(rng: random.Random, lengths: list[int], extra: list[int] = ()) -> d
         m = rng.getrandbits(bits) | 1 | (1 << (bits - 1))
         vectors.append({"a": _hex(rng.randrange(m)), "b": _hex(rng.randrange(m)),
                         "m": _hex(m)})
-    return {"width": W, "vectors": vectors}
+    return {"width": width, "vectors": vectors}
 
 
 def _exponents(rng: random.Random, bits: int) -> list[int]:
@@ -125,6 +126,8 @@ def reduced(seed: int) -> list[Job]:
     return [
         Job("montmul", {"width": W, "max_words": 8}, {**_montmul(rng, [3, 5, 8]), "seed": seed},
             ["montmul_vectors"]),
+        Job("montmul", {"width": 18, "max_words": 5},
+            {**_montmul(rng, [3, 5], width=18), "seed": seed}, ["montmul_vectors"]),
         Job("modexp", small, {**_modexp(rng, [3, 6], 2, 36), "seed": seed}, ["modexp_vectors"]),
         Job("core", small, {**_stream(rng, 1, 6, 2, 20, 36, HANDSHAKES[::3], 3), "seed": seed},
             ["stream_scenarios"]),
@@ -145,6 +148,10 @@ def full(seed: int) -> list[Job]:
             {**_montmul(rng, list(range(3, 13))), "seed": seed}, ["montmul_vectors"]),
         Job("montmul", {"width": W, "max_words": 257},
             {**_montmul(rng, [], extra=[4096, 4094, 2048, 1024]), "seed": seed},
+            ["montmul_vectors"]),
+        # W = 18 fills MULT18X18D's unsigned 18 x 18 (docs/gateware-plan.md: the faster lane)
+        Job("montmul", {"width": 18, "max_words": 228},
+            {**_montmul(rng, [3, 7, 12], extra=[4096, 2048, 1024], width=18), "seed": seed},
             ["montmul_vectors"]),
     ]
     for window in (1, 2, 4):

@@ -25,7 +25,7 @@ JOBS = plans.reduced(SEED)
 
 @pytest.mark.slow
 @pytest.mark.parametrize("simulator", ["icarus", "verilator"])
-@pytest.mark.parametrize("job", JOBS, ids=[j.design for j in JOBS])
+@pytest.mark.parametrize("job", JOBS, ids=[j.name for j in JOBS])
 def test_reduced_set(simulator, job):
     try:
         prepare(simulator)
