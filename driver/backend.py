@@ -2,8 +2,9 @@
 
 Everything expensive in Paillier is a modular exponentiation, and the Paillier layer hands every
 batch of them to a backend in one call. A backend is an object with the methods of
-:class:`Backend`; the CPU backend does them on the host, later backends (``model``, ``sim``,
-``fpga``) on an accelerator or a model of one. Which backend a key uses is settled once:
+:class:`Backend`; the CPU backend does them on the host, the ``model`` backend on the host while
+projecting the accelerator's time from its cycle model, later ones (``sim``, ``fpga``) on an
+accelerator. Which backend a key uses is settled once:
 
 * explicitly, ``PaillierPublicKey(n, backend=...)`` or ``generate_paillier_keypair(backend=...)``
   (an instance or a registered name);
@@ -264,3 +265,5 @@ def default_backend() -> Backend:
 def _load_builtin() -> None:
     if "cpu" not in _factories:
         from .backends import cpu  # noqa: F401  (registers itself)
+    if "model" not in _factories:
+        from .backends import model  # noqa: F401  (registers itself)

@@ -1,2 +1,3 @@
-"""Backends behind :class:`montpipe.driver.backend.Backend`: ``cpu`` today; ``model``, ``sim`` and
-``fpga`` arrive with the accelerator issues."""
+"""Backends behind :class:`montpipe.driver.backend.Backend`: ``cpu`` (the host) and ``model`` (the
+host's results, the accelerator's projected time); ``sim`` and ``fpga`` arrive with the host
+link."""

@@ -1,0 +1,135 @@
+"""The ``model`` backend: CPU results, device time from the gateware's exact cycle model."""
+
+import json
+import random
+import warnings
+
+import gmpy2
+import pytest
+from montpipe.driver import paillier
+from montpipe.driver.backends import model as model_mod
+from montpipe.driver.backends.model import DeviceConfig, ModelBackend, default_device
+from montpipe.hdl.model import batch_cycles, exponent_digits, montgomery_words
+
+SMALL = DeviceConfig(lanes=2, width=16, window=2, fmax_mhz=100.0)
+
+
+def odd(rng, bits):
+    return rng.getrandbits(bits) | 1 | (1 << (bits - 1))
+
+
+def test_results_are_exact_and_cycles_are_the_batch_model():
+    rng = random.Random(1)
+    mod = odd(rng, 300)
+    bases = [rng.randrange(mod) for _ in range(5)]
+    exps = [rng.getrandbits(64) for _ in range(5)]
+    backend = ModelBackend(SMALL, workers=1)
+    assert backend.powmod(bases, exps, mod) == [int(gmpy2.powmod(b, e, mod))
+                                                for b, e in zip(bases, exps)]
+    s = montgomery_words(300, 16)
+    want = batch_cycles(2, s, 2, [exponent_digits(e, 2) for e in exps], False)
+    stats = backend.stats.as_dict()
+    assert stats["device_cycles"] == want
+    assert stats["projected_device_seconds"] == pytest.approx(want / 100e6)
+    assert stats["device_powmods"] == 5 and stats["fallbacks"] == 0
+    assert stats["link_bytes"] > 0 and stats["projected_link_seconds"] > 0
+
+
+def test_projection_equals_the_rtl_cycles_for_the_same_batch():
+    """The same batch through the Amaranth simulation of a two-lane array."""
+    pytest.importorskip("amaranth", reason="gateware tests need pip install .[hdl]")
+    from montpipe.hdl.array import ModExpArray
+    from montpipe.hdl.model import request_frame
+    from test_hdl_core import run as run_rtl
+
+    rng = random.Random(2)
+    mod = odd(rng, 70)
+    cases = [(rng.randrange(mod), rng.getrandbits(rng.choice([5, 30]))) for _ in range(5)]
+    frames = []
+    for tag, (b, e) in enumerate(cases):
+        beats = request_frame(tag, b, e, mod, width=16, window=2)
+        frames.append([(x, i == len(beats) - 1) for i, x in enumerate(beats)])
+    results, end = run_rtl(frames, make=lambda: ModExpArray(2, 16, 6, 2, 40))
+    assert [sum(w << (16 * k) for k, w in enumerate(words)) for _, _, words in results] == \
+        [pow(b, e, mod) for b, e in cases]
+    backend = ModelBackend(SMALL, workers=1)
+    assert backend.project([e for _, e in cases], mod) == end["last_result"]
+
+
+def test_secret_batches_take_the_declared_length_whatever_the_bits():
+    rng = random.Random(3)
+    mod = odd(rng, 256)
+    a, b = ModelBackend(SMALL, workers=1), ModelBackend(SMALL, workers=1)
+    ones = [(1 << 128) - 1] * 4
+    sparse = [1 << 127, (1 << 127) | 1, 1 << 127, 3 | (1 << 127)]
+    assert a.project(ones, mod, secret=True) == b.project(sparse, mod, secret=True)
+    assert a.project(ones, mod) != b.project(sparse, mod)
+    assert a.project([1], mod, secret=True, declared_bits=128) == \
+        b.project([1 << 127], mod, secret=True, declared_bits=128)
+
+
+def test_what_the_device_cannot_take_falls_back_and_is_counted():
+    rng = random.Random(4)
+    backend = ModelBackend(DeviceConfig(lanes=2, n_max_bits=256), workers=1)
+    wide, even = odd(rng, 300), odd(rng, 200) + 1
+    for mod in (wide, even):
+        assert backend.powmod([5, 7], 65537, mod) == [pow(5, 65537, mod), pow(7, 65537, mod)]
+    assert backend.stats.fallbacks == 4
+    assert backend.stats.extra["device_cycles"] == 0
+
+
+def test_paillier_through_the_model_backend():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", paillier.SecurityWarning)
+        pk, sk = paillier.generate_paillier_keypair(n_length=1024, backend=ModelBackend(
+            SMALL, workers=1))
+    values = [1.5, -2.25, 3.0]
+    enc = pk.encrypt_vector(values)
+    assert list(sk.decrypt_vector(enc * 2.0)) == [3.0, -4.5, 6.0]
+    stats = pk.backend.stats.as_dict()
+    assert stats["device_powmods"] >= 3 * 3 and stats["projected_device_seconds"] > 0
+    assert pk.backend.describe()["device"]["lanes"] == 2
+
+
+def test_bad_device_configurations_are_named():
+    with pytest.raises(ValueError, match="device lanes must be a positive integer, not 0"):
+        DeviceConfig(lanes=0)
+    with pytest.raises(ValueError, match="device word width must be 2 to 18 bits, not 32"):
+        DeviceConfig(width=32)
+    with pytest.raises(ValueError, match="device fmax_mhz must be a positive number, not -1"):
+        DeviceConfig(fmax_mhz=-1)
+
+
+def test_environment_overrides_and_bad_values(monkeypatch):
+    monkeypatch.setenv("MONTPIPE_MODEL_LANES", "40")
+    monkeypatch.setenv("MONTPIPE_MODEL_FMAX_MHZ", "150")
+    device = default_device()
+    assert (device.lanes, device.fmax_mhz) == (40, 150.0)
+    assert "MONTPIPE_MODEL_LANES=40" in device.source
+    monkeypatch.setenv("MONTPIPE_MODEL_LANES", "many")
+    with pytest.raises(ValueError, match="MONTPIPE_MODEL_LANES must be a whole number, not 'many'"):
+        default_device()
+
+
+def test_a_committed_synthesis_report_is_the_default(monkeypatch, tmp_path):
+    (tmp_path / "ulx3s-85f.json").write_text(json.dumps({
+        "fmax_mhz": 131.5,
+        "configuration": {"lanes": 30, "width": 18, "window": 4, "n_max_bits": 4096}}))
+    monkeypatch.setattr(model_mod, "REPORTS", tmp_path)
+    device = default_device()
+    assert (device.lanes, device.width, device.window, device.fmax_mhz) == (30, 18, 4, 131.5)
+    assert device.source == "synthesis report ulx3s-85f.json"
+
+
+def test_the_fl_demo_reports_projected_device_time():
+    from montpipe.fl_demo import run
+    from montpipe.fl_demo.data import load_breast_cancer_split
+    from montpipe.fl_demo.protocol import Config
+
+    data = load_breast_cancer_split(seed=0)
+    cfg = Config(iterations=1, key_bits=512)
+    backends = {"arbiter": "model", "guest": "model", "host": "model"}
+    res = run.train(data, cfg, use_ray=False, progress=False, backends=backends)
+    summary = run.summarise(res, data, cfg, backends)
+    assert set(summary["projected_device_seconds"]) == {"arbiter", "guest", "host"}
+    assert all(v > 0 for v in summary["projected_device_seconds"].values())
