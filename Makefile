@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) -m montpipe.bench.cpu $(BENCH_ARGS)
 	$(PY) -m montpipe.bench.kernels $(BENCH_ARGS)
 	$(PY) -m montpipe.bench.fl $(BENCH_ARGS)
+	$(PY) -m montpipe.bench.device $(BENCH_ARGS)
 
 # the gateware as Verilog, for cocotb and other flows
 verilog: $(STAMP)

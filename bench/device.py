@@ -1,0 +1,121 @@
+"""Projected accelerator throughput against the CPU backend, one 2048-bit Paillier batch.
+
+``python -m montpipe.bench.device`` (part of ``make bench``) runs the same batch of standard
+encryptions (``r^n mod n²``), DJN encryptions and CRT decryptions through the ``model`` backend
+(whose results are the CPU's and whose device time is the exact cycle model at the assumed
+clock) and times the ``cpu`` backend on it, side by side in one run; it prints operations per
+second for both and the multiplier-bound ceiling of the same part at the same clock, and writes
+``build/bench/device.json`` and ``device.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+from ..driver import paillier
+from ..driver.backends.cpu import CPUBackend
+from ..driver.backends.model import ModelBackend
+from ..hdl.model import montgomery_words
+
+#: LFE5U-85F: hard multipliers; the ceiling assumes every one busy on useful products
+PART_MULTIPLIERS = 156
+
+
+def _ceiling(modulus_bits: int, exponent_bits: int, width: int, fmax_mhz: float) -> float:
+    """Operations/s if all ``PART_MULTIPLIERS`` did nothing but the ``(2s² + s)`` word
+    products of ``1.5 · exponent_bits`` Montgomery multiplications (square-and-multiply)."""
+    s = montgomery_words(modulus_bits, width)
+    products = 1.5 * exponent_bits * (2 * s * s + s)
+    return PART_MULTIPLIERS * fmax_mhz * 1e6 / products
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--key-bits", type=int, default=2048)
+    ap.add_argument("--batch", type=int, default=0, help="default: two requests per lane")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--out", default="build/bench")
+    ap.add_argument("--update-readme", action="store_true", help="copy the table into README")
+    args = ap.parse_args(argv)
+
+    model = ModelBackend()
+    device = model.device
+    cpu = CPUBackend()
+    batch = args.batch or 2 * device.lanes
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", paillier.SecurityWarning)
+        pk_std, sk = paillier.generate_paillier_keypair(n_length=args.key_bits, mode="standard")
+    plain = list(range(batch))
+    rows = []
+    for label, mode, exp_bits, mod_bits in (
+            ("standard encryption, r^n mod n²", "standard", args.key_bits, 2 * args.key_bits),
+            ("DJN encryption, h_s^α mod n²", "djn", -(-args.key_bits // 2), 2 * args.key_bits),
+            ("CRT decryption, two halves mod p² and q²", "decrypt", args.key_bits // 2,
+             args.key_bits)):
+        timings = {}
+        for name, backend in (("model", model), ("cpu", cpu)):
+            pk = paillier.PaillierPublicKey(pk_std.n, backend=backend)
+            key = paillier.PaillierPrivateKey(pk, sk.p, sk.q)
+            cts = pk.raw_encrypt_batch(plain, mode="standard") if mode == "decrypt" else None
+            before = dict(backend.stats.as_dict())
+            samples = []
+            for _ in range(args.reps):
+                t0 = time.perf_counter()
+                if mode == "decrypt":
+                    assert key.raw_decrypt_batch(cts) == plain
+                else:
+                    pk.raw_encrypt_batch(plain, mode=mode)
+                samples.append(time.perf_counter() - t0)
+            timings[name] = statistics.median(samples)
+            if name == "model":
+                after = backend.stats.as_dict()
+                device_s = (after["projected_device_seconds"] -
+                            before["projected_device_seconds"]) / args.reps
+                link_s = (after["projected_link_seconds"] -
+                          before["projected_link_seconds"]) / args.reps
+        halves = 2 if mode == "decrypt" else 1
+        ceiling = _ceiling(mod_bits, exp_bits, device.width, device.fmax_mhz) / halves
+        rows.append({"operation": label, "batch": batch,
+                     "device_ops_per_s": batch / device_s,
+                     "link_ops_per_s": batch / link_s,
+                     "ceiling_ops_per_s": ceiling,
+                     "cpu_ops_per_s": batch / timings["cpu"],
+                     "cpu_workers": cpu.workers})
+    lines = [
+        f"Measured by `python -m montpipe.bench.device` ({args.key_bits}-bit key, batch of "
+        f"{batch}; device: {device.lanes} lanes × 2 MULT18X18D, W = {device.width}, window "
+        f"{device.window}, {device.fmax_mhz:g} MHz — {device.source}; CPU backend on "
+        f"{cpu.workers} threads, medians of {args.reps}).",
+        "",
+        "| operation | device, projected | UART link alone | 85F ceiling at that clock "
+        "| CPU backend, measured | CPU ÷ device |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['operation']} | {r['device_ops_per_s']:.1f}/s | "
+                     f"{r['link_ops_per_s']:.0f}/s | {r['ceiling_ops_per_s']:.1f}/s | "
+                     f"{r['cpu_ops_per_s']:.0f}/s | "
+                     f"{r['cpu_ops_per_s'] / r['device_ops_per_s']:.0f}× |")
+    md = "\n".join(lines) + "\n"
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "device.json").write_text(json.dumps({
+        "command": "python -m montpipe.bench.device", "key_bits": args.key_bits,
+        "device": model.describe()["device"], "rows": rows}, indent=2))
+    (out / "device.md").write_text(md)
+    print(md)
+    if args.update_readme:
+        from .cpu import ROOT, update_readme
+
+        update_readme(md, ROOT / "README.md", "device")
+        print("README.md table updated")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
