@@ -1,0 +1,187 @@
+"""The host link's wire protocol (``docs/protocol.md``): frames, commands, and a resynchronising
+response parser. Pure Python: the ``sim`` and ``fpga`` backends and the gateware tests share it.
+
+A request frame is ``A5 | length:u16 | opcode:u8 | tag:u16 | payload | crc:u32``; a response is
+``5A | length:u16 | opcode|0x80 | tag:u16 | status:u8 | payload | crc:u32``. ``length`` counts
+the bytes from the opcode to the end of the payload; the CRC is CRC-32 (IEEE, as ``zlib.crc32``)
+of the length, opcode, tag, status and payload bytes; everything is little-endian.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+import zlib
+from dataclasses import dataclass
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "REQUEST_MARKER",
+    "RESPONSE_MARKER",
+    "Capabilities",
+    "LinkStatus",
+    "Opcode",
+    "Response",
+    "ResponseParser",
+    "caps_request",
+    "encode_request",
+    "load_context_request",
+    "modexp_request",
+    "pack_words",
+    "unpack_words",
+]
+
+PROTOCOL_VERSION = 1
+REQUEST_MARKER = 0xA5
+RESPONSE_MARKER = 0x5A
+
+
+class Opcode(enum.IntEnum):
+    CAPS = 0x01
+    LOAD_CONTEXT = 0x02
+    MODEXP = 0x03
+    STATUS = 0x04
+    RESET = 0x05
+
+
+class LinkStatus(enum.IntEnum):
+    """Response status: the core's result statuses, then the link's own."""
+
+    OK = 0
+    BAD_LENGTH = 1              # core: s or windows out of range
+    EVEN_MODULUS = 2
+    ZERO_MODULUS = 3
+    BASE_NOT_BELOW_MODULUS = 4
+    BAD_FRAME = 5               # core: request frame malformed (not reachable through the link)
+    BAD_CRC = 0x10
+    UNKNOWN_OPCODE = 0x11
+    SHORT_FRAME = 0x12          # payload shorter than its fields need, or bytes stopped coming
+    LONG_FRAME = 0x13           # payload longer than its fields, or length above the buffer
+    NO_CONTEXT = 0x14           # context index out of range or never loaded
+    BUSY = 0x15                 # a frame arrived while the request buffer was still full
+
+
+def pack_words(value: int, words: int, width: int) -> bytes:
+    """``value`` as ``words`` little-endian words of ``width`` bits, each in ``ceil(width/8)``
+    bytes."""
+    if value < 0 or value >> (words * width):
+        raise ValueError(f"value of {value.bit_length()} bits does not fit {words} words of "
+                         f"{width} bits")
+    size = -(-width // 8)
+    mask = (1 << width) - 1
+    return b"".join(((value >> (width * k)) & mask).to_bytes(size, "little")
+                    for k in range(words))
+
+
+def unpack_words(data: bytes, width: int) -> int:
+    size = -(-width // 8)
+    if len(data) % size:
+        raise ValueError(f"{len(data)} bytes is not a whole number of {size}-byte words")
+    return sum(int.from_bytes(data[i:i + size], "little") << (width * (i // size))
+               for i in range(0, len(data), size))
+
+
+def encode_request(opcode: int, tag: int, payload: bytes = b"") -> bytes:
+    if not 0 <= tag < 1 << 16:
+        raise ValueError(f"tag must be in [0, 65536), not {tag}")
+    body = struct.pack("<HBH", 3 + len(payload), opcode, tag) + payload
+    return bytes([REQUEST_MARKER]) + body + struct.pack("<I", zlib.crc32(body))
+
+
+def caps_request(tag: int) -> bytes:
+    return encode_request(Opcode.CAPS, tag)
+
+
+def load_context_request(tag: int, context: int, modulus: int, *, width: int, words: int,
+                         mprime: int, r2: int) -> bytes:
+    size = -(-width // 8)
+    payload = struct.pack("<BH", context, words) + mprime.to_bytes(size, "little") + \
+        pack_words(modulus, words, width) + pack_words(r2, words, width)
+    return encode_request(Opcode.LOAD_CONTEXT, tag, payload)
+
+
+def modexp_request(tag: int, context: int, base: int, digits: list[int], *, width: int,
+                   words: int, const_time: bool = False) -> bytes:
+    payload = struct.pack("<BBH", context, int(const_time), len(digits)) + \
+        pack_words(base, words, width) + bytes(digits)
+    return encode_request(Opcode.MODEXP, tag, payload)
+
+
+@dataclass(frozen=True)
+class Response:
+    opcode: int
+    tag: int
+    status: LinkStatus | int
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    version: int
+    width: int
+    n_max_bits: int
+    lanes: int
+    window: int
+    max_windows: int
+    contexts: int
+    clock_khz: int
+
+    FORMAT = "<BBHBBHBI"
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Capabilities:
+        size = struct.calcsize(cls.FORMAT)
+        if len(payload) != size:
+            raise ValueError(f"capabilities payload is {len(payload)} bytes, expected {size}")
+        return cls(*struct.unpack(cls.FORMAT, payload))
+
+    def encode(self) -> bytes:
+        return struct.pack(self.FORMAT, self.version, self.width, self.n_max_bits, self.lanes,
+                           self.window, self.max_windows, self.contexts, self.clock_khz)
+
+
+class ResponseParser:
+    """Feed bytes, get whole responses. Bytes before a marker, and frames whose CRC fails, are
+    skipped (counted in ``discarded``/``bad_crc``): the parser resynchronises on the next
+    marker, as the device does."""
+
+    def __init__(self, max_length: int = 4096) -> None:
+        self._buf = bytearray()
+        self.max_length = max_length
+        self.discarded = 0
+        self.bad_crc = 0
+
+    def feed(self, data: bytes) -> list[Response]:
+        self._buf += data
+        out = []
+        while True:
+            start = self._buf.find(RESPONSE_MARKER)
+            if start < 0:
+                self.discarded += len(self._buf)
+                self._buf.clear()
+                return out
+            if start:
+                self.discarded += start
+                del self._buf[:start]
+            if len(self._buf) < 3:
+                return out
+            (length,) = struct.unpack_from("<H", self._buf, 1)
+            if not 4 <= length <= self.max_length:
+                self.discarded += 1
+                del self._buf[:1]
+                continue
+            total = 1 + 2 + length + 4
+            if len(self._buf) < total:
+                return out
+            body = bytes(self._buf[1:3 + length])
+            (crc,) = struct.unpack_from("<I", self._buf, 3 + length)
+            if zlib.crc32(body) != crc:
+                self.bad_crc += 1
+                self.discarded += 1
+                del self._buf[:1]
+                continue
+            opcode, tag, status = struct.unpack_from("<BHB", body, 2)
+            if status in LinkStatus._value2member_map_:
+                status = LinkStatus(status)
+            out.append(Response(opcode & 0x7F, tag, status, body[6:]))
+            del self._buf[:total]
