@@ -229,6 +229,7 @@ class FrameLink(wiring.Component):
         word = Signal(16)
         phase = Signal(3)       # beats of the core's frame: 0 header, 1 m, 2 R², 3 base, 4 digits
         beat = Signal(W)
+        beat_last, beat_end = Signal(), Signal()
         # in-flight word counts, in request order, for the responder's length field
         inflight = Memory(shape=range(S + 1), depth=32, init=[])
         m.submodules.inflight = inflight
@@ -245,6 +246,7 @@ class FrameLink(wiring.Component):
             m.next = "Respond"
 
         load_len = 3 + 3 + wb + 2 * s * wb
+        want = Signal(32)
         exp_len = 3 + 4 + s * wb + windows
         with m.FSM(name="exec_fsm"):
             with m.State("Idle"):
@@ -273,13 +275,20 @@ class FrameLink(wiring.Component):
                         respond(LinkStatus.OK)
                 with m.Elif(op == Opcode.LOAD_CONTEXT):
                     m.d.sync += s.eq(hdr[4] | (hdr[5] << 8))
-                    m.next = "Check load"
+                    m.next = "Load length"
                 with m.Elif(op == Opcode.MODEXP):
                     m.d.sync += [s.eq(ctx_s[hdr[3]]),
                                  windows.eq(hdr[5] | (hdr[6] << 8))]
-                    m.next = "Check modexp"
+                    m.next = "Modexp length"
                 with m.Else():
                     respond(LinkStatus.UNKNOWN_OPCODE)
+            # the expected frame length is registered before it is compared (timing)
+            with m.State("Load length"):
+                m.d.sync += want.eq(load_len)
+                m.next = "Check load"
+            with m.State("Modexp length"):
+                m.d.sync += want.eq(exp_len)
+                m.next = "Check modexp"
             with m.State("Check load"):
                 with m.If(blen < 6):
                     respond(LinkStatus.SHORT_FRAME)
@@ -287,9 +296,9 @@ class FrameLink(wiring.Component):
                     respond(LinkStatus.NO_CONTEXT)
                 with m.Elif((s < 3) | (s > S)):
                     respond(LinkStatus.BAD_LENGTH)
-                with m.Elif(blen < load_len):
+                with m.Elif(blen < want):
                     respond(LinkStatus.SHORT_FRAME)
-                with m.Elif(blen > load_len):
+                with m.Elif(blen > want):
                     respond(LinkStatus.LONG_FRAME)
                 with m.Else():
                     m.d.sync += [raddr.eq(6), k.eq(0), nbyte.eq(0), word.eq(0), acc.eq(0),
@@ -322,9 +331,9 @@ class FrameLink(wiring.Component):
                     respond(LinkStatus.SHORT_FRAME)
                 with m.Elif((ctx >= C) | ~ctx_ok[ctx]):
                     respond(LinkStatus.NO_CONTEXT)
-                with m.Elif(blen < exp_len):
+                with m.Elif(blen < want):
                     respond(LinkStatus.SHORT_FRAME)
-                with m.Elif(blen > exp_len):
+                with m.Elif(blen > want):
                     respond(LinkStatus.LONG_FRAME)
                 with m.Elif((fifo_tail + 1)[:5] == fifo_head):
                     respond(LinkStatus.BUSY)       # more in flight than the word-count queue
@@ -332,7 +341,15 @@ class FrameLink(wiring.Component):
                     m.d.sync += [phase.eq(0), k.eq(0)]
                     m.next = "Beat"
             with m.State("Beat"):
-                # prepare the next beat of the core's request frame
+                # prepare the next beat of the core's request frame, and decide now (in
+                # registers) whether it ends its section or the frame: k and phase hold until
+                # it is sent, and the comparisons in front of the array were the critical path
+                counts = Array([Const(5, 16), s, s, s, windows])
+                m.d.sync += [
+                    beat_last.eq((phase == 4) & (k == windows - 1) |
+                                 (phase == 3) & (k == s - 1) & (windows == 0)),
+                    beat_end.eq(k == counts[phase] - 1),
+                ]
                 with m.Switch(phase):
                     with m.Case(0):
                         m.d.sync += beat.eq(Array([tag, s, windows, hdr[4][0],
@@ -366,18 +383,15 @@ class FrameLink(wiring.Component):
                 m.d.sync += beat.eq(buf_r.data)
                 m.next = "Send"
             with m.State("Send"):
-                counts = Array([Const(5, 16), s, s, s, windows])
-                is_last = (phase == 4) & (k == windows - 1) | \
-                    (phase == 3) & (k == s - 1) & (windows == 0)
-                m.d.comb += [req.valid.eq(1), req.p.data.eq(beat), req.p.last.eq(is_last)]
+                m.d.comb += [req.valid.eq(1), req.p.data.eq(beat), req.p.last.eq(beat_last)]
                 with m.If(req.ready):
-                    with m.If(is_last):
+                    with m.If(beat_last):
                         m.d.comb += [fifo_w.addr.eq(fifo_tail), fifo_w.data.eq(s),
                                      fifo_w.en.eq(1)]
                         m.d.sync += fifo_tail.eq(fifo_tail + 1)
                         m.d.comb += release.eq(1)
                         m.next = "Idle"
-                    with m.Elif(k == counts[phase] - 1):
+                    with m.Elif(beat_end):
                         m.d.sync += [k.eq(0), phase.eq(Mux((phase == 3) & (windows == 0), 4,
                                                            phase + 1))]
                         m.next = "Beat"
@@ -400,8 +414,15 @@ class FrameLink(wiring.Component):
         i = Signal(16)
         o_crc = Signal(32)
         res_byte = Signal(range(wb + 1))
-        total = 7 + o_pay + 4
+        pay_end = Signal(17)        # 7 + o_pay, registered (timing)
+        total = pay_end + 4
         cur = Signal(8)
+        # the CRC takes each byte a cycle after it is sent (the byte mux and the CRC's eight
+        # steps in one cycle were the link's critical path); the first CRC byte waits a cycle
+        crc_byte, crc_en = Signal(8), Signal()
+        m.d.sync += crc_en.eq(0)
+        with m.If(crc_en):
+            m.d.sync += o_crc.eq(crc32_update(o_crc, crc_byte))
         j = i - 7
         with m.Switch(i):
             with m.Case(0):
@@ -420,8 +441,8 @@ class FrameLink(wiring.Component):
                 m.d.comb += cur.eq(o_status)
             with m.Default():
                 final = o_crc ^ 0xFFFFFFFF
-                with m.If(i >= 7 + o_pay):
-                    m.d.comb += cur.eq(final.word_select((i - 7 - o_pay)[:2], 8))
+                with m.If(i >= pay_end):
+                    m.d.comb += cur.eq(final.word_select((i - pay_end)[:2], 8))
                 with m.Elif(o_kind == 2):
                     padded = Cat(res.p.data, Const(0, 8 * wb - W))
                     m.d.comb += cur.eq(padded.word_select(res_byte, 8))
@@ -440,28 +461,33 @@ class FrameLink(wiring.Component):
                     m.d.comb += pop.eq(1)
                     with m.If(~ok):
                         m.d.comb += res.ready.eq(1)     # an error result is one beat: taken now
-                    m.next = "Send"
+                    m.next = "Start"
                 with m.Elif(resp_pending):
                     m.d.comb += take_resp.eq(1)
                     m.d.sync += [o_kind.eq(1), o_op.eq(resp_op), o_tag.eq(resp_tag),
                                  o_status.eq(resp_status), o_payload_kind.eq(resp_kind),
                                  o_pay.eq(Mux(resp_kind == 1, len(caps),
                                               Mux(resp_kind == 2, 16, 0)))]
-                    m.next = "Send"
+                    m.next = "Start"
                 with m.Elif(err_pending):
                     m.d.comb += take_err.eq(1)
                     m.d.sync += [o_kind.eq(0), o_op.eq(0x80), o_tag.eq(err_tag),
                                  o_status.eq(err_status), o_payload_kind.eq(0), o_pay.eq(0)]
-                    m.next = "Send"
+                    m.next = "Start"
+            with m.State("Start"):
+                m.d.sync += pay_end.eq(7 + o_pay)
+                m.next = "Send"
             with m.State("Send"):
                 # result words come from the array at its pace: wait for each to be offered
-                in_result = (o_kind == 2) & (i >= 7) & (i < 7 + o_pay)
-                m.d.comb += [tx.valid.eq(~in_result | res.valid), tx.payload.eq(cur)]
+                in_result = (o_kind == 2) & (i >= 7) & (i < pay_end)
+                crc_wait = (i >= pay_end) & crc_en
+                m.d.comb += [tx.valid.eq((~in_result | res.valid) & ~crc_wait),
+                             tx.payload.eq(cur)]
                 with m.If(tx.ready & tx.valid):
                     m.d.sync += i.eq(i + 1)
-                    with m.If((i >= 1) & (i < 7 + o_pay)):
-                        m.d.sync += o_crc.eq(crc32_update(o_crc, cur))
-                    with m.If((o_kind == 2) & (i >= 7) & (i < 7 + o_pay)):
+                    with m.If((i >= 1) & (i < pay_end)):
+                        m.d.sync += [crc_byte.eq(cur), crc_en.eq(1)]
+                    with m.If(in_result):
                         m.d.sync += res_byte.eq(res_byte + 1)
                         with m.If(res_byte == wb - 1):
                             m.d.sync += res_byte.eq(0)
