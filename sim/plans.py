@@ -166,6 +166,14 @@ def full(seed: int) -> list[Job]:
     jobs.append(Job("array", {"lanes": 4, **small},
                     {**_stream(rng, 4, 8, 2, 32, 60, HANDSHAKES, 9), "seed": seed},
                     ["stream_scenarios"]))
+    # the host link with the host's protocol code, on Verilator: its C++ takes minutes to
+    # compile, and Icarus runs this design at ~200 cycles/s (so neither is in make test; the
+    # link's own tests there run on Amaranth's simulator)
+    jobs.append(Job("link", {"lanes": 2, "contexts": 2, "width": W, "max_words": 6,
+                             "window": 2, "max_windows": 20},
+                    {"width": W, "window": 2, "lanes": 2, "modulus_bits": 80,
+                     "exponent_bits": 36, "requests": 6, "seed": seed}, ["link_exchange"],
+                    simulators=("verilator",)))
     big = {"width": W, "max_words": 257, "window": 4, "max_windows": 512}
     n4096 = rng.getrandbits(4096) | 1 | (1 << 4095)
     n2048 = rng.getrandbits(2048) | 1 | (1 << 2047)

@@ -49,6 +49,7 @@ class Job:
 def _make_design(design: str, params: dict):
     from montpipe.hdl.array import ModExpArray
     from montpipe.hdl.core import ModExpCore
+    from montpipe.hdl.link import FrameLink
     from montpipe.hdl.modexp import ModExpLane
     from montpipe.hdl.montmul import MontMulLane
 
@@ -60,6 +61,9 @@ def _make_design(design: str, params: dict):
                                      p["max_windows"]),
         "array": lambda p: ModExpArray(p["lanes"], p["width"], p["max_words"], p["window"],
                                        p["max_windows"]),
+        "link": lambda p: FrameLink(width=p["width"], max_words=p["max_words"],
+                                    window=p["window"], max_windows=p["max_windows"],
+                                    lanes=p["lanes"], contexts=p["contexts"]),
     }
     if design not in factories:
         raise ValueError(f"unknown design {design!r}; expected one of {sorted(factories)}")
@@ -69,7 +73,8 @@ def _make_design(design: str, params: dict):
 TEST_MODULES = {"montmul": "montpipe.sim.cocotb_montmul",
                 "modexp": "montpipe.sim.cocotb_modexp",
                 "core": "montpipe.sim.cocotb_core",
-                "array": "montpipe.sim.cocotb_core"}
+                "array": "montpipe.sim.cocotb_core",
+                "link": "montpipe.sim.cocotb_link"}
 
 
 def verilator_root() -> Path | None:

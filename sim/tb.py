@@ -249,3 +249,50 @@ class StreamTB(_ClockedTB):
         for _ in range(3):
             await FallingEdge(self.dut.clk)
         return not int(self.dut.busy.value) and not int(self.dut.o_res__valid.value)
+
+
+class LinkTB(_ClockedTB):
+    """:class:`~montpipe.hdl.link.FrameLink`: request bytes in on ``i_rx``, response bytes out
+    on ``o_tx``, parsed with the host's :class:`~montpipe.driver.protocol.ResponseParser` by a
+    monitor that runs from the start (a response may begin while a request is still going
+    out). Bytes go in one every ``pace`` cycles, as a UART delivers them (far more slowly)."""
+
+    def __init__(self, dut, pace: int = 6) -> None:
+        from montpipe.driver.protocol import ResponseParser
+
+        super().__init__(dut)
+        self.pace = pace
+        self.parser = ResponseParser()
+        self.responses: list = []
+        dut.i_rx__valid.value = 0
+        dut.o_tx__ready.value = 1
+        cocotb.start_soon(self._monitor())
+
+    async def _monitor(self) -> None:
+        dut = self.dut
+        while True:
+            await FallingEdge(dut.clk)
+            if dut.o_tx__valid.value:          # ready is always high: taken at the next edge
+                self.responses += self.parser.feed(bytes([int(dut.o_tx__payload.value)]))
+            else:
+                await RisingEdge(dut.o_tx__valid)   # the simulator runs free meanwhile
+
+    async def send(self, frame: bytes) -> None:
+        dut = self.dut
+        for byte in frame:
+            await FallingEdge(dut.clk)
+            dut.i_rx__valid.value, dut.i_rx__payload.value = 1, byte
+            await FallingEdge(dut.clk)
+            dut.i_rx__valid.value = 0
+            for _ in range(self.pace - 2):
+                await FallingEdge(dut.clk)
+
+    async def collect(self, until, deadline_cycles: int) -> list:
+        """Wait until ``until(responses)``, checking every 100 cycles."""
+        start = self.now()
+        while not until(self.responses):
+            if self.now() - start > deadline_cycles:
+                raise AssertionError(f"no answer within {deadline_cycles} cycles: "
+                                     f"{self.responses}")
+            await Timer(100 * PERIOD_NS, unit="ns")
+        return self.responses
