@@ -29,19 +29,21 @@ def uart_divisor(clock_hz: float, baud: int) -> int:
     return divisor
 
 
-class UARTRx(wiring.Component):
-    """Serial line in, bytes out (``o_stream``); ``framing_errors`` counts bad stop bits."""
-
-    rx: In(1, init=1)
-    o_stream: Out(stream.Signature(8))
-    framing_errors: Out(16)
-
+class _UART(wiring.Component):
     def __init__(self, divisor: int) -> None:
         if not isinstance(divisor, int) or divisor < 4:
             self._MustUse__silence = True
             raise ValueError(f"UART divisor must be an integer of at least 4, not {divisor!r}")
         self._divisor = divisor
         super().__init__()
+
+
+class UARTRx(_UART):
+    """Serial line in, bytes out (``o_stream``); ``framing_errors`` counts bad stop bits."""
+
+    rx: In(1, init=1)
+    o_stream: Out(stream.Signature(8))
+    framing_errors: Out(16)
 
     def elaborate(self, platform):
         m = Module()
@@ -79,18 +81,11 @@ class UARTRx(wiring.Component):
         return m
 
 
-class UARTTx(wiring.Component):
+class UARTTx(_UART):
     """Bytes in (``i_stream``), serial line out."""
 
     i_stream: In(stream.Signature(8))
     tx: Out(1, init=1)
-
-    def __init__(self, divisor: int) -> None:
-        if not isinstance(divisor, int) or divisor < 4:
-            self._MustUse__silence = True
-            raise ValueError(f"UART divisor must be an integer of at least 4, not {divisor!r}")
-        self._divisor = divisor
-        super().__init__()
 
     def elaborate(self, platform):
         m = Module()

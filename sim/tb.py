@@ -129,17 +129,22 @@ class ModExpTB(_ClockedTB):
         return value
 
 
+def _bind_stream(port, dut, name: str, fields: dict[str, tuple[int, int]]) -> None:
+    """The clock and ``<name>__payload/__valid/__ready`` handles of a stream port."""
+    port.clk = dut.clk
+    port.payload = getattr(dut, f"{name}__payload")
+    port.valid = getattr(dut, f"{name}__valid")
+    port.ready = getattr(dut, f"{name}__ready")
+    port.fields = fields
+
+
 class StreamSource:
     """Drives an Amaranth ``lib.stream`` input (``<name>__payload/__valid/__ready``) with
     frames of beats; ``idle`` is a repeating pattern of 1 (offer a beat) and 0 (hold off)."""
 
     def __init__(self, dut, name: str, fields: dict[str, tuple[int, int]],
                  idle: list[int] | None = None) -> None:
-        self.clk = dut.clk
-        self.payload = getattr(dut, f"{name}__payload")
-        self.valid = getattr(dut, f"{name}__valid")
-        self.ready = getattr(dut, f"{name}__ready")
-        self.fields = fields
+        _bind_stream(self, dut, name, fields)
         self.idle: Iterator[int] = cycle(idle or [1])
         self.valid.value = 0
         self.first_offered: int | None = None
@@ -176,11 +181,7 @@ class StreamSink:
 
     def __init__(self, dut, name: str, fields: dict[str, tuple[int, int]],
                  backpressure: list[int] | None = None) -> None:
-        self.clk = dut.clk
-        self.payload = getattr(dut, f"{name}__payload")
-        self.valid = getattr(dut, f"{name}__valid")
-        self.ready = getattr(dut, f"{name}__ready")
-        self.fields = fields
+        _bind_stream(self, dut, name, fields)
         self.pattern: Iterator[int] = cycle(backpressure or [1])
         self.ready.value = 0
         self.frames: list[dict] = []
