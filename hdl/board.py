@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from amaranth import ClockDomain, Elaboratable, Instance, Module, Signal
 from amaranth.build import Attrs, Pins, Resource, Subsignal
+from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import connect
 
@@ -114,7 +115,9 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         spec = BOARDS[self.board]
-        clk_in = platform.request(platform.default_clk, dir="i").i
+        m.submodules.clk_in = clk_buf = io.Buffer("i", platform.request(platform.default_clk,
+                                                                        dir="-"))
+        clk_in = clk_buf.i
         m.domains.sync = sync = ClockDomain("sync")
         locked = Signal()
         p = self.pll
@@ -136,13 +139,19 @@ class BoardTop(Elaboratable):
         platform.add_clock_constraint(sync.clk, p["f_out_mhz"] * 1e6)
         m.submodules.reset = ResetSynchronizer(~locked, domain="sync")
 
-        uart = platform.request("uart", 0)
+        # every subsignal raw ("-"), buffers below (the board files add rts/dtr and the like)
+        subsignals = {io_.name: "-" for io_ in platform.lookup("uart", 0).ios}
+        uart = platform.request("uart", 0, dir=subsignals)
+        m.submodules.uart_rx = rx_pin = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx_pin = io.Buffer("o", uart.tx)
         m.submodules.rx = rx = UARTRx(self.divisor)
         m.submodules.tx = tx = UARTTx(self.divisor)
         m.submodules.link = link = self.link
-        m.d.comb += [rx.rx.eq(uart.rx.i), uart.tx.o.eq(tx.tx)]
+        m.d.comb += [rx.rx.eq(rx_pin.i), tx_pin.o.eq(tx.tx)]
         if ("uart_tx_enable", 0) in platform.resources:
-            m.d.comb += platform.request("uart_tx_enable", 0).o.eq(1)
+            m.submodules.uart_tx_enable = enable = io.Buffer(
+                "o", platform.request("uart_tx_enable", 0, dir="-"))
+            m.d.comb += enable.o.eq(1)
         connect(m, rx.o_stream, link.i_rx)
         connect(m, link.o_tx, tx.i_stream)
         return m
