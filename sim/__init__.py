@@ -1,5 +1,6 @@
-"""cocotb verification of the gateware against gmpy2.
+"""cocotb verification of the gateware against gmpy2, on Icarus Verilog and Verilator.
 
-Empty until the verification issue lands: the package exists so the layout and the import name
-``montpipe.sim`` are fixed from the start.
+``python -m montpipe.sim`` (``make sim``) runs the sets in ``plans`` through ``runner``; the
+testbench classes are in ``tb``, the cocotb test modules are ``cocotb_*``; ``formal`` is the
+SymbiYosys proof of the Montgomery lane.
 """
