@@ -149,9 +149,20 @@ def run(job: Job, simulator: str, *, root: Path = Path("build/sim"), waves: bool
     # defeats the time-zero trigger yosys gives `always @*` blocks (their outputs stay X until
     # an input changes); in Verilog-2005 mode the initialiser is an event and they settle
     build_args = ["-Wno-fatal", "-O3"] if simulator == "verilator" else ["-g2005"]
+    sources = [source]
+    build_waves = waves
+    if waves and simulator == "icarus":
+        # cocotb's own dump module is SystemVerilog, which -g2005 refuses: a plain one instead
+        # (vvp then writes FST, as cocotb asks it to)
+        dump = directory / "montpipe_dump.v"
+        dump.write_text(f'module montpipe_dump();\ninitial begin\n  $dumpfile("{directory}/'
+                        f'dump.fst");\n  $dumpvars(0, {top});\nend\nendmodule\n')
+        sources.append(dump)
+        build_args += ["-s", "montpipe_dump"]
+        build_waves = False
     started = time.perf_counter()
-    runner.build(sources=[source], hdl_toplevel=top, build_dir=directory / "build",
-                 build_args=build_args, timescale=("1ns", "1ps"), waves=waves,
+    runner.build(sources=sources, hdl_toplevel=top, build_dir=directory / "build",
+                 build_args=build_args, timescale=("1ns", "1ps"), waves=build_waves,
                  always=simulator == "icarus",          # compiles in well under a second
                  log_file=directory / "build.log", verbose=verbose)
     built = time.perf_counter()
