@@ -377,6 +377,19 @@ def chart(doc: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def publish(out: str | Path, name: str, record: dict, md: str, readme: bool) -> None:
+    """Write ``<out>/<name>.json`` and ``<name>.md``, print the table, and with ``readme``
+    replace the README's ``bench:<name>`` section with it."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(record, indent=2))
+    (out / f"{name}.md").write_text(md)
+    print("\n" + md)
+    if readme:
+        update_readme(md, ROOT / "README.md", name)
+        print("README.md table updated")
+
+
 def update_readme(md: str, readme: Path, name: str = "cpu") -> None:
     """Replace the README text between ``<!-- bench:NAME:start -->`` and ``...:end -->``."""
     text = readme.read_text()

@@ -11,16 +11,15 @@ second for both and the multiplier-bound ceiling of the same part at the same cl
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 import warnings
-from pathlib import Path
 
 from ..driver import paillier
 from ..driver.backends.cpu import CPUBackend
 from ..driver.backends.model import ModelBackend
 from ..hdl.model import montgomery_words
+from .cpu import publish
 
 #: LFE5U-85F: hard multipliers; the ceiling assumes every one busy on useful products
 PART_MULTIPLIERS = 156
@@ -102,18 +101,9 @@ def main(argv: list[str] | None = None) -> int:
                      f"{r['cpu_ops_per_s']:.0f}/s | "
                      f"{r['cpu_ops_per_s'] / r['device_ops_per_s']:.0f}× |")
     md = "\n".join(lines) + "\n"
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "device.json").write_text(json.dumps({
-        "command": "python -m montpipe.bench.device", "key_bits": args.key_bits,
-        "device": model.describe()["device"], "rows": rows}, indent=2))
-    (out / "device.md").write_text(md)
-    print(md)
-    if args.update_readme:
-        from .cpu import ROOT, update_readme
-
-        update_readme(md, ROOT / "README.md", "device")
-        print("README.md table updated")
+    publish(args.out, "device",
+            {"command": "python -m montpipe.bench.device", "key_bits": args.key_bits,
+             "device": model.describe()["device"], "rows": rows}, md, args.update_readme)
     return 0
 
 

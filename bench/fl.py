@@ -10,19 +10,18 @@ with it: one EncryptedNumber at a time, Python sums, per-element scalar products
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import secrets
 import statistics
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
 from ..fl_demo import run
 from ..fl_demo.data import load_breast_cancer_split
 from ..fl_demo.protocol import Config
+from .cpu import publish
 
 LOG2 = math.log(2.0)
 
@@ -103,16 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {bits} | {r['montpipe']:.3f} | {r['python-paillier']:.2f} | "
                      f"{r['speedup']:.1f}× |")
     md = "\n".join(lines) + "\n"
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "fl.json").write_text(json.dumps({"command": cmd, "results": rows}, indent=2))
-    (out / "fl.md").write_text(md)
-    print("\n" + md)
-    if args.update_readme:
-        from .cpu import ROOT, update_readme
-
-        update_readme(md, ROOT / "README.md", "fl")
-        print("README.md table updated")
+    publish(args.out, "fl", {"command": cmd, "results": rows}, md, args.update_readme)
     return 0
 
 

@@ -9,13 +9,12 @@ it). On a CPU without IFMA only the GMP column is measured.
 from __future__ import annotations
 
 import argparse
-import json
 import secrets
 import statistics
 import time
-from pathlib import Path
 
 from ..driver.backends import cpu
+from .cpu import publish
 
 
 def _time(fn, reps: int) -> float:
@@ -96,19 +95,10 @@ def main(argv: list[str] | None = None) -> int:
             cells += f" {r['ifma'] * scale:.4g} {unit} | {r['gmp'] / r['ifma']:.2f}× |"
         lines.append(cells)
     md = "\n".join(lines) + "\n"
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "kernels.json").write_text(json.dumps(
-        {"command": "python -m montpipe.bench.kernels", "window": window,
-         "table_bytes": table.table_bytes, "table_seconds": table_seconds,
-         "seconds": rows_out}, indent=2))
-    (out / "kernels.md").write_text(md)
-    print(md)
-    if args.update_readme:
-        from .cpu import ROOT, update_readme
-
-        update_readme(md, ROOT / "README.md", "kernels")
-        print("README.md table updated")
+    publish(args.out, "kernels",
+            {"command": "python -m montpipe.bench.kernels", "window": window,
+             "table_bytes": table.table_bytes, "table_seconds": table_seconds,
+             "seconds": rows_out}, md, args.update_readme)
     return 0
 
 
