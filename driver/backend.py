@@ -267,3 +267,17 @@ def _load_builtin() -> None:
         from .backends import cpu  # noqa: F401  (registers itself)
     if "model" not in _factories:
         from .backends import model  # noqa: F401  (registers itself)
+    if "fpga" not in _factories:
+        from .backends import fpga  # noqa: F401  (registers itself)
+    if "sim" not in _factories:
+        register_backend("sim", _make_sim)
+
+
+def _make_sim() -> Backend:
+    """The ``sim`` backend, imported on use: it needs the gateware (Amaranth) and Verilator."""
+    try:
+        from .backends.sim import SimBackend
+    except ImportError as e:
+        raise ValueError(f"the sim backend needs montpipe's [hdl,sim] extras (Amaranth, "
+                         f"Verilator): {e}") from e
+    return SimBackend()

@@ -25,6 +25,7 @@ __all__ = [
     "ResponseParser",
     "caps_request",
     "encode_request",
+    "encode_response",
     "load_context_request",
     "modexp_request",
     "pack_words",
@@ -86,6 +87,12 @@ def encode_request(opcode: int, tag: int, payload: bytes = b"") -> bytes:
         raise ValueError(f"tag must be in [0, 65536), not {tag}")
     body = struct.pack("<HBH", 3 + len(payload), opcode, tag) + payload
     return bytes([REQUEST_MARKER]) + body + struct.pack("<I", zlib.crc32(body))
+
+
+def encode_response(opcode: int, tag: int, status: int, payload: bytes = b"") -> bytes:
+    """A device's response frame (for device emulators and tests; the gateware builds its own)."""
+    body = struct.pack("<HBHB", 4 + len(payload), opcode | 0x80, tag, status) + payload
+    return bytes([RESPONSE_MARKER]) + body + struct.pack("<I", zlib.crc32(body))
 
 
 def caps_request(tag: int) -> bytes:

@@ -1,0 +1,551 @@
+"""The ``fpga`` backend: modular exponentiation on the accelerator over its host link.
+
+It speaks the wire protocol (``docs/protocol.md``, :mod:`montpipe.driver.protocol`) over a
+:class:`~montpipe.driver.transport.Transport` — a board's serial port, or the simulated board's
+pseudo-terminal for the ``sim`` backend (:mod:`montpipe.driver.backends.sim`): the same code.
+
+* **Open:** CAPS, checked against the protocol version this driver speaks; a missing port, a
+  silent device or another version is a :class:`DeviceError` naming the port.
+* **Contexts:** each modulus is loaded once (m, m′, R² mod m: one division on the host) into
+  one of the device's context slots, least recently used first out; a Paillier key uses three
+  (n², p², q²).
+* **Batches:** every exponentiation of a batch goes out as a tagged MODEXP; up to ``lanes + 1``
+  are in flight (every lane busy and the next request waiting in the link's second buffer, so
+  the device never idles between results), and results are put back in batch order by tag.
+* **What the device cannot take** (a modulus wider than N_MAX or even or below 3, an exponent
+  longer than the build's windows) goes to the CPU backend, counted in ``fallbacks``; negative
+  exponents are inverted on the host; bases are reduced modulo the modulus on the host.
+* **Faults:** a bad or missing response, a BUSY, a lost context (device reset) or a result that
+  overtakes a request sent before it (so that request was lost: results leave in request order)
+  sends the request again with a new tag; a late answer to a retired tag is dropped. A request
+  sent ``retries + 1`` times, or a device that stays silent for ``timeout`` seconds and then
+  does not answer CAPS, ends the batch with a :class:`DeviceError` naming it. Results are never
+  guessed: every value returned came from a well-framed, CRC-checked response to its own tag.
+* **Spot checks:** ``spot_check=f`` re-computes a random fraction ``f`` of each batch's device
+  results on the CPU and raises :class:`DeviceResultError` on a mismatch.
+* **Heterogeneous:** ``split=True`` gives a share of each batch to the CPU backend, in
+  proportion to the throughputs measured so far on both sides, and runs both at once.
+
+Statistics (``stats.as_dict()``): device operations, CPU share, fallbacks, bytes each way,
+retries and what caused them, stale responses, contexts loaded, device busy seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import gmpy2
+
+from ...hdl.model import exponent_digits, modexp_cycles, montgomery_words, mprime
+from ..backend import Backend, register_backend
+from ..protocol import (
+    PROTOCOL_VERSION,
+    Capabilities,
+    LinkStatus,
+    Opcode,
+    Response,
+    ResponseParser,
+    caps_request,
+    encode_request,
+    load_context_request,
+    modexp_request,
+    unpack_words,
+)
+from ..transport import DeviceNotFoundError, SerialTransport, Transport
+from .cpu import CPUBackend
+
+__all__ = ["DeviceError", "DeviceResultError", "FPGABackend"]
+
+#: statuses that mean "the link lost or refused this frame": send it again
+_RETRY = {LinkStatus.BAD_CRC, LinkStatus.SHORT_FRAME, LinkStatus.LONG_FRAME, LinkStatus.BUSY,
+          LinkStatus.UNKNOWN_OPCODE}
+
+
+class DeviceError(RuntimeError):
+    """The device could not complete a batch (or could not be opened); the message says which
+    batch, what was tried and what is missing."""
+
+
+class DeviceResultError(DeviceError):
+    """A spot check found a device result that differs from the CPU's."""
+
+
+@dataclass
+class _Context:
+    slot: int
+    words: int
+
+
+@dataclass
+class _Op:
+    index: int
+    base: int
+    digits: list[int]
+    tries: int = 0
+
+
+class FPGABackend(Backend):
+    """Modular exponentiation on the accelerator; everything else on the host.
+
+    Parameters
+    ----------
+    port:
+        The serial port (``/dev/ttyUSB0``; any pyserial URL); default ``MONTPIPE_FPGA_PORT``.
+    transport:
+        An open :class:`~montpipe.driver.transport.Transport` instead of a port.
+    baudrate:
+        The link's rate (the board's UART: 3 Mbaud by default).
+    timeout:
+        Seconds without any response, while requests are outstanding, before they are sent
+        again; ``None`` (default) allows 2 s plus three times the cycle model's time for the
+        longest request at ``cycle_rate`` (and the frame's time on the link).
+    cycle_rate:
+        Device cycles a second for that estimate; default: the clock the device reports.
+    retries:
+        Times one request may be sent again before the batch fails.
+    spot_check:
+        Fraction of each batch's device results re-computed on the CPU (0 = off, 1 = all).
+    split:
+        Share each batch between the device and the CPU backend by measured throughput.
+    cpu:
+        The CPU backend for fallbacks and the split (default: a new one).
+    open_timeout:
+        Seconds to wait for each of three CAPS requests when opening.
+    """
+
+    name = "fpga"
+
+    def __init__(self, port: str | None = None, *, transport: Transport | None = None,
+                 baudrate: int = 3_000_000, timeout: float | None = None,
+                 cycle_rate: float | None = None, retries: int = 4, spot_check: float = 0.0,
+                 split: bool = False, cpu: Backend | None = None,
+                 open_timeout: float = 2.0) -> None:
+        super().__init__()
+        if not 0.0 <= spot_check <= 1.0:
+            raise ValueError(f"spot_check must be a fraction from 0 to 1, not {spot_check!r}")
+        if not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"retries must be a non-negative integer, not {retries!r}")
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        self.timeout, self.retries, self.spot_check, self.split = timeout, retries, \
+            spot_check, split
+        self.cpu = cpu if cpu is not None else CPUBackend()
+        self._rng = random.Random(secrets.randbits(64))
+        self._device_lock = threading.Lock()
+        self._batches = 0
+        self.stats.extra.update(device_powmods=0, cpu_powmods=0, bytes_out=0, bytes_in=0,
+                                retries=0, retry_causes={}, stale_responses=0, timeouts=0,
+                                contexts_loaded=0, device_busy_seconds=0.0, spot_checked=0)
+        self._rates: dict[tuple[int, int], list[float]] = {}  # (bits, ebits) → [device, cpu]
+        if transport is None:
+            port = port or os.environ.get("MONTPIPE_FPGA_PORT", "").strip()
+            if not port:
+                raise DeviceError("no device port: pass port= or set MONTPIPE_FPGA_PORT "
+                                  "(e.g. /dev/ttyUSB0; `python -m montpipe.sim.board` gives a "
+                                  "simulated one)")
+            try:
+                transport = SerialTransport(port, baudrate)
+            except DeviceNotFoundError as e:
+                raise DeviceError(str(e)) from e
+        self.transport = transport
+        self.baudrate = baudrate
+        self._parser = ResponseParser()
+        self._tag = self._rng.randrange(1 << 16)
+        self._contexts: OrderedDict[int, _Context] = OrderedDict()
+        self.caps = self._open(open_timeout)
+        self.cycle_rate = cycle_rate or self.caps.clock_khz * 1e3 or 100e6
+
+    # -- opening ------------------------------------------------------------------------------
+
+    def _open(self, timeout: float) -> Capabilities:
+        name = self.transport.name
+        # answers still on their way from a previous session are not ours
+        time.sleep(0.05)
+        self.transport.discard_input()
+        last = None
+        for _ in range(3):
+            tag = self._next_tag()
+            try:
+                response = self._command(encode_request(Opcode.CAPS, tag), tag, timeout)
+            except DeviceError as e:
+                last = e
+                continue
+            if response.status != LinkStatus.OK:
+                last = DeviceError(f"device at {name} refused CAPS: status "
+                                   f"{response.status!r}")
+                continue
+            try:
+                caps = Capabilities.decode(response.payload)
+            except ValueError as e:
+                raise DeviceError(f"device at {name} is not a montpipe accelerator (or "
+                                  f"speaks another protocol): {e}") from e
+            if caps.version != PROTOCOL_VERSION:
+                raise DeviceError(f"device at {name} speaks protocol version {caps.version}; "
+                                  f"this driver speaks version {PROTOCOL_VERSION} (rebuild "
+                                  f"the bitstream or update montpipe)")
+            return caps
+        raise DeviceError(f"no montpipe accelerator answers at {name} (no valid CAPS "
+                          f"response in 3 tries): {last}")
+
+    def describe(self) -> dict:
+        c = self.caps
+        return {"name": self.name, "port": self.transport.name,
+                "max_modulus_bits": self.max_modulus_bits, "width": c.width, "lanes": c.lanes,
+                "window": c.window, "max_exponent_bits": c.max_windows * c.window,
+                "contexts": c.contexts, "clock_khz": c.clock_khz, "protocol": c.version,
+                "split": self.split, "spot_check": self.spot_check}
+
+    @property
+    def max_modulus_bits(self) -> int | None:
+        return self.caps.n_max_bits
+
+    def device_takes(self, modulus: int) -> bool:
+        """Whether exponentiations modulo ``modulus`` can run on the device."""
+        m = int(modulus)
+        return m >= 3 and m % 2 == 1 and m.bit_length() <= self.caps.n_max_bits and \
+            montgomery_words(m.bit_length(), self.caps.width) >= 3
+
+    # -- the link ---------------------------------------------------------------------------
+
+    def _next_tag(self) -> int:
+        self._tag = (self._tag + 1) & 0xFFFF
+        return self._tag
+
+    def _send(self, frame: bytes) -> None:
+        self.transport.write(frame)
+        self.stats.extra["bytes_out"] += len(frame)
+
+    def _receive(self, wait: float) -> list[Response]:
+        data = self.transport.read(wait)
+        self.stats.extra["bytes_in"] += len(data)
+        return self._parser.feed(data) if data else []
+
+    def _command(self, frame: bytes, tag: int, timeout: float) -> Response:
+        """Send a non-MODEXP command (nothing else outstanding) and wait for its answer."""
+        self._send(frame)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DeviceError(f"device at {self.transport.name} did not answer opcode "
+                                  f"{frame[3]:#04x} (tag {tag}) within {timeout:g} s")
+            for r in self._receive(min(left, 0.1)):
+                # opcode 0: the link's receiver answering for the frame (BAD_CRC and such)
+                if r.tag == tag and r.opcode in (frame[3], 0):
+                    return r
+                self.stats.extra["stale_responses"] += 1
+
+    def _retry(self, cause: str, count: int = 1) -> None:
+        self.stats.extra["retries"] += count
+        causes = self.stats.extra["retry_causes"]
+        causes[cause] = causes.get(cause, 0) + count
+
+    def _context(self, modulus: int, batch: str) -> _Context:
+        """The context holding ``modulus``, loaded now if it is not (nothing may be in flight)."""
+        ctx = self._contexts.get(modulus)
+        if ctx is not None:
+            self._contexts.move_to_end(modulus)
+            return ctx
+        W = self.caps.width
+        s = montgomery_words(modulus.bit_length(), W)
+        if len(self._contexts) >= self.caps.contexts:
+            _, old = self._contexts.popitem(last=False)
+            slot = old.slot
+        else:
+            used = {c.slot for c in self._contexts.values()}
+            slot = min(set(range(self.caps.contexts)) - used)
+        r2 = int(gmpy2.powmod(2, 2 * W * s, modulus))
+        for _attempt in range(self.retries + 1):
+            tag = self._next_tag()
+            frame = load_context_request(tag, slot, modulus, width=W, words=s,
+                                         mprime=mprime(modulus, W), r2=r2)
+            try:
+                r = self._command(frame, tag, self._timeout_for(s, 0, len(frame)))
+            except DeviceError:
+                self._retry("context timeout")
+                self._parser = ResponseParser()
+                continue
+            if r.status == LinkStatus.OK:
+                self.stats.extra["contexts_loaded"] += 1
+                ctx = self._contexts[modulus] = _Context(slot, s)
+                return ctx
+            if r.status not in _RETRY:
+                raise DeviceError(f"{batch}: the device refused the {modulus.bit_length()}-bit "
+                                  f"modulus context: {r.status!r}")
+            self._retry(f"context {LinkStatus(r.status).name}")
+        raise DeviceError(f"{batch}: loading the {modulus.bit_length()}-bit modulus context "
+                          f"failed {self.retries + 1} times")
+
+    def _timeout_for(self, words: int, windows: int, frame_bytes: int) -> float:
+        if self.timeout is not None:
+            return self.timeout
+        cycles = modexp_cycles(words, self.caps.window, [1] * windows, True)
+        link = 10 * frame_bytes / self.baudrate
+        return 2.0 + 3.0 * (cycles / self.cycle_rate + link)
+
+    # -- one batch on the device ------------------------------------------------------------
+
+    def _device_powmod(self, bases: list[int], exps: list[int], modulus: int, secret: bool,
+                       batch: str) -> list[int]:
+        caps, W = self.caps, self.caps.width
+        windows_const = None
+        if secret:
+            bits = max((e.bit_length() for e in exps), default=0)
+            windows_const = -(-bits // caps.window)
+        ops = deque(_Op(i, b, exponent_digits(e, caps.window, windows_const))
+                    for i, (b, e) in enumerate(zip(bases, exps, strict=True)))
+        results: list[int | None] = [None] * len(bases)
+        limit = min(caps.lanes + 1, 31)      # the link queues 32 result lengths
+        longest = max((len(op.digits) for op in ops), default=0)
+        pending: OrderedDict[int, _Op] = OrderedDict()      # tag → op, in sending order
+        ctx: _Context | None = None
+        timeout = None
+        last_progress = time.monotonic()
+        started = last_progress
+        reload = True                         # (re)load the context once nothing is in flight
+        while ops or pending:
+            if reload and not pending:
+                ctx = self._context(modulus, batch)
+                frame_bytes = 12 + ctx.words * ((W + 7) // 8) + longest
+                timeout = self._timeout_for(ctx.words, longest, frame_bytes)
+                reload = False
+                last_progress = time.monotonic()
+            while ops and not reload and len(pending) < limit:
+                op = ops.popleft()
+                op.tries += 1
+                if op.tries > self.retries + 1:
+                    raise DeviceError(f"{batch}: exponentiation {op.index} was sent "
+                                      f"{op.tries - 1} times without a valid result "
+                                      f"({self._describe_retries()})")
+                tag = self._next_tag()
+                pending[tag] = op
+                self._send(modexp_request(tag, ctx.slot, op.base, op.digits, width=W,
+                                          words=ctx.words, const_time=secret))
+            responses = self._receive(0.05)
+            for r in responses:
+                # opcode 0: the link's receiver answering for a frame (BUSY, BAD_CRC, ...)
+                op = pending.pop(r.tag, None) if r.opcode in (Opcode.MODEXP, 0) else None
+                if op is None:
+                    self.stats.extra["stale_responses"] += 1
+                    continue
+                last_progress = time.monotonic()
+                if r.status == LinkStatus.OK:
+                    value = unpack_words(r.payload, W)
+                    if len(r.payload) != ctx.words * ((W + 7) // 8) or value >= modulus:
+                        self._retry("malformed result")
+                        ops.appendleft(op)
+                        continue
+                    results[op.index] = value
+                    # results leave in request order: anything sent before this one and still
+                    # unanswered was lost on the way (its frame, or its answer)
+                    while pending:
+                        first_tag, first = next(iter(pending.items()))
+                        if first_tag == r.tag or self._sent_after(first_tag, r.tag):
+                            break
+                        del pending[first_tag]
+                        self._retry("overtaken")
+                        ops.appendleft(first)
+                elif r.status == LinkStatus.NO_CONTEXT:
+                    # the device lost its contexts (a reset): reload once the rest is in
+                    self._retry("NO_CONTEXT")
+                    self._contexts.clear()
+                    reload = True
+                    ops.appendleft(op)
+                elif r.status in _RETRY:
+                    self._retry(LinkStatus(r.status).name)
+                    ops.appendleft(op)
+                else:
+                    raise DeviceError(f"{batch}: the device rejected exponentiation {op.index}: "
+                                      f"{r.status!r} (base {op.base.bit_length()} bits, "
+                                      f"{len(op.digits)} digits, modulus "
+                                      f"{modulus.bit_length()} bits)")
+            if pending and time.monotonic() - last_progress > timeout:
+                self._on_silence(pending, ops, batch, timeout)
+                reload = True          # the device may have been reset: its contexts with it
+                self._contexts.clear()
+                last_progress = time.monotonic()
+        self.stats.extra["device_busy_seconds"] += time.monotonic() - started
+        return results  # type: ignore[return-value]
+
+    def _sent_after(self, tag: int, other: int) -> bool:
+        """Whether ``tag`` was issued after ``other`` (tags count up modulo 2^16)."""
+        return 0 < (tag - other) & 0xFFFF < 0x8000
+
+    def _on_silence(self, pending: OrderedDict, ops: deque, batch: str, timeout: float) -> None:
+        """Nothing came for ``timeout`` seconds with requests outstanding: they are lost (or the
+        device is gone). Probe with CAPS; if it answers, send them again."""
+        self.stats.extra["timeouts"] += 1
+        self._retry("timeout", len(pending))
+        lost = list(pending.values())
+        pending.clear()
+        for op in reversed(lost):
+            ops.appendleft(op)
+        self._parser = ResponseParser()            # a frame cut short is not coming back
+        tag = self._next_tag()
+        try:
+            r = self._command(caps_request(tag), tag, max(2.0, timeout))
+        except DeviceError as e:
+            raise DeviceError(f"{batch}: no response for {timeout:g} s with {len(lost)} "
+                              f"exponentiations outstanding, and the device does not answer "
+                              f"CAPS ({e}); {len(ops)} results missing") from None
+        if r.status != LinkStatus.OK:
+            raise DeviceError(f"{batch}: after a silence of {timeout:g} s the device answers "
+                              f"CAPS with {r.status!r}")
+
+    def _describe_retries(self) -> str:
+        causes = self.stats.extra["retry_causes"]
+        return ", ".join(f"{k}: {v}" for k, v in sorted(causes.items())) or "no retries"
+
+    # -- the backend's operations -----------------------------------------------------------
+
+    def powmod(self, bases: Sequence[int], exponents: Sequence[int] | int, modulus: int, *,
+               secret: bool = False) -> list[int]:
+        t0 = time.perf_counter()
+        bases = [int(b) for b in bases]
+        if isinstance(exponents, int) or not hasattr(exponents, "__len__"):
+            exps = [int(exponents)] * len(bases)
+        else:
+            exps = [int(e) for e in exponents]
+            if len(exps) != len(bases):
+                raise ValueError(f"got {len(bases)} bases but {len(exps)} exponents; they must "
+                                 f"pair up")
+        modulus = int(modulus)
+        if modulus <= 1:
+            raise ValueError(f"modulus must be an integer greater than 1, not {modulus}")
+        self.stats.calls += 1
+        self.stats.powmods += len(bases)
+        if not bases:
+            return []
+        with self._lock:
+            self._batches += 1
+            batch = (f"batch {self._batches} ({len(bases)} exponentiations modulo a "
+                     f"{modulus.bit_length()}-bit modulus on {self.transport.name})")
+        m = gmpy2.mpz(modulus)
+        # negative exponents: the inverse base (raises for a base not invertible)
+        for i, e in enumerate(exps):
+            if e < 0:
+                try:
+                    bases[i] = int(gmpy2.invert(bases[i], m))
+                except ZeroDivisionError:
+                    raise ValueError(f"bases[{i}] has no inverse modulo the modulus, so it "
+                                     f"cannot take the negative exponent {e}") from None
+                exps[i] = -e
+            else:
+                bases[i] %= modulus
+        max_bits = self.caps.max_windows * self.caps.window
+        device = [i for i, e in enumerate(exps) if e.bit_length() <= max_bits] \
+            if self.device_takes(modulus) else []
+        out: list[int | None] = [None] * len(bases)
+        host = sorted(set(range(len(bases))) - set(device))
+        self.stats.fallbacks += len(host)         # what the device cannot take
+        if self.split and len(device) > 1:
+            share = self._cpu_share(modulus, exps, len(device))
+            host += device[len(device) - share:]
+            device = device[:len(device) - share]
+        cpu_future = None
+        if host:
+            self.stats.extra["cpu_powmods"] += len(host)
+            cpu_future = self._cpu_pool_submit([bases[i] for i in host], [exps[i] for i in host],
+                                               modulus, secret)
+        device_seconds = 0.0
+        if device:
+            t_dev = time.perf_counter()
+            with self._device_lock:
+                values = self._device_powmod([bases[i] for i in device],
+                                             [exps[i] for i in device], modulus, secret, batch)
+            device_seconds = time.perf_counter() - t_dev
+            self.stats.extra["device_powmods"] += len(device)
+            for i, v in zip(device, values, strict=True):
+                out[i] = v
+            self._spot_check(device, bases, exps, out, modulus, batch)
+        if cpu_future is not None:
+            t_cpu0, values, t_cpu = cpu_future.result()
+            for i, v in zip(host, values, strict=True):
+                out[i] = v
+            self._learn(modulus, exps, len(host), t_cpu - t_cpu0, cpu=True)
+        if device:
+            self._learn(modulus, exps, len(device), device_seconds, cpu=False)
+        self.stats.busy_seconds += time.perf_counter() - t0
+        return out  # type: ignore[return-value]
+
+    def _cpu_pool_submit(self, bases, exps, modulus, secret):
+        def run():
+            t = time.perf_counter()
+            values = self.cpu.powmod(bases, exps, modulus, secret=secret)
+            return t, values, time.perf_counter()
+        with self._lock:
+            if self._executor is None:
+                import concurrent.futures
+                self._executor = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=2, thread_name_prefix="montpipe-fpga-cpu")
+        return self._executor.submit(run)
+
+    # -- the split ----------------------------------------------------------------------------
+
+    def _shape(self, modulus: int, exps: list[int]) -> tuple[int, int]:
+        return modulus.bit_length(), max((e.bit_length() for e in exps), default=0)
+
+    def _learn(self, modulus, exps, count, seconds, *, cpu: bool) -> None:
+        if count < 1 or seconds <= 0:
+            return
+        rates = self._rates.setdefault(self._shape(modulus, exps), [0.0, 0.0])
+        rate = count / seconds
+        k = 1 if cpu else 0
+        rates[k] = rate if rates[k] == 0 else 0.5 * rates[k] + 0.5 * rate
+
+    def _cpu_share(self, modulus: int, exps: list[int], n: int) -> int:
+        """How many of ``n`` exponentiations go to the CPU: by the measured rates, or by the
+        cycle model against one timed CPU exponentiation before any are measured."""
+        rates = self._rates.setdefault(self._shape(modulus, exps), [0.0, 0.0])
+        if rates[0] == 0:
+            words = montgomery_words(modulus.bit_length(), self.caps.width)
+            windows = -(-max(e.bit_length() for e in exps) // self.caps.window)
+            rates[0] = self.caps.lanes * self.cycle_rate / \
+                modexp_cycles(words, self.caps.window, [1] * windows, True)
+        if rates[1] == 0:
+            e = max(exps)
+            t = time.perf_counter()
+            self.cpu.powmod([modulus - 2], [e], modulus)
+            rates[1] = 1 / max(time.perf_counter() - t, 1e-9) * \
+                getattr(self.cpu, "workers", 1)
+        share = round(n * rates[1] / (rates[0] + rates[1]))
+        return min(max(share, 0), n)
+
+    # -- checks --------------------------------------------------------------------------------
+
+    def _spot_check(self, device, bases, exps, out, modulus, batch) -> None:
+        if not self.spot_check:
+            return
+        count = max(1, round(self.spot_check * len(device)))
+        sample = self._rng.sample(device, min(count, len(device)))
+        m = gmpy2.mpz(modulus)
+        for i in sample:
+            want = int(gmpy2.powmod(bases[i], exps[i], m))
+            self.stats.extra["spot_checked"] += 1
+            if out[i] != want:
+                raise DeviceResultError(f"{batch}: spot check failed for exponentiation {i}: "
+                                        f"the device's result differs from the CPU's")
+
+    def close(self) -> None:
+        super().close()
+        self.transport.close()
+
+
+def _from_env() -> FPGABackend:
+    spot = os.environ.get("MONTPIPE_FPGA_SPOT_CHECK", "").strip()
+    try:
+        fraction = float(spot) if spot else 0.0
+    except ValueError:
+        raise ValueError(f"MONTPIPE_FPGA_SPOT_CHECK must be a fraction, not {spot!r}") from None
+    split = os.environ.get("MONTPIPE_FPGA_SPLIT", "").strip() in ("1", "yes")
+    return FPGABackend(spot_check=fraction, split=split)
+
+
+register_backend("fpga", _from_env)

@@ -1,0 +1,425 @@
+"""The ``fpga`` and ``sim`` backends against the simulated board (Verilator, behind a
+pseudo-terminal): results against gmpy2, Paillier at 1024-bit keys, fallbacks, the split, and
+every fault the link can suffer. No board is attached to any machine here: the ``fpga``
+backend's code runs against the simulated one, through the same serial-port code."""
+
+import os
+import random
+import struct
+import time
+import warnings
+import zlib
+
+import gmpy2
+import pytest
+
+pytest.importorskip("amaranth", reason="the simulated board needs pip install .[hdl]")
+pytest.importorskip("serial", reason="the fpga backend needs pyserial")
+
+from montpipe.driver import generate_paillier_keypair
+from montpipe.driver.backends.fpga import DeviceError, DeviceResultError, FPGABackend
+from montpipe.driver.backends.sim import SimBackend
+from montpipe.driver.protocol import (
+    Capabilities,
+    Opcode,
+    ResponseParser,
+    encode_response,
+    load_context_request,
+    modexp_request,
+)
+from montpipe.driver.transport import Fault, FaultyTransport, SerialTransport, Transport
+from montpipe.hdl.model import exponent_digits, montgomery_words
+from montpipe.sim.board import BoardConfig, SimulatedBoard
+from montpipe.sim.runner import SimulatorMissingError, prepare
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _verilator():
+    try:
+        prepare("verilator")
+    except SimulatorMissingError as exc:
+        pytest.skip(f"{exc} — the simulated board could not be built")
+
+
+@pytest.fixture(scope="module")
+def shared_board():
+    with SimulatedBoard(BoardConfig()) as board:
+        yield board
+
+
+@pytest.fixture
+def board():
+    """A board of its own, for tests that leave it in a state (reset, requests lost)."""
+    with SimulatedBoard(BoardConfig()) as board:
+        yield board
+
+
+def _modulus(rng, bits):
+    return rng.getrandbits(bits) | 1 | 1 << (bits - 1)
+
+
+def _batch(rng, bits, count, ebits=None):
+    m = _modulus(rng, bits)
+    return m, [rng.randrange(m) for _ in range(count)], \
+        [rng.getrandbits(ebits or bits) for _ in range(count)]
+
+
+def _expected(bases, exps, m):
+    return [int(gmpy2.powmod(b, e, m)) for b, e in zip(bases, exps)]
+
+
+# -- the fpga backend against the simulated board --------------------------------------------
+
+
+def test_fpga_backend_on_the_simulated_board(shared_board):
+    rng = random.Random(11)
+    backend = FPGABackend(shared_board.port, timeout=30)
+    try:
+        caps = backend.caps
+        assert (caps.version, caps.width, caps.lanes) == (1, 16, 2)
+        assert backend.max_modulus_bits == caps.n_max_bits >= 2048
+        for bits in (40, 256, 521):
+            m, bases, exps = _batch(rng, bits, 7)
+            exps[0], exps[1] = 0, 1                      # the shortest exponents
+            bases[2] = m - 1
+            assert backend.powmod(bases, exps, m) == _expected(bases, exps, m), bits
+        # secret exponents run in constant-time mode; negative ones invert on the host; bases
+        # at or above the modulus are reduced first
+        m, bases, exps = _batch(rng, 300, 5)
+        assert backend.powmod(bases, exps, m, secret=True) == _expected(bases, exps, m)
+        assert backend.powmod(bases, -7, m) == [pow(b, -7, m) for b in bases]
+        big = [b + m * 3 for b in bases]
+        assert backend.powmod(big, 65537, m) == _expected(bases, [65537] * 5, m)
+        before = backend.stats.as_dict()
+        assert before["device_powmods"] == 3 * 7 + 3 * 5 and before["fallbacks"] == 0
+        assert before["contexts_loaded"] == 4 and before["retries"] == 0
+        assert before["bytes_out"] > 0 and before["bytes_in"] > 0
+        # a modulus wider than N_MAX, an even one and a too-long exponent go to the CPU
+        wide = _modulus(rng, caps.n_max_bits + 8)
+        assert backend.powmod([3, 5], [7, 11], wide) == [pow(3, 7, wide), pow(5, 11, wide)]
+        assert backend.powmod([3], [5], 1 << 100) == [pow(3, 5, 1 << 100)]
+        m = _modulus(rng, 200)
+        long_e = 1 << (caps.max_windows * caps.window)
+        assert backend.powmod([3, 4], [long_e, 5], m) == [pow(3, long_e, m), pow(4, 5, m)]
+        after = backend.stats.as_dict()
+        assert after["fallbacks"] - before["fallbacks"] == 2 + 1 + 1
+        assert after["device_powmods"] - before["device_powmods"] == 1
+        with pytest.raises(ValueError, match="no inverse"):
+            backend.powmod([m * 2 + 0], [-1], m)     # 0 has no inverse
+        with pytest.raises(ValueError, match="pair up"):
+            backend.powmod([1, 2], [3], 101)
+    finally:
+        backend.close()
+
+
+def test_context_slots_are_reused_least_recently_used_first(shared_board):
+    rng = random.Random(12)
+    backend = FPGABackend(shared_board.port, timeout=30)
+    try:
+        moduli = [_modulus(rng, 128) for _ in range(backend.caps.contexts + 2)]
+        for m in moduli + moduli[-2:]:
+            assert backend.powmod([5, 6], [m - 2, 3], m) == [pow(5, m - 2, m), pow(6, 3, m)]
+        # every modulus loaded once, the last two reused from their slots
+        assert backend.stats.extra["contexts_loaded"] == len(moduli)
+    finally:
+        backend.close()
+
+
+def test_paillier_at_1024_bit_keys_on_the_sim_backend():
+    """Encrypt (standard and DJN), decrypt (CRT, constant time) and scalar multiply with every
+    exponentiation on the simulated gateware, against gmpy2."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")         # 1024-bit keys warn (SecurityWarning)
+        backend = SimBackend()
+        try:
+            pk, sk = generate_paillier_keypair(n_length=1024, backend=backend, mode="standard")
+            n, nn = pk.n, pk.nsquare
+            rs = [random.randrange(1, n) for _ in range(2)]
+            plain = [123456789, n - 42]
+            cts = pk.raw_encrypt_batch(plain, r_values=rs)
+            assert cts == [(1 + n * x) * int(gmpy2.powmod(r, n, nn)) % nn
+                           for x, r in zip(plain, rs)]
+            assert sk.raw_decrypt_batch(cts) == plain
+            assert backend.stats.extra["device_powmods"] == 2 + 4   # n², then p² and q²
+            # the float/int API: scalar multiply (positive, negative: the inverse on the host,
+            # then the device), decrypt; r_value=1 keeps these encryptions off the device
+            a, b = pk.encrypt(17, r_value=1), pk.encrypt(-3, r_value=1)
+            assert sk.decrypt(a * 5) == 85 and sk.decrypt(b * -7) == 21
+            assert sk.decrypt(a * 5 + b * -7) == 106
+            # DJN encryption (the default mode): h_s ** alpha, alpha of n/2 bits
+            c = pk.raw_encrypt_batch([5, 6], mode="djn")
+            assert sk.raw_decrypt_batch(c) == [5, 6]
+            stats = backend.stats.as_dict()
+            assert stats["fallbacks"] == 0 and stats["retries"] == 0, stats
+            assert stats["fixed_base_powmods"] == 2
+            # 2 encryptions + 2·2 CRT halves, 4 scalar products + 3·2 halves, 2 DJN + 2·2 halves
+            assert stats["device_powmods"] == 6 + 4 + 6 + 2 + 4
+        finally:
+            backend.close()
+    assert backend.stats.extra["simulated_cycles"] > 50_000_000
+
+
+# -- opening: no device, the wrong device ----------------------------------------------------
+
+
+def test_open_errors_name_the_port(monkeypatch):
+    monkeypatch.delenv("MONTPIPE_FPGA_PORT", raising=False)
+    with pytest.raises(DeviceError, match="MONTPIPE_FPGA_PORT"):
+        FPGABackend()
+    with pytest.raises(DeviceError, match="/dev/montpipe-no-such-port"):
+        FPGABackend("/dev/montpipe-no-such-port")
+    master, slave = os.openpty()                     # a port with nothing behind it
+    try:
+        started = time.monotonic()
+        with pytest.raises(DeviceError, match=f"no montpipe accelerator answers at "
+                                              f"{os.ttyname(slave)}"):
+            FPGABackend(os.ttyname(slave), open_timeout=0.2)
+        assert time.monotonic() - started < 5
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+class _FakeDevice(Transport):
+    """Answers CAPS with the given capabilities (a device of another protocol version)."""
+
+    name = "fake"
+
+    def __init__(self, caps: Capabilities) -> None:
+        self.caps, self.out = caps, bytearray()
+
+    def write(self, data: bytes) -> None:
+        if data[3] == Opcode.CAPS:
+            self.out += encode_response(Opcode.CAPS, int.from_bytes(data[4:6], "little"), 0,
+                                        self.caps.encode())
+
+    def read(self, timeout: float) -> bytes:
+        data, self.out = bytes(self.out), bytearray()
+        return data
+
+    def close(self) -> None:
+        pass
+
+
+def test_wrong_protocol_version_is_refused_at_open():
+    caps = Capabilities(2, 16, 4094, 24, 2, 1024, 2, 125000)
+    with pytest.raises(DeviceError, match="protocol version 2; this driver speaks version 1"):
+        FPGABackend(transport=_FakeDevice(caps))
+
+
+# -- faults on the link ------------------------------------------------------------------------
+
+
+def _faulty_backend(board, faults, **options):
+    transport = FaultyTransport(SerialTransport(board.port), faults)
+    options.setdefault("timeout", 1.0)
+    return FPGABackend(transport=transport, **options), transport
+
+
+# byte offsets: opening sends a CAPS frame (10 bytes) and reads its answer (24); the first
+# batch then loads its context (answer: 11 bytes); a 256-bit result frame is 45 bytes
+CAPS_TX, CAPS_RX, CONTEXT_RX, RESULT_256_RX = 10, 24, 11, 45
+
+
+@pytest.mark.parametrize("fault", [
+    ("tx", "corrupt", 0.6, 0), ("tx", "drop", 0.6, 0), ("tx", "corrupt", 0.05, 0),
+    ("rx", "corrupt", 0.5, 0), ("rx", "drop", 0.5, 0),
+    ("rx", "delay", 0.3, 0.4), ("rx", "delay", 0.7, 2.5),
+], ids=lambda f: "-".join(map(str, f)))
+def test_one_fault_still_gives_every_result(board, fault):
+    """A corrupted, dropped or delayed byte somewhere in the batch (in the context frame at
+    5 %): every result correct. A delay under the timeout (1 s) costs nothing; one over it
+    sends the requests again, and their late first answers are dropped as stale."""
+    direction, kind, where, seconds = fault
+    rng = random.Random(zlib.crc32(repr(fault).encode()))
+    m, bases, exps = _batch(rng, 256, 8)
+    # the batch's bytes each way, measured on a clean run, place the fault
+    clean, t = _faulty_backend(board, [])
+    assert clean.powmod(bases, exps, m) == _expected(bases, exps, m)
+    start = CAPS_TX if direction == "tx" else CAPS_RX
+    total = (t.sent if direction == "tx" else t.received) - start
+    clean.close()
+    at = start + int(where * total)
+    fault_ = Fault(direction, at, kind, seconds=seconds)
+    backend, transport = _faulty_backend(board, [fault_])
+    try:
+        assert backend.powmod(bases, exps, m) == _expected(bases, exps, m)
+        assert transport.log, "the fault was not injected"
+        stats = backend.stats.as_dict()
+        if kind != "delay" or seconds > 1.0:
+            assert stats["retries"] >= 1, stats
+        else:
+            assert stats["retries"] == 0, stats
+        if seconds > 1.0:
+            assert stats["stale_responses"] >= 1 and stats["timeouts"] >= 1, stats
+        assert stats["device_powmods"] == 8
+    finally:
+        backend.close()
+
+
+def test_a_missing_response_is_asked_again(board):
+    rng = random.Random(5)
+    m, bases, exps = _batch(rng, 256, 6)
+    # drop the third result frame whole
+    at = CAPS_RX + CONTEXT_RX + 2 * RESULT_256_RX
+    backend, transport = _faulty_backend(board, [Fault("rx", at, "drop", length=RESULT_256_RX)])
+    try:
+        assert backend.powmod(bases, exps, m) == _expected(bases, exps, m)
+        assert backend.stats.extra["retry_causes"].get("overtaken", 0) >= 1
+    finally:
+        backend.close()
+
+
+def test_a_device_reset_mid_batch(board):
+    rng = random.Random(6)
+    m, bases, exps = _batch(rng, 384, 8)
+    s = montgomery_words(384, 16)
+    context = len(load_context_request(0, 0, m, width=16, words=s, mprime=1, r2=0))
+    frame = len(modexp_request(0, 0, 0, exponent_digits(exps[0], 2, 192), width=16, words=s))
+    # as the fourth request goes out: three are in flight, two of them computing
+    faults = [Fault("tx", CAPS_TX + context + 3 * frame, "call", action=board.reset_device)]
+    backend, transport = _faulty_backend(board, faults)
+    try:
+        assert backend.powmod(bases, exps, m) == _expected(bases, exps, m)
+        stats = backend.stats.as_dict()
+        assert "tx byte" in transport.log[0]
+        assert stats["contexts_loaded"] == 2, stats           # loaded again after the reset
+        assert stats["retries"] >= 1
+    finally:
+        backend.close()
+
+
+def test_a_dead_device_fails_the_batch_by_name_without_hanging(board):
+    rng = random.Random(7)
+    m, bases, exps = _batch(rng, 256, 6)
+    at = CAPS_RX + CONTEXT_RX + RESULT_256_RX          # everything after the first result
+    backend, _ = _faulty_backend(board, [Fault("rx", at, "drop", length=10**9)], timeout=0.5)
+    try:
+        started = time.monotonic()
+        with pytest.raises(DeviceError, match=r"batch 1 \(6 exponentiations modulo a 256-bit "
+                                              r"modulus on /dev/pts/\d+\).*CAPS"):
+            backend.powmod(bases, exps, m)
+        assert time.monotonic() - started < 10
+    finally:
+        backend.close()
+
+
+def test_retries_are_bounded(board):
+    """Every frame after the context corrupted: the batch ends with an error naming it (a
+    request sent too often, or a device that no longer answers CAPS), not a loop."""
+    rng = random.Random(8)
+    m, bases, exps = _batch(rng, 128, 3)
+    faults = [Fault("tx", CAPS_TX + 60 + 30 * k, "corrupt") for k in range(0, 400)]
+    backend, _ = _faulty_backend(board, faults, retries=2, timeout=0.5)
+    try:
+        started = time.monotonic()
+        with pytest.raises(DeviceError, match=r"batch 1 \(3 exponentiations"):
+            backend.powmod(bases, exps, m)
+        assert time.monotonic() - started < 20
+    finally:
+        backend.close()
+
+
+class _LyingTransport(Transport):
+    """Re-frames the device's first MODEXP result with one bit flipped and a fresh CRC: a wrong
+    value the link cannot detect (a device fault, not a line fault)."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner, self.name = inner, inner.name
+        self.parser, self.lied = ResponseParser(), False
+
+    def write(self, data: bytes) -> None:
+        self.inner.write(data)
+
+    def read(self, timeout: float) -> bytes:
+        out = bytearray()
+        for r in self.parser.feed(self.inner.read(timeout)):
+            payload = r.payload
+            if r.opcode == Opcode.MODEXP and r.status == 0 and not self.lied:
+                payload, self.lied = bytes([payload[0] ^ 2]) + payload[1:], True
+            out += encode_response(r.opcode, r.tag, int(r.status), payload)
+        return bytes(out)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_spot_check_catches_a_wrong_device_result(shared_board):
+    rng = random.Random(9)
+    m, bases, exps = _batch(rng, 200, 4)
+    backend = FPGABackend(transport=_LyingTransport(SerialTransport(shared_board.port)),
+                          spot_check=1.0, timeout=30)
+    try:
+        with pytest.raises(DeviceResultError, match=r"batch 1 .*spot check failed for "
+                                                    r"exponentiation 0"):
+            backend.powmod(bases, exps, m)
+        # without spot checks the link alone cannot tell: that is what the mode is for
+        backend.spot_check = 0.0
+        backend.transport.lied = False
+        got = backend.powmod(bases, exps, m)
+        assert got[0] != _expected(bases, exps, m)[0] and got[1:] == _expected(bases, exps, m)[1:]
+    finally:
+        backend.close()
+
+
+def test_bad_options_are_refused():
+    with pytest.raises(ValueError, match="spot_check"):
+        FPGABackend(transport=_FakeDevice(None), spot_check=2)
+    with pytest.raises(ValueError, match="retries"):
+        FPGABackend(transport=_FakeDevice(None), retries=-1)
+    with pytest.raises(ValueError, match="timeout"):
+        FPGABackend(transport=_FakeDevice(None), timeout=0)
+    with pytest.raises(ValueError, match="direction"):
+        Fault("up", 0, "drop")
+
+
+# -- heterogeneous: device and CPU at once ----------------------------------------------------
+
+
+def test_split_follows_the_measured_rates(shared_board):
+    rng = random.Random(10)
+    backend = FPGABackend(shared_board.port, split=True, timeout=30)
+    try:
+        m, bases, exps = _batch(rng, 256, 12)
+        shape = (m.bit_length(), max(e.bit_length() for e in exps))
+        backend._rates[shape] = [100.0, 200.0]      # the CPU measured twice the device
+        assert backend.powmod(bases, exps, m) == _expected(bases, exps, m)
+        stats = backend.stats.as_dict()
+        assert (stats["device_powmods"], stats["cpu_powmods"]) == (4, 8)
+        assert stats["fallbacks"] == 0
+        # both rates were measured on this batch and replace the guesses
+        device_rate, cpu_rate = backend._rates[shape]
+        assert device_rate != 100.0 and cpu_rate != 200.0
+        # a fresh shape starts from the cycle model and one timed CPU exponentiation: the
+        # simulated device is far slower than the CPU, so nearly everything goes there
+        m, bases, exps = _batch(rng, 512, 6)
+        assert backend.powmod(bases, exps, m) == _expected(bases, exps, m)
+    finally:
+        backend.close()
+
+
+# -- through the UART ----------------------------------------------------------------------
+
+
+def test_end_to_end_through_the_uart():
+    """The board top's UART receiver and transmitter in the model, 8N1 frames on the pins."""
+    config = BoardConfig(n_max_bits=256, max_exponent_bits=256, uart_divisor=8, contexts=2)
+    backend = SimBackend(config, timeout=20)
+    try:
+        rng = random.Random(13)
+        m, bases, exps = _batch(rng, 250, 5)
+        assert backend.powmod(bases, exps, m) == _expected(bases, exps, m)
+        assert backend.caps.n_max_bits >= 250
+    finally:
+        backend.close()
+    assert backend.stats.extra["simulated_cycles"] > 0
+
+
+def test_encode_response_frames_like_the_device():
+    frame = encode_response(Opcode.STATUS, 7, 0, b"\x01\x02")
+    body = frame[1:-4]
+    assert frame[0] == 0x5A and struct.unpack("<I", frame[-4:])[0] == zlib.crc32(body)
+    (r,) = ResponseParser().feed(frame)
+    assert (r.opcode, r.tag, r.status, r.payload) == (Opcode.STATUS, 7, 0, b"\x01\x02")
