@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(PY) -m montpipe.bench.kernels $(BENCH_ARGS)
 	$(PY) -m montpipe.bench.fl $(BENCH_ARGS)
 	$(PY) -m montpipe.bench.device $(BENCH_ARGS)
+	$(PY) -m montpipe.bench.sim $(if $(filter --update-readme,$(BENCH_ARGS)),--update-readme)
 
 # the gateware as Verilog, for cocotb and other flows
 verilog: $(STAMP)

@@ -15,7 +15,8 @@ fields, a context never loaded, a length above the buffer, a frame arriving whil
 still full, or bytes that stop mid-frame (``timeout`` cycles) each get an error response (the
 tag as received, or 0 before it is known) and the receiver hunts for the next marker.
 The receiver never stalls the byte stream (a UART cannot wait); the host keeps at most
-``lanes + 1`` exponentiations outstanding so a request never finds the buffer full.
+``lanes + 1`` exponentiations outstanding so a request never finds both buffers full
+(``docs/protocol.md``, "Order and flow control").
 """
 
 from __future__ import annotations
