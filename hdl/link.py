@@ -21,8 +21,11 @@ The receiver never stalls the byte stream (a UART cannot wait); the host keeps a
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal
+from typing import NamedTuple
+
+from amaranth import Array, Cat, Const, Module, Mux, Shape, Signal
 from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -35,6 +38,7 @@ from ..driver.protocol import (
     Opcode,
 )
 from .array import ModExpArray
+from .core import result_layout
 
 __all__ = ["FrameLink", "crc32_update"]
 
@@ -59,6 +63,14 @@ def crc32_update(crc, byte):
     """
     c = crc ^ byte
     return Cat(*((c & taps).xor() for taps in _CRC_TAPS))
+
+
+class _Result(NamedTuple):
+    """The responder's view of the result queue, named as a stream's members."""
+
+    valid: object
+    p: object
+    ready: object
 
 
 class FrameLink(wiring.Component):
@@ -420,7 +432,17 @@ class FrameLink(wiring.Component):
                     m.next = "Idle"
 
         # ---- responder: one frame at a time, CRC-32 on the fly -----------------------------
-        tx, res = self.o_tx, array.o_res
+        # the array's results pass a registered two-beat queue first: the lanes' result reads
+        # and the array's result multiplexer end there instead of running on through the byte
+        # multiplexer into the UART (the 24-lane build's critical path)
+        layout = result_layout(W)
+        m.submodules.res_queue = res_queue = SyncFIFOBuffered(
+            width=Shape.cast(layout).width, depth=2)
+        m.d.comb += [res_queue.w_data.eq(array.o_res.payload),
+                     res_queue.w_en.eq(array.o_res.valid),
+                     array.o_res.ready.eq(res_queue.w_rdy)]
+        res = _Result(valid=res_queue.r_rdy, p=layout(res_queue.r_data), ready=res_queue.r_en)
+        tx = self.o_tx
         caps = self.caps.encode()
         caps_bytes = Array(Const(b, 8) for b in caps)
         counters = Array([frames_ok, bad_crc, errors, timeouts])
@@ -510,7 +532,8 @@ class FrameLink(wiring.Component):
                             m.d.comb += res.ready.eq(1)
                     with m.If(i == total - 1):
                         m.next = "Idle"
-        m.d.comb += self.busy.eq(array.busy | ~rx_fsm.ongoing("Hunt") | ~exec_fsm.ongoing("Idle") |
+        m.d.comb += self.busy.eq(array.busy | res_queue.r_rdy | ~rx_fsm.ongoing("Hunt") |
+                                 ~exec_fsm.ongoing("Idle") |
                                  ~tx_fsm.ongoing("Idle") | err_pending | resp_pending |
                                  buf_full[0] | buf_full[1] | (fifo_head != fifo_tail))
         return m
