@@ -136,6 +136,7 @@ class FPGABackend(Backend):
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         self.timeout, self.retries, self.spot_check, self.split = timeout, retries, \
             spot_check, split
+        self._own_cpu = cpu is None
         self.cpu = cpu if cpu is not None else CPUBackend()
         self._rng = random.Random(secrets.randbits(64))
         self._device_lock = threading.Lock()
@@ -535,6 +536,8 @@ class FPGABackend(Backend):
 
     def close(self) -> None:
         super().close()
+        if self._own_cpu:
+            self.cpu.close()
         self.transport.close()
 
 

@@ -31,8 +31,10 @@ from .cpu import CPUBackend
 
 __all__ = ["DeviceConfig", "ModelBackend", "default_device"]
 
-#: committed synthesis reports (the synthesis issue writes them); the newest one is the default
+#: committed synthesis reports (the synthesis issue writes them); the reference board's is the
+#: default (file times are no guide: a fresh clone gives every file the same age)
 REPORTS = Path(__file__).resolve().parents[2] / "reports" / "synth"
+REFERENCE_BOARD = "ulx3s-85f"
 
 
 @dataclass(frozen=True)
@@ -79,18 +81,19 @@ def _env_number(name: str, kind):
 
 
 def default_device() -> DeviceConfig:
-    """The newest committed synthesis report under ``reports/synth/`` if there is one, else the
+    """The committed synthesis report of the reference board (``reports/synth/ulx3s-85f.json``;
+    else the first report by name) if there is one, else the
     estimate in :class:`DeviceConfig`; ``MONTPIPE_MODEL_LANES``, ``MONTPIPE_MODEL_FMAX_MHZ``,
     ``MONTPIPE_MODEL_WIDTH`` and ``MONTPIPE_MODEL_WINDOW`` override single fields."""
     fields: dict = {}
-    reports = sorted(REPORTS.glob("*.json"), key=lambda p: p.stat().st_mtime) \
+    reports = sorted(REPORTS.glob("*.json"), key=lambda p: (p.stem != REFERENCE_BOARD, p.name)) \
         if REPORTS.is_dir() else []
     if reports:
-        data = json.loads(reports[-1].read_text())
+        data = json.loads(reports[0].read_text())
         config = data.get("configuration", {})
         fields = {"lanes": config["lanes"], "width": config["width"],
                   "window": config["window"], "n_max_bits": config["n_max_bits"],
-                  "fmax_mhz": data["fmax_mhz"], "source": f"synthesis report {reports[-1].name}"}
+                  "fmax_mhz": data["fmax_mhz"], "source": f"synthesis report {reports[0].name}"}
     for key, env, kind in (("lanes", "MONTPIPE_MODEL_LANES", int),
                            ("fmax_mhz", "MONTPIPE_MODEL_FMAX_MHZ", float),
                            ("width", "MONTPIPE_MODEL_WIDTH", int),
