@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         stats = backend.stats.as_dict()
         s = montgomery_words(mod_bits, config.width)
         model = batch_cycles(config.lanes, s, config.window,
-                             [exponent_digits(e, config.window) for e in exps], False)
+                             [exponent_digits(e, config.window) for e in exps], False,
+                             config.width)
         rows.append({"shape": label, "modulus_bits": mod_bits, "exponent_bits": exp_bits,
                      "batch": count, "wall_s": round(wall, 3),
                      "ops_per_s": round(count / wall, 4),

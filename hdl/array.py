@@ -28,12 +28,13 @@ class ModExpArray(wiring.Component):
     """
 
     def __init__(self, lanes: int = 2, width: int = 16, max_words: int = 8, window: int = 2,
-                 max_windows: int = 64) -> None:
+                 max_windows: int = 64, *, ecp5_dsp: bool = False) -> None:
         if not isinstance(lanes, int) or lanes < 1:
             self._MustUse__silence = True
             raise ValueError(f"Lane count must be a positive integer, not {lanes!r}")
         self._lanes = lanes
-        self.cores = [ModExpCore(width, max_words, window, max_windows) for _ in range(lanes)]
+        self.cores = [ModExpCore(width, max_words, window, max_windows, ecp5_dsp=ecp5_dsp)
+                      for _ in range(lanes)]
         super().__init__({
             "i_req": In(stream.Signature(request_layout(width))),
             "o_res": Out(stream.Signature(result_layout(width))),

@@ -40,7 +40,12 @@ BOARDS = {
 
 @dataclass(frozen=True)
 class LinkConfig:
-    """The accelerator's build parameters (see :class:`~montpipe.hdl.link.FrameLink`)."""
+    """The accelerator's build parameters (see :class:`~montpipe.hdl.link.FrameLink`).
+
+    Above W = 18 each multiplier is four ``MULT18X18D`` instantiated with their registers and
+    a pipelined sum (``MontMulLane(ecp5_dsp=True)``); up to 18 bits yosys infers the one
+    ``MULT18X18D`` a multiplier needs, between fabric registers, as the committed builds did.
+    """
 
     lanes: int = 2
     width: int = 16
@@ -54,6 +59,15 @@ class LinkConfig:
     @property
     def n_max_bits(self) -> int:
         return self.width * self.max_words - 2
+
+    @property
+    def ecp5_dsp(self) -> bool:
+        return self.width > 18
+
+    @property
+    def multipliers(self) -> int:
+        """MULT18X18D the lanes use: two multipliers a lane, four blocks each above W = 18."""
+        return self.lanes * 2 * (4 if self.width > 18 else 1)
 
 
 def make_platform(board: str):
@@ -110,7 +124,8 @@ class BoardTop(Elaboratable):
         c = config
         self.link = FrameLink(width=c.width, max_words=c.max_words, window=c.window,
                               max_windows=c.max_windows, lanes=c.lanes, contexts=c.contexts,
-                              timeout=timeout, clock_khz=round(clock_hz / 1e3))
+                              timeout=timeout, clock_khz=round(clock_hz / 1e3),
+                              ecp5_dsp=c.ecp5_dsp)
 
     def elaborate(self, platform):
         m = Module()

@@ -52,10 +52,10 @@ class ModExpCore(wiring.Component):
     """
 
     def __init__(self, width: int = 16, max_words: int = 8, window: int = 2,
-                 max_windows: int = 64) -> None:
+                 max_windows: int = 64, *, ecp5_dsp: bool = False) -> None:
         self._width, self._max_words = width, max_words
         self._window, self._max_windows = window, max_windows
-        self.engine = ModExpLane(width, max_words, window, max_windows)
+        self.engine = ModExpLane(width, max_words, window, max_windows, ecp5_dsp=ecp5_dsp)
         super().__init__({
             "i_req": In(stream.Signature(request_layout(width))),
             "o_res": Out(stream.Signature(result_layout(width))),

@@ -19,6 +19,10 @@ BLOCKS = [
     ("montmul_lane_w16_s257_ecp5.v",
      lambda: MontMulLane(width=16, max_words=257, slots=3, ecp5_dsp=True)),
     ("montmul_lane_w18_s228.v", lambda: MontMulLane(width=18, max_words=228, slots=3)),
+    # 36-bit words: each multiplier four MULT18X18D and a pipelined sum (the 85F board build)
+    ("montmul_lane_w36_s114.v", lambda: MontMulLane(width=36, max_words=114, slots=3)),
+    ("montmul_lane_w36_s114_ecp5.v",
+     lambda: MontMulLane(width=36, max_words=114, slots=3, ecp5_dsp=True)),
     ("montmul_lane_w16_s10.v", lambda: MontMulLane(width=16, max_words=10, slots=3)),
     ("modexp_lane_w16_s257_win2.v",
      lambda: ModExpLane(width=16, max_words=257, window=2, max_windows=2048)),

@@ -86,11 +86,14 @@ class FrameLink(wiring.Component):
         Cycles without a byte after which a partial frame is dropped.
     clock_khz:
         The core clock, reported by the capabilities command.
+    ecp5_dsp:
+        Instantiate the lanes' ``MULT18X18D`` blocks (synthesis for ECP5; see
+        :class:`~montpipe.hdl.montmul.MontMulLane`).
     """
 
     def __init__(self, *, width: int = 16, max_words: int = 8, window: int = 2,
                  max_windows: int = 32, lanes: int = 2, contexts: int = 2,
-                 timeout: int = 100_000, clock_khz: int = 0) -> None:
+                 timeout: int = 100_000, clock_khz: int = 0, ecp5_dsp: bool = False) -> None:
         if not isinstance(contexts, int) or not 1 <= contexts <= 255:
             self._MustUse__silence = True
             raise ValueError(f"Context count must be an integer from 1 to 255, not {contexts!r}")
@@ -104,7 +107,8 @@ class FrameLink(wiring.Component):
         self.buffer_bytes = max(load, modexp)
         self.caps = Capabilities(PROTOCOL_VERSION, width, width * max_words - 2, lanes, window,
                                  max_windows, contexts, clock_khz)
-        self.array = ModExpArray(lanes, width, max_words, window, max_windows)
+        self.array = ModExpArray(lanes, width, max_words, window, max_windows,
+                                 ecp5_dsp=ecp5_dsp)
         super().__init__({
             "i_rx": In(stream.Signature(8)),
             "o_tx": Out(stream.Signature(8)),

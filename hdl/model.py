@@ -7,11 +7,14 @@ time without the toolchain installed.
 from __future__ import annotations
 
 import enum
+from typing import NamedTuple
 
 __all__ = [
     "DRAIN",
+    "MAX_WIDTH",
     "MIN_WORDS",
     "ROW_GAP",
+    "Pipeline",
     "ResultStatus",
     "batch_cycles",
     "batch_products",
@@ -22,16 +25,50 @@ __all__ = [
     "montmul_reference",
     "mprime",
     "multiplier_utilisation",
+    "pipeline",
     "request_beats",
     "request_frame",
 ]
 
 #: the lane's smallest run-time word count
 MIN_WORDS = 3
-#: pipeline stage (cycles after a word's reads issue) at which its carry add is done, plus one
-DRAIN = 10
-#: shortest row period: a row may not read t_{j-1} before the previous row has written it
-ROW_GAP = 12
+#: widest word: a W × W product on four MULT18X18D (two 18-bit halves of each operand)
+MAX_WIDTH = 36
+
+
+class Pipeline(NamedTuple):
+    """The lane's timing for one word width (``hdl/montmul.py`` has the stage table).
+
+    ``latency``: cycles through a multiplier (registered inputs to registered product): 2 on one
+    MULT18X18D (W ≤ 18), 4 on four (W > 18: the partial products are summed in two more
+    register stages). ``drain``: the stage (cycles after a word's reads issue) at which its
+    carry add is done, plus one. ``row_gap``: the shortest row period, so that a row never
+    reads ``t_{j−1}`` before the previous row has written it. A row also lasts at least
+    ``s + latency`` cycles: multiplier B takes the row's quotient digit, ``latency`` cycles
+    later the first of its ``s`` products.
+    """
+
+    latency: int
+    drain: int
+    row_gap: int
+
+    def row_period(self, words: int) -> int:
+        return max(words + self.latency, self.row_gap)
+
+
+def pipeline(width: int = 16) -> Pipeline:
+    """The lane's :class:`Pipeline` at word width ``width`` (2 … :data:`MAX_WIDTH`)."""
+    if not isinstance(width, int) or not 2 <= width <= MAX_WIDTH:
+        raise ValueError(f"word width must be an integer from 2 to {MAX_WIDTH}, not {width!r}")
+    latency = 2 if width <= 18 else 4
+    drain = 3 * latency + 4
+    return Pipeline(latency, drain, drain + 2)
+
+
+#: :func:`pipeline` at W ≤ 18: the carry add is done at stage ``DRAIN - 1``
+DRAIN = pipeline(16).drain
+#: :func:`pipeline` at W ≤ 18: the shortest row period
+ROW_GAP = pipeline(16).row_gap
 
 
 def montgomery_words(modulus_bits: int, width: int) -> int:
@@ -74,17 +111,19 @@ def montmul_reference(a: int, b: int, modulus: int, width: int, words: int) -> t
     return sum(v << (width * k) for k, v in enumerate(t)), top
 
 
-def montmul_cycles(words: int) -> int:
+def montmul_cycles(words: int, width: int = 16) -> int:
     """Cycles from the clock edge that takes ``start`` to the first one with ``done`` high.
 
-    ``s`` rows of ``max(s + 2, ROW_GAP)`` cycles — multiplier B spends ``s + 1`` of them on the
-    quotient digit and ``s`` products, and its input register one more waiting for the digit;
-    short rows wait for the previous row's writes — then the pipeline drains and the last row's
-    top word closes (``DRAIN + 1`` cycles), and one cycle registers ``done``.
+    ``s`` rows of ``max(s + L, row_gap)`` cycles (:func:`pipeline`; at W ≤ 18, ``L = 2`` and
+    ``row_gap = 12``) — multiplier B spends ``s + 1`` of them on the quotient digit and ``s``
+    products, and waits ``L − 1`` for the digit; short rows wait for the previous row's writes —
+    then the pipeline drains and the last row's top word closes (``drain + 1`` cycles), and one
+    cycle registers ``done``.
     """
     if words < MIN_WORDS:
         raise ValueError(f"the lane needs at least {MIN_WORDS} words, not {words}")
-    return words * max(words + 2, ROW_GAP) + DRAIN + 3
+    p = pipeline(width)
+    return words * p.row_period(words) + p.drain + 3
 
 
 def exponent_digits(exponent: int, window: int, windows: int | None = None) -> list[int]:
@@ -103,7 +142,8 @@ def exponent_digits(exponent: int, window: int, windows: int | None = None) -> l
     return [(exponent >> (window * i)) & mask for i in range(windows)]
 
 
-def modexp_cycles(words: int, window: int, digits: list[int], const_time: bool) -> int:
+def modexp_cycles(words: int, window: int, digits: list[int], const_time: bool,
+                  width: int = 16) -> int:
     """Cycles from the edge that takes ``start`` to the first with ``done`` high, for
     :class:`~montpipe.hdl.modexp.ModExpLane`.
 
@@ -114,7 +154,7 @@ def modexp_cycles(words: int, window: int, digits: list[int], const_time: bool) 
     conversion out is one product; the final comparison with ``m`` takes ``s + 1`` cycles.
     In constant-time mode the count depends only on ``len(digits)``.
     """
-    product = montmul_cycles(words) + 2
+    product = montmul_cycles(words, width) + 2
     cycles = 1 + words + (1 << window) * product + 1 + 1 + product + 1 + words
     if digits:
         cycles += 2
@@ -130,7 +170,7 @@ def request_beats(words: int, windows: int) -> int:
 
 
 def batch_cycles(lanes: int, words: int, window: int, digit_lists: list[list[int]],
-                 const_time: bool) -> int:
+                 const_time: bool, width: int = 16) -> int:
     """Cycles :class:`~montpipe.hdl.array.ModExpArray` takes for a batch of exponentiations
     under one word count, from the cycle the first request beat is offered to the cycle the
     last result word is taken, with requests offered back to back and results always taken.
@@ -156,7 +196,7 @@ def batch_cycles(lanes: int, words: int, window: int, digit_lists: list[list[int
         # the frame's last beat: the last digit, the cycle before; or with no digits the last
         # base word, before the base check
         offered = start if nw else start - 1
-        ready = start + modexp_cycles(words, window, digits, const_time) + 2
+        ready = start + modexp_cycles(words, window, digits, const_time, width) + 2
         last = max(ready, out) + 2 * words - 2     # the result's last word leaves
         out = last + 1
         free[lane] = last + 1
@@ -176,11 +216,12 @@ def batch_products(window: int, digit_lists: list[list[int]], const_time: bool) 
 
 
 def multiplier_utilisation(lanes: int, words: int, window: int,
-                           digit_lists: list[list[int]], const_time: bool) -> float:
+                           digit_lists: list[list[int]], const_time: bool,
+                           width: int = 16) -> float:
     """Useful multiplier cycles over available ones for a batch: each product needs
     ``2s² + s`` (``s²`` word products ``a_i·b_j``, ``s²`` products ``q_i·m_j`` and ``s`` quotient
-    digits) out of ``2 · lanes`` multipliers for :func:`batch_cycles`."""
-    cycles = batch_cycles(lanes, words, window, digit_lists, const_time)
+    digits) out of ``2 · lanes`` W × W multipliers for :func:`batch_cycles`."""
+    cycles = batch_cycles(lanes, words, window, digit_lists, const_time, width)
     useful = batch_products(window, digit_lists, const_time) * (2 * words * words + words)
     return useful / (2 * lanes * cycles) if cycles else 0.0
 

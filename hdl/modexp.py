@@ -85,7 +85,7 @@ class ModExpLane(wiring.Component):
     """
 
     def __init__(self, width: int = 16, max_words: int = 8, window: int = 2,
-                 max_windows: int = 64) -> None:
+                 max_windows: int = 64, *, ecp5_dsp: bool = False) -> None:
         if not isinstance(window, int) or not 1 <= window <= 6:
             self._MustUse__silence = True
             raise ValueError(f"Window must be an integer from 1 to 6 bits, not {window!r}")
@@ -94,7 +94,8 @@ class ModExpLane(wiring.Component):
             raise ValueError(f"Exponent length must be at least 1 window, not {max_windows!r}")
         self._width, self._max_words, self._window = width, max_words, window
         self._max_windows = max_windows
-        self.lane = MontMulLane(width, max_words, slots=Slot.TABLE + (1 << window))
+        self.lane = MontMulLane(width, max_words, slots=Slot.TABLE + (1 << window),
+                                ecp5_dsp=ecp5_dsp)
         super().__init__({
             "start": In(1),
             "words": In(range(max_words + 1)),

@@ -27,12 +27,12 @@ until the previous row has written the words it reads.
 
 from __future__ import annotations
 
-from amaranth import Array, ClockSignal, Const, Instance, Module, Mux, Signal
+from amaranth import Array, Cat, ClockSignal, Const, Instance, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .model import DRAIN, ROW_GAP
+from .model import MAX_WIDTH, pipeline
 
 __all__ = ["MontMulLane"]
 
@@ -77,9 +77,10 @@ class MontMulLane(wiring.Component):
 
     def __init__(self, width: int = 16, max_words: int = 8, slots: int = 3, *,
                  ecp5_dsp: bool = False) -> None:
-        if not isinstance(width, int) or not 2 <= width <= 18:
+        if not isinstance(width, int) or not 2 <= width <= MAX_WIDTH:
             self._MustUse__silence = True  # never built, so no "unused elaboratable" warning
-            raise ValueError(f"Word width must be an integer from 2 to 18, not {width!r}")
+            raise ValueError(f"Word width must be an integer from 2 to {MAX_WIDTH}, "
+                             f"not {width!r}")
         if not isinstance(max_words, int) or max_words < 3:
             self._MustUse__silence = True
             raise ValueError(f"Word count must be an integer of at least 3, not {max_words!r}")
@@ -124,21 +125,44 @@ class MontMulLane(wiring.Component):
         return self._slots
 
     def _multiplier(self, m: Module, name: str, a, b):
-        """``a × b`` with registered inputs and a registered output (two cycles).
+        """``a × b`` with registered inputs and a registered output, ``pipeline(W).latency``
+        cycles: two for W ≤ 18, four above (four 18 × 18 partial products, their middle pair
+        summed and registered, then the three combined and registered).
 
-        With ``ecp5_dsp`` one ``MULT18X18D`` with its own input and output registers (yosys
-        does not pull fabric registers into the DSP); otherwise the same in fabric registers
-        around a behavioural multiplier, for simulation and other targets.
+        With ``ecp5_dsp`` ``MULT18X18D`` blocks with their own input and output registers
+        (yosys does not pull fabric registers into the DSP); otherwise the same timing in
+        fabric registers around a behavioural multiplier, for simulation and other targets.
         """
         W = self._width
         product = Signal(2 * W, name=f"{name}_p")
         if not self._ecp5_dsp:
             ra, rb = Signal(W, name=f"{name}_a"), Signal(W, name=f"{name}_b")
-            m.d.sync += [ra.eq(a), rb.eq(b), product.eq(ra * rb)]
+            if W <= 18:
+                m.d.sync += [ra.eq(a), rb.eq(b), product.eq(ra * rb)]
+            else:
+                p2, p3 = Signal(2 * W, name=f"{name}_p2"), Signal(2 * W, name=f"{name}_p3")
+                m.d.sync += [ra.eq(a), rb.eq(b), p2.eq(ra * rb), p3.eq(p2), product.eq(p3)]
             return product
+        if W <= 18:
+            m.d.comb += product.eq(self._mult18(m, name, a, b))
+            return product
+        a_lo, a_hi, b_lo, b_hi = a[:18], a[18:W], b[:18], b[18:W]
+        lo, hi = Signal(36, name=f"{name}_lo"), Signal(36, name=f"{name}_hi")
+        mid = Signal(37, name=f"{name}_mid")
+        m.d.sync += [
+            lo.eq(self._mult18(m, f"{name}_ll", a_lo, b_lo)),
+            hi.eq(self._mult18(m, f"{name}_hh", a_hi, b_hi)),
+            mid.eq(self._mult18(m, f"{name}_lh", a_lo, b_hi) +
+                   self._mult18(m, f"{name}_hl", a_hi, b_lo)),
+            product.eq(Cat(lo, hi) + (mid << 18)),
+        ]
+        return product
+
+    def _mult18(self, m: Module, name: str, a, b):
+        """One ``MULT18X18D``, unsigned, input and output registers: ``a × b`` two cycles on."""
         a18, b18, p36 = Signal(18, name=f"{name}_a18"), Signal(18, name=f"{name}_b18"), \
             Signal(36, name=f"{name}_p36")
-        m.d.comb += [a18.eq(a), b18.eq(b), product.eq(p36)]
+        m.d.comb += [a18.eq(a), b18.eq(b)]
         ports = {f"i_A{k}": a18[k] for k in range(18)}
         ports.update({f"i_B{k}": b18[k] for k in range(18)})
         ports.update({f"i_C{k}": 0 for k in range(18)})
@@ -158,12 +182,16 @@ class MontMulLane(wiring.Component):
             p_RESETMODE="SYNC",
             **ports,
         )
-        return product
+        return p36
 
     def elaborate(self, platform):
         m = Module()
         W, S = self._width, self._max_words
-
+        P = pipeline(W)
+        L, DRAIN = P.latency, P.drain
+        # stages (cycles after a word's reads issue): A's product, the quotient's input and
+        # B's first input; B's output (the digit); B's product q_i·m_j (the three-input sum)
+        QI, QO, PB = 2 + L, 2 + 2 * L, 2 + 3 * L
         N = self._slots
         vec = Memory(shape=W, depth=N * S, init=[])
         mod = Memory(shape=W, depth=S, init=[])
@@ -188,10 +216,10 @@ class MontMulLane(wiring.Component):
 
         s = Signal(range(S + 1))
         mprime = Signal(W)
-        period = Signal(range(max(S + 2, ROW_GAP) + 1))
+        period = Signal(range(P.row_period(S) + 1))
         # issue counters: row i, cycle c within the row (words issue at c < s)
         row = Signal(range(S + 1))
-        c = Signal(range(max(S + 2, ROW_GAP) + 1))
+        c = Signal(range(P.row_period(S) + 1))
         issuing = Signal()
 
         # control tokens travel with the data: stage k holds the word issued k cycles ago
@@ -222,7 +250,7 @@ class MontMulLane(wiring.Component):
         with m.If(self.busy):
             m.d.comb += [
                 rd["t"].addr.eq(t_base + c), rd["b"].addr.eq(b_base + c),
-                rd["m"].addr.eq(tok_word[4]),
+                rd["m"].addr.eq(tok_word[QO - 2]),
             ]
             with m.If(fetch_a):
                 m.d.comb += rd["t"].addr.eq(a_addr)
@@ -240,7 +268,7 @@ class MontMulLane(wiring.Component):
         m.d.sync += [t1.eq(rd["t"].data), b1.eq(rd["b"].data)]
         with m.If(fetched_a):
             m.d.sync += a_next.eq(rd["t"].data)
-        m.d.sync += m1.eq(rd["m"].data)                   # m_j read at stage 4, here at 6
+        m.d.sync += m1.eq(rd["m"].data)         # m_j read at stage QO - 2, here at QO
         # stage 2: multiplier A's input registers (a_i held for the row); 3: its output register
         a_i = Signal(W)
         a_now = Mux(tok_word[2] == 0, a_next, a_i)
@@ -250,23 +278,23 @@ class MontMulLane(wiring.Component):
         # t_j and a_i*b_j wait for q_i*m_j: delay lines; t_at[k] / pa_at[k] hold the word that
         # is at stage k
         t_at = {2: t1}
-        for k in range(3, 9):
+        for k in range(3, PB + 1):
             t_at[k] = Signal(W, name=f"t_at{k}")
             m.d.sync += t_at[k].eq(t_at[k - 1])
         # row 0 reads t as 0: zeroed a stage later, so nothing but a register follows the RAM
         with m.If(tok_first[2]):
             m.d.sync += t_at[3].eq(0)
-        pa_at = {4: pa}
-        for k in range(5, 9):
+        pa_at = {QI: pa}
+        for k in range(QI + 1, PB + 1):
             pa_at[k] = Signal(2 * W, name=f"pa_at{k}")
             m.d.sync += pa_at[k].eq(pa_at[k - 1])
         # stage 4 (word 0): q's input; multiplier B takes (q_in, m') at stage 4 -> 5, its
         # product at 6; then (q_i, m_j) at stage 6 -> 7, product at 8
         q_in = Signal(W)
-        m.d.comb += q_in.eq((t_at[4] + pa_at[4])[:W])
+        m.d.comb += q_in.eq((t_at[QI] + pa_at[QI])[:W])
         q = Signal(W)
-        digit_in = tok_valid[4] & (tok_word[4] == 0)
-        digit_out = tok_valid[6] & (tok_word[6] == 0)
+        digit_in = tok_valid[QI] & (tok_word[QI] == 0)
+        digit_out = tok_valid[QO] & (tok_word[QO] == 0)
         pb = Signal(2 * W)
         # q_i * m_0 goes in the cycle the digit comes out, straight from B's output
         pb_out = self._multiplier(m, "mult_b", Mux(digit_in, q_in, Mux(digit_out, pb[:W], q)),
@@ -276,7 +304,7 @@ class MontMulLane(wiring.Component):
             m.d.sync += q.eq(pb[:W])
         # stage 8: the three-input sum, registered
         x = Signal(2 * W + 2)
-        m.d.sync += x.eq(t_at[8] + pa_at[8] + pb)
+        m.d.sync += x.eq(t_at[PB] + pa_at[PB] + pb)
         # stage 9: the carry loop, and the write of t_{j-1}
         carry = Signal(W + 2)
         t_top = Signal(W + 2)
@@ -316,7 +344,7 @@ class MontMulLane(wiring.Component):
             with m.If(self.start):
                 m.d.sync += [
                     s.eq(self.words), mprime.eq(self.mprime),
-                    period.eq(Mux(self.words + 2 > ROW_GAP, self.words + 2, ROW_GAP)),
+                    period.eq(Mux(self.words + L > P.row_gap, self.words + L, P.row_gap)),
                     a_base.eq(slot_base[self.a_slot]), b_base.eq(slot_base[self.b_slot]),
                     t_base.eq(slot_base[self.t_slot]),
                     row.eq(0), c.eq(0), t_top.eq(0), carry.eq(0), drain.eq(0),

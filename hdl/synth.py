@@ -21,7 +21,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from .board import BOARDS, BoardTop, LinkConfig, make_platform
-from .model import batch_cycles, exponent_digits, montgomery_words
+from .model import batch_cycles, exponent_digits, montgomery_words, montmul_cycles
 
 HDL = Path(__file__).resolve().parent
 SMALL = LinkConfig(lanes=1, width=16, max_words=8, window=2, max_windows=16, contexts=1,
@@ -72,7 +72,8 @@ def _git_revision() -> str:
 def projected(config: LinkConfig, fmax_mhz: float) -> dict:
     """Operations/s at ``fmax_mhz`` from the exact cycle model (batches of two requests a lane,
     random full-length exponents), and the multiplier-bound ceiling of the 85F at that clock
-    (every MULT18X18D on the ``2s² + s`` word products of ``1.5·e`` multiplications)."""
+    (every MULT18X18D on the ``2s² + s`` word products of ``1.5·e`` multiplications; a word
+    product above W = 18 takes four)."""
     import random
 
     rng = random.Random(0)
@@ -87,18 +88,22 @@ def projected(config: LinkConfig, fmax_mhz: float) -> dict:
         digits = [exponent_digits(rng.getrandbits(e_bits) | 1 << (e_bits - 1), config.window,
                                   -(-e_bits // config.window) if const_time else None)
                   for _ in range(n)]
-        return hz * n / batch_cycles(config.lanes, s, config.window, digits, const_time) / per_op
+        return hz * n / batch_cycles(config.lanes, s, config.window, digits, const_time,
+                                     config.width) / per_op
+
+    blocks = 4 if config.width > 18 else 1      # MULT18X18D a word product takes
 
     def ceiling(mod_bits, e_bits, per_op=1):
         s = montgomery_words(mod_bits, config.width)
-        return AVAILABLE["MULT18X18D"] * hz / (1.5 * e_bits * (2 * s * s + s)) / per_op
+        return AVAILABLE["MULT18X18D"] * hz / (1.5 * e_bits * (2 * s * s + s) * blocks) / per_op
 
     for bits in (2048, 4096):
         s = montgomery_words(bits, config.width)
-        cycles = s * max(s + 2, 12) + 13
+        cycles = montmul_cycles(s, config.width)
         out[f"modmul_{bits}_per_s"] = config.lanes * hz / cycles if bits <= config.n_max_bits \
             else None
-        out[f"modmul_{bits}_ceiling_per_s"] = AVAILABLE["MULT18X18D"] * hz / (2 * s * s + s)
+        out[f"modmul_{bits}_ceiling_per_s"] = AVAILABLE["MULT18X18D"] * hz / \
+            ((2 * s * s + s) * blocks)
     for key in (1024, 2048):
         out[f"paillier_{key}_encrypt_standard_per_s"] = rate(2 * key, key, False)
         out[f"paillier_{key}_encrypt_standard_ceiling"] = ceiling(2 * key, key)
@@ -156,7 +161,7 @@ def build(board: str, config: LinkConfig, out: Path, *, seed: int = 1) -> dict:
         "board": board, "device": platform.device, "package": platform.package,
         "speed": platform.speed, "configuration": {**asdict(config),
                                                    "n_max_bits": config.n_max_bits,
-                                                   "multipliers": 2 * config.lanes},
+                                                   "multipliers": config.multipliers},
         "pll": top.pll, "uart_divisor": top.divisor,
         "resources": _utilisation(pnr),
         "fmax_mhz": core["achieved_mhz"] if core else None,

@@ -43,7 +43,7 @@ async def modexp_vectors(dut):
         got = await tb.read(s)
         want = int(gmpy2.powmod(base, e, m))
         assert got == want, f"{base:#x}^{e:#x} mod {m:#x}: {got:#x} != {want:#x}"
-        model = modexp_cycles(s, window, digits, const_time)
+        model = modexp_cycles(s, window, digits, const_time, W)
         assert cycles == model, (s, len(digits), cycles, model)
         _bench.checked()
         if const_time:

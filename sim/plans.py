@@ -48,11 +48,12 @@ def _exponents(rng: random.Random, bits: int) -> list[int]:
     return [0, 1, (1 << bits) - 1, 1 << (bits - 1), rng.getrandbits(bits) | 1 << (bits - 1)]
 
 
-def _modexp(rng: random.Random, lengths: list[int], window: int, e_bits: int) -> dict:
+def _modexp(rng: random.Random, lengths: list[int], window: int, e_bits: int,
+            width: int = W) -> dict:
     vectors = []
     declared = -(-e_bits // window)
     for s in lengths:
-        for m in _moduli(rng, s):
+        for m in _moduli(rng, s, width):
             for base in (0, 1, m - 1, rng.randrange(m)):
                 e = rng.getrandbits(e_bits)
                 vectors.append({"base": _hex(base), "e": _hex(e), "m": _hex(m)})
@@ -61,7 +62,7 @@ def _modexp(rng: random.Random, lengths: list[int], window: int, e_bits: int) ->
                 vectors.append({"base": _hex(base), "e": _hex(e), "m": _hex(m)})
                 vectors.append({"base": _hex(base), "e": _hex(e), "m": _hex(m),
                                 "const_time": True, "windows": declared})
-    return {"width": W, "window": window, "vectors": vectors}
+    return {"width": width, "window": window, "vectors": vectors}
 
 
 def _requests(rng: random.Random, count: int, s_choices: list[int], e_bits: int, *,
@@ -128,7 +129,12 @@ def reduced(seed: int) -> list[Job]:
             ["montmul_vectors"]),
         Job("montmul", {"width": 18, "max_words": 5},
             {**_montmul(rng, [3, 5], width=18), "seed": seed}, ["montmul_vectors"]),
+        # 36-bit words: four multiplier blocks a multiplier, a longer pipeline
+        Job("montmul", {"width": 36, "max_words": 5},
+            {**_montmul(rng, [3, 5], width=36), "seed": seed}, ["montmul_vectors"]),
         Job("modexp", small, {**_modexp(rng, [3, 6], 2, 36), "seed": seed}, ["modexp_vectors"]),
+        Job("modexp", {**small, "width": 36, "max_words": 4},
+            {**_modexp(rng, [4], 2, 36, width=36), "seed": seed}, ["modexp_vectors"]),
         Job("core", small, {**_stream(rng, 1, 6, 2, 20, 36, HANDSHAKES[::3], 3), "seed": seed},
             ["stream_scenarios"]),
         Job("array", {"lanes": 3, **small},
@@ -162,6 +168,9 @@ def full(seed: int) -> list[Job]:
         # W = 18 fills MULT18X18D's unsigned 18 x 18 (docs/gateware-plan.md: the faster lane)
         Job("montmul", {"width": 18, "max_words": 228},
             {**_montmul(rng, [3, 7, 12], extra=[4096, 2048, 1024], width=18), "seed": seed},
+            ["montmul_vectors"]),
+        Job("montmul", {"width": 36, "max_words": 114},
+            {**_montmul(rng, [3, 7, 12], extra=[4096, 2048, 1024], width=36), "seed": seed},
             ["montmul_vectors"]),
     ]
     for window in (1, 2, 4):

@@ -118,21 +118,27 @@ def test_runtime_lengths_on_one_build():
         assert cycles == montmul_cycles(s)
 
 
-@pytest.mark.parametrize("width", [17, 18])
+@pytest.mark.parametrize("width", [17, 18, 19, 32, 36])
 def test_other_word_widths(width):
+    """Above 18 bits a multiplier is four MULT18X18D and two more pipeline stages: the row
+    period and the drain grow (``pipeline(width)``), the results do not change."""
     rng = random.Random(width)
-    mod = rng.getrandbits(100) | 1 | (1 << 99)
-    cases = [(rng.randrange(2 * mod), rng.randrange(2 * mod), mod) for _ in range(3)]
-    for (a, b, mod_), (result, _, cycles, _) in zip(cases, run_lane(cases, width),
-                                                    strict=True):
+    cases = []
+    for bits in (100, 3 * width - 2, 7 * width):
+        mod = rng.getrandbits(bits) | 1 | (1 << (bits - 1))
+        cases += [(rng.randrange(2 * mod), rng.randrange(2 * mod), mod) for _ in range(2)]
+        cases.append((2 * mod - 1, 2 * mod - 1, mod))
+    for (a, b, mod_), (result, top, cycles, _) in zip(cases, run_lane(cases, width),
+                                                      strict=True):
         s = montgomery_words(mod_.bit_length(), width)
         assert result % mod_ == a * b * int(gmpy2.invert(1 << (width * s), mod_)) % mod_
-        assert cycles == montmul_cycles(s)
+        assert (result, top) == montmul_reference(a, b, mod_, width, s)
+        assert cycles == montmul_cycles(s, width), (s, cycles, montmul_cycles(s, width))
 
 
 def test_bad_parameters():
-    with pytest.raises(ValueError, match="Word width must be an integer from 2 to 18, not 19"):
-        MontMulLane(19)
+    with pytest.raises(ValueError, match="Word width must be an integer from 2 to 36, not 37"):
+        MontMulLane(37)
     with pytest.raises(ValueError, match="Word count must be an integer of at least 3, not 2"):
         MontMulLane(16, 2)
     with pytest.raises(ValueError, match="Slot count must be an integer of at least 3, not 2"):

@@ -287,7 +287,7 @@ class FPGABackend(Backend):
     def _timeout_for(self, words: int, windows: int, frame_bytes: int) -> float:
         if self.timeout is not None:
             return self.timeout
-        cycles = modexp_cycles(words, self.caps.window, [1] * windows, True)
+        cycles = modexp_cycles(words, self.caps.window, [1] * windows, True, self.caps.width)
         link = 10 * frame_bytes / self.baudrate
         return 2.0 + 3.0 * (cycles / self.cycle_rate + link)
 
@@ -488,6 +488,15 @@ class FPGABackend(Backend):
                     max_workers=2, thread_name_prefix="montpipe-fpga-cpu")
         return self._executor.submit(run)
 
+    def mulmod(self, a: Sequence[int], b: Sequence[int], modulus: int) -> list[int]:
+        """On the host (the CPU backend's kernels): the device only exponentiates."""
+        self.stats.mulmods += len(a)
+        return self.cpu.mulmod(a, b, modulus)
+
+    def prodmod(self, values: Sequence[int], modulus: int) -> int:
+        self.stats.mulmods += len(values)
+        return self.cpu.prodmod(values, modulus)
+
     # -- the split ----------------------------------------------------------------------------
 
     def _shape(self, modulus: int, exps: list[int]) -> tuple[int, int]:
@@ -509,7 +518,7 @@ class FPGABackend(Backend):
             words = montgomery_words(modulus.bit_length(), self.caps.width)
             windows = -(-max(e.bit_length() for e in exps) // self.caps.window)
             rates[0] = self.caps.lanes * self.cycle_rate / \
-                modexp_cycles(words, self.caps.window, [1] * windows, True)
+                modexp_cycles(words, self.caps.window, [1] * windows, True, self.caps.width)
         if rates[1] == 0:
             e = max(exps)
             t = time.perf_counter()

@@ -25,7 +25,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ...hdl.model import batch_cycles, exponent_digits, montgomery_words, request_beats
+from ...hdl.model import (
+    MAX_WIDTH,
+    batch_cycles,
+    exponent_digits,
+    montgomery_words,
+    request_beats,
+)
 from ..backend import FixedBasePower, _check_fixed_base_exponents, register_backend
 from .cpu import CPUBackend
 
@@ -61,8 +67,9 @@ class DeviceConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"device {name} must be a positive integer, not {value!r}")
-        if not 2 <= self.width <= 18:
-            raise ValueError(f"device word width must be 2 to 18 bits, not {self.width}")
+        if not 2 <= self.width <= MAX_WIDTH:
+            raise ValueError(f"device word width must be 2 to {MAX_WIDTH} bits, "
+                             f"not {self.width}")
         for name in ("fmax_mhz", "link_bytes_per_s"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0:
@@ -147,7 +154,7 @@ class ModelBackend(CPUBackend):
             if e not in cache:
                 cache[e] = exponent_digits(e, d.window, windows)
             digit_lists.append(cache[e])
-        cycles = batch_cycles(d.lanes, s, d.window, digit_lists, bool(secret))
+        cycles = batch_cycles(d.lanes, s, d.window, digit_lists, bool(secret), d.width)
         word_bytes = -(-d.width // 8)
         link = sum(request_beats(s, len(dl)) + s for dl in digit_lists) * word_bytes
         extra = self.stats.extra
