@@ -23,6 +23,12 @@ Every multiplier has registered inputs and outputs and nothing but a register si
 block-RAM read. Rows issue every ``max(s + 2, ROW_GAP)`` cycles: B is busy ``s + 1`` cycles a
 row (the digit and ``s`` products) and idles one waiting for the digit; a short row also waits
 until the previous row has written the words it reads.
+
+That is the table for W ≤ 18, where a multiplier is one ``MULT18X18D`` (latency ``L = 2``).
+Above 18 bits each multiplier is four blocks and two more register stages (``L = 4``,
+:func:`montpipe.hdl.model.pipeline`): A's product, the quotient's input and B's first input sit
+at stage ``2 + L``, the digit and B's second input at ``2 + 2L``, ``q_i·m_j`` and the sum at
+``2 + 3L``, the carry loop at ``3 + 3L``; rows last ``max(s + L, row_gap)`` cycles.
 """
 
 from __future__ import annotations
@@ -288,8 +294,8 @@ class MontMulLane(wiring.Component):
         for k in range(QI + 1, PB + 1):
             pa_at[k] = Signal(2 * W, name=f"pa_at{k}")
             m.d.sync += pa_at[k].eq(pa_at[k - 1])
-        # stage 4 (word 0): q's input; multiplier B takes (q_in, m') at stage 4 -> 5, its
-        # product at 6; then (q_i, m_j) at stage 6 -> 7, product at 8
+        # stage QI = 4 (word 0): q's input; multiplier B takes (q_in, m') at stage 4 -> 5, its
+        # product at QO = 6; then (q_i, m_j) at stage 6 -> 7, product at PB = 8 (for L = 2)
         q_in = Signal(W)
         m.d.comb += q_in.eq((t_at[QI] + pa_at[QI])[:W])
         q = Signal(W)
@@ -302,7 +308,7 @@ class MontMulLane(wiring.Component):
         m.d.comb += pb.eq(pb_out)
         with m.If(digit_out):
             m.d.sync += q.eq(pb[:W])
-        # stage 8: the three-input sum, registered
+        # stage PB: the three-input sum, registered
         x = Signal(2 * W + 2)
         m.d.sync += x.eq(t_at[PB] + pa_at[PB] + pb)
         # stage 9: the carry loop, and the write of t_{j-1}

@@ -180,9 +180,35 @@ def build(board: str, config: LinkConfig, out: Path, *, seed: int = 1) -> dict:
     return report
 
 
+def table(reports: list[Path]) -> str:
+    """The configurations tried, as Markdown: one row per report (W, lanes, contexts →
+    LUT4 / FF / MULT18X18D / DP16KD / post-route Fmax against the target / wall time)."""
+    rows = ["| board | W | lanes | N_MAX | contexts | LUT4 | FF | MULT18X18D | DP16KD | Fmax "
+            "(target) | timing | tool time | 2048-bit enc./s (ceiling) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for path in reports:
+        r = json.loads(Path(path).read_text())
+        c, res, pro = r["configuration"], r["resources"], r.get("projected") or {}
+
+        def used(name, res=res):
+            return f"{res[name]['used']:,} / {res[name]['available']:,}"
+
+        enc = pro.get("paillier_2048_encrypt_standard_per_s")
+        ceil = pro.get("paillier_2048_encrypt_standard_ceiling")
+        rows.append(
+            f"| {r['board']} | {c['width']} | {c['lanes']} | {c['n_max_bits']} | "
+            f"{c['contexts']} | {used('LUT4')} | {used('TRELLIS_FF')} | {used('MULT18X18D')} | "
+            f"{used('DP16KD')} | {r['fmax_mhz']} MHz ({r['target_mhz']:g}) | "
+            f"{'met' if r['timing_met'] else 'not met'} | {r['wall_seconds'] / 60:.0f} min | "
+            f"{enc if enc is not None else '—'} ({ceil if ceil is not None else '—'}) |")
+    return "\n".join(rows) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m montpipe.hdl.synth", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--table", nargs="+", type=Path, metavar="REPORT",
+                    help="print the configurations of these report.json files as a table")
     ap.add_argument("--board", default="ulx3s-85f", choices=sorted(BOARDS))
     ap.add_argument("--small", action="store_true", help="the small make-test configuration")
     for name, kind in (("lanes", int), ("width", int), ("max-words", int), ("window", int),
@@ -192,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     ap.add_argument("--out", type=Path, default=Path("build/synth"))
     args = ap.parse_args(argv)
+    if args.table:
+        print(table(args.table), end="")
+        return 0
     config = SMALL if args.small else LinkConfig()
     overrides = {k.replace("-", "_"): getattr(args, k.replace("-", "_"))
                  for k in ("lanes", "width", "max-words", "window", "max-windows", "contexts",
