@@ -63,3 +63,21 @@ def test_bad_board_and_impossible_clock_are_named():
         pll_parameters(25, 2000)
     with pytest.raises(ValueError, match="4000000 baud needs at least 4 cycles a bit"):
         BoardTop("ulx3s-85f", LinkConfig(core_mhz=12.5, baud=4_000_000))
+
+
+def test_configuration_table_and_multiplier_count(capsys):
+    from montpipe.hdl.board import LinkConfig
+
+    assert LinkConfig(lanes=24, width=18).multipliers == 48
+    wide = LinkConfig(lanes=19, width=36, max_words=114)
+    assert (wide.multipliers, wide.ecp5_dsp, wide.n_max_bits) == (152, True, 4102)
+    reports = sorted((ROOT / "reports" / "synth").glob("**/*.json"))
+    assert reports, "no committed synthesis report"
+    assert synth.main(["--table", *map(str, reports)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 + len(reports)
+    for path, line in zip(reports, lines[2:]):
+        data = json.loads(path.read_text())
+        used = data["resources"]["MULT18X18D"]["used"]
+        assert line.startswith(f"| {data['board']} | {data['configuration']['width']} |")
+        assert f"| {used} / 156 |" in line and f"{data['fmax_mhz']} MHz" in line
