@@ -47,10 +47,11 @@ HARNESS = Path(__file__).with_name("board_main.cpp")
 @dataclass(frozen=True)
 class BoardConfig:
     """Build parameters of the simulated board. The default holds a 2048-bit modulus — Paillier
-    at 1024-bit keys (n², and p², q² for CRT decryption) — with 1024-bit exponents."""
+    at 1024-bit keys (n², and p², q² for CRT decryption) — with 1024-bit exponents, on the
+    85F board build's 36-bit words."""
 
     lanes: int = 2
-    width: int = 16
+    width: int = 36
     n_max_bits: int = 2048
     window: int = 2
     max_exponent_bits: int = 1024
