@@ -21,7 +21,13 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from .board import BOARDS, BoardTop, LinkConfig, make_platform
-from .model import batch_cycles, exponent_digits, montgomery_words, montmul_cycles
+from .model import (
+    batch_cycles,
+    batch_products,
+    exponent_digits,
+    montgomery_words,
+    montmul_cycles,
+)
 
 HDL = Path(__file__).resolve().parent
 SMALL = LinkConfig(lanes=1, width=16, max_words=8, window=2, max_windows=16, contexts=1,
@@ -71,31 +77,29 @@ def _git_revision() -> str:
 
 def projected(config: LinkConfig, fmax_mhz: float) -> dict:
     """Operations/s at ``fmax_mhz`` from the exact cycle model (batches of two requests a lane,
-    random full-length exponents), and the multiplier-bound ceiling of the 85F at that clock
-    (every MULT18X18D on the ``2s² + s`` word products of ``1.5·e`` multiplications; a word
-    product above W = 18 takes four)."""
+    random full-length exponents), and the multiplier-bound ceiling of the 85F at that clock:
+    every MULT18X18D busy on the word products (``2s² + s`` each, four blocks each above
+    W = 18) of the same exponentiations — the same windows, the same products — so the ratio
+    of the two is the build's multiplier utilisation over the whole part."""
     import random
 
     rng = random.Random(0)
     hz = fmax_mhz * 1e6
+    blocks = 4 if config.width > 18 else 1      # MULT18X18D a word product takes
     out = {}
 
     def rate(mod_bits, e_bits, const_time, per_op=1):
-        if mod_bits > config.n_max_bits:
-            return None
         s = montgomery_words(mod_bits, config.width)
         n = 2 * config.lanes
         digits = [exponent_digits(rng.getrandbits(e_bits) | 1 << (e_bits - 1), config.window,
                                   -(-e_bits // config.window) if const_time else None)
                   for _ in range(n)]
-        return hz * n / batch_cycles(config.lanes, s, config.window, digits, const_time,
-                                     config.width) / per_op
-
-    blocks = 4 if config.width > 18 else 1      # MULT18X18D a word product takes
-
-    def ceiling(mod_bits, e_bits, per_op=1):
-        s = montgomery_words(mod_bits, config.width)
-        return AVAILABLE["MULT18X18D"] * hz / (1.5 * e_bits * (2 * s * s + s) * blocks) / per_op
+        words = batch_products(config.window, digits, const_time) * (2 * s * s + s) * blocks
+        ceiling = AVAILABLE["MULT18X18D"] * hz * n / words / per_op
+        if mod_bits > config.n_max_bits:
+            return None, ceiling
+        cycles = batch_cycles(config.lanes, s, config.window, digits, const_time, config.width)
+        return hz * n / cycles / per_op, ceiling
 
     for bits in (2048, 4096):
         s = montgomery_words(bits, config.width)
@@ -105,12 +109,12 @@ def projected(config: LinkConfig, fmax_mhz: float) -> dict:
         out[f"modmul_{bits}_ceiling_per_s"] = AVAILABLE["MULT18X18D"] * hz / \
             ((2 * s * s + s) * blocks)
     for key in (1024, 2048):
-        out[f"paillier_{key}_encrypt_standard_per_s"] = rate(2 * key, key, False)
-        out[f"paillier_{key}_encrypt_standard_ceiling"] = ceiling(2 * key, key)
-        out[f"paillier_{key}_encrypt_djn_per_s"] = rate(2 * key, -(-key // 2), False)
-        out[f"paillier_{key}_encrypt_djn_ceiling"] = ceiling(2 * key, -(-key // 2))
-        out[f"paillier_{key}_decrypt_crt_per_s"] = rate(key, key // 2, True, per_op=2)
-        out[f"paillier_{key}_decrypt_crt_ceiling"] = ceiling(key, key // 2, per_op=2)
+        for name, args in (("encrypt_standard", (2 * key, key, False)),
+                           ("encrypt_djn", (2 * key, -(-key // 2), False)),
+                           ("decrypt_crt", (key, key // 2, True, 2))):
+            value, ceiling = rate(*args)
+            out[f"paillier_{key}_{name}_per_s"] = value
+            out[f"paillier_{key}_{name}_ceiling"] = ceiling
     return {k: (round(v, 2) if v is not None else None) for k, v in out.items()}
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from ...hdl.model import (
     MAX_WIDTH,
     batch_cycles,
+    batch_products,
     exponent_digits,
     montgomery_words,
     request_beats,
@@ -122,7 +123,8 @@ class ModelBackend(CPUBackend):
         super().__init__(**cpu_options)
         self.device = device if device is not None else default_device()
         self.stats.extra.update(projected_device_seconds=0.0, projected_link_seconds=0.0,
-                                device_cycles=0, device_powmods=0, link_bytes=0)
+                                device_cycles=0, device_powmods=0, device_products=0,
+                                device_word_products=0, link_bytes=0)
 
     def describe(self) -> dict:
         return {**super().describe(), "name": self.name, "device": asdict(self.device)}
@@ -160,6 +162,9 @@ class ModelBackend(CPUBackend):
         extra = self.stats.extra
         extra["device_cycles"] += cycles
         extra["device_powmods"] += len(exps)
+        products = batch_products(d.window, digit_lists, bool(secret))
+        extra["device_products"] += products                  # Montgomery products
+        extra["device_word_products"] += products * (2 * s * s + s)   # W × W products in them
         extra["link_bytes"] += link
         extra["projected_device_seconds"] += cycles / (d.fmax_mhz * 1e6)
         extra["projected_link_seconds"] += link / d.link_bytes_per_s
