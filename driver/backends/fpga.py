@@ -145,6 +145,7 @@ class FPGABackend(Backend):
                                 retries=0, retry_causes={}, stale_responses=0, timeouts=0,
                                 contexts_loaded=0, device_busy_seconds=0.0, spot_checked=0)
         self._rates: dict[tuple[int, int], list[float]] = {}  # (bits, ebits) → [device, cpu]
+        opened = transport is None
         if transport is None:
             port = port or os.environ.get("MONTPIPE_FPGA_PORT", "").strip()
             if not port:
@@ -160,7 +161,12 @@ class FPGABackend(Backend):
         self._parser = ResponseParser()
         self._tag = self._rng.randrange(1 << 16)
         self._contexts: OrderedDict[int, _Context] = OrderedDict()
-        self.caps = self._open(open_timeout)
+        try:
+            self.caps = self._open(open_timeout)
+        except DeviceError:
+            if opened:                      # a port we opened is not left open behind an error
+                transport.close()
+            raise
         self.cycle_rate = cycle_rate or self.caps.clock_khz * 1e3 or 100e6
 
     # -- opening ------------------------------------------------------------------------------
