@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.montpipe-installed
 EXTRAS ?= test,bench,fl,hdl,sim,toolchain
 
-.PHONY: all venv test demo walkthrough bench lint verilog sim synth clean
+.PHONY: all venv test demo walkthrough bench lint verilog sim simboard synth clean
 
 all: test
 
@@ -49,6 +49,11 @@ verilog: $(STAMP)
 # SEED=n replays vectors. Reports: build/sim/<simulator>/report.json
 sim: $(STAMP)
 	$(PY) -m montpipe.sim --set full $(if $(SIM),--sim $(SIM)) $(if $(WAVES),--waves) $(if $(SEED),--seed $(SEED))
+
+# the simulated board (Verilator) behind a pseudo-terminal, linked at build/sim/board/tty, until
+# Ctrl-C: MONTPIPE_BACKEND=fpga MONTPIPE_FPGA_PORT=build/sim/board/tty talks to it
+simboard: $(STAMP)
+	$(PY) -m montpipe.sim.board $(SIMBOARD_ARGS)
 
 # bitstream and report with the open toolchain (YoWASP, from PyPI): build/synth/<board>/
 # BOARD=ulx3s-85f|ecpix5-85|orangecrab-85f; SYNTH_ARGS="--lanes 24" etc. (python -m
