@@ -115,12 +115,15 @@ class BoardTop(Elaboratable):
     """PLL, UART and :class:`~montpipe.hdl.link.FrameLink` for one board."""
 
     def __init__(self, board: str, config: LinkConfig, *, timeout: int = 100_000) -> None:
+        # refused configurations are never elaborated: no "unused elaboratable" warning for them
+        self._MustUse__silence = True
         if board not in BOARDS:
             raise ValueError(f"unknown board {board!r}; expected one of {', '.join(BOARDS)}")
         self.board, self.config = board, config
         self.pll = pll_parameters(BOARDS[board].clock_mhz, config.core_mhz)
         clock_hz = self.pll["f_out_mhz"] * 1e6
         self.divisor = uart_divisor(clock_hz, config.baud)
+        self._MustUse__silence = False
         c = config
         self.link = FrameLink(width=c.width, max_words=c.max_words, window=c.window,
                               max_windows=c.max_windows, lanes=c.lanes, contexts=c.contexts,
