@@ -132,6 +132,9 @@ def reduced(seed: int) -> list[Job]:
         # 36-bit words: four multiplier blocks a multiplier, a longer pipeline
         Job("montmul", {"width": 36, "max_words": 5},
             {**_montmul(rng, [3, 5], width=36), "seed": seed}, ["montmul_vectors"]),
+        # the same lane as the board builds synthesise it: four MULT18X18D a multiplier
+        Job("montmul_ecp5", {"width": 36, "max_words": 5},
+            {**_montmul(rng, [3, 5], width=36), "seed": seed}, ["montmul_vectors"]),
         Job("modexp", small, {**_modexp(rng, [3, 6], 2, 36), "seed": seed}, ["modexp_vectors"]),
         Job("modexp", {**small, "width": 36, "max_words": 4},
             {**_modexp(rng, [4], 2, 36, width=36), "seed": seed}, ["modexp_vectors"]),

@@ -55,6 +55,9 @@ def _make_design(design: str, params: dict):
 
     factories = {
         "montmul": lambda p: MontMulLane(p["width"], p["max_words"], slots=3),
+        # the board build's lane: MULT18X18D instances, simulated with mult18x18d_model()
+        "montmul_ecp5": lambda p: MontMulLane(p["width"], p["max_words"], slots=3,
+                                              ecp5_dsp=True),
         "modexp": lambda p: ModExpLane(p["width"], p["max_words"], p["window"],
                                        p["max_windows"]),
         "core": lambda p: ModExpCore(p["width"], p["max_words"], p["window"],
@@ -71,10 +74,40 @@ def _make_design(design: str, params: dict):
 
 
 TEST_MODULES = {"montmul": "montpipe.sim.cocotb_montmul",
+                "montmul_ecp5": "montpipe.sim.cocotb_montmul",
                 "modexp": "montpipe.sim.cocotb_modexp",
                 "core": "montpipe.sim.cocotb_core",
                 "array": "montpipe.sim.cocotb_core",
                 "link": "montpipe.sim.cocotb_link"}
+
+
+def mult18x18d_model() -> str:
+    """Verilog for ``MULT18X18D`` as :class:`~montpipe.hdl.montmul.MontMulLane` configures it
+    (unsigned, input registers and the output register on ``CLK0``/``CE0``, no pipeline
+    register). Yosys has only a black box for it; this stand-in lets the ``ecp5_dsp`` lane —
+    what the board builds synthesise above W = 18 — run in the simulators. It checks how the
+    lane wires and times the blocks, given that configuration's documented behaviour."""
+    ins = [f"{p}{k}" for p in "ABC" for k in range(18)]
+    ctl = [f"{n}{k}" for n in ("CLK", "CE", "RST") for k in range(4)] + \
+        ["SIGNEDA", "SIGNEDB", "SOURCEA", "SOURCEB"]
+    outs = [f"P{k}" for k in range(36)]
+    params = ["REG_INPUTA_CLK", "REG_INPUTA_CE", "REG_INPUTA_RST", "REG_INPUTB_CLK",
+              "REG_INPUTB_CE", "REG_INPUTB_RST", "REG_PIPELINE_CLK", "REG_OUTPUT_CLK",
+              "REG_OUTPUT_CE", "REG_OUTPUT_RST", "CAS_MATCH_REG", "MULT_BYPASS", "GSR",
+              "RESETMODE"]
+
+    def bus(name, width):
+        return "{" + ", ".join(f"{name}{k}" for k in reversed(range(width))) + "}"
+
+    return "\n".join([
+        "// MULT18X18D stand-in for simulation (montpipe.sim.runner.mult18x18d_model)",
+        f"module MULT18X18D({', '.join(ins + ctl + outs)});",
+        *(f"  input {p};" for p in ins + ctl), *(f"  output {p};" for p in outs),
+        *(f'  parameter {p} = "NONE";' for p in params),
+        f"  wire [17:0] A = {bus('A', 18)};", f"  wire [17:0] B = {bus('B', 18)};",
+        "  reg [17:0] ar, br;", "  reg [35:0] pr;",
+        "  always @(posedge CLK0) if (CE0) begin ar <= A; br <= B; pr <= ar * br; end",
+        f"  assign {bus('P', 36)} = pr;", "endmodule", ""])
 
 
 def verilator_root() -> Path | None:
@@ -150,6 +183,10 @@ def run(job: Job, simulator: str, *, root: Path = Path("build/sim"), waves: bool
     # an input changes); in Verilog-2005 mode the initialiser is an event and they settle
     build_args = ["-Wno-fatal", "-O3"] if simulator == "verilator" else ["-g2005"]
     sources = [source]
+    if job.design.endswith("_ecp5"):
+        model = directory / "mult18x18d_model.v"
+        _write_if_changed(model, mult18x18d_model())
+        sources.append(model)
     build_waves = waves
     if waves and simulator == "icarus":
         # cocotb's own dump module is SystemVerilog, which -g2005 refuses: a plain one instead
