@@ -87,9 +87,9 @@ class Fault:
     counts bytes in that direction from 0 since the injector was made.
 
     kinds: ``"corrupt"`` flips bit 0 of byte ``at``; ``"drop"`` removes ``length`` bytes from
-    ``at`` (a dropped byte, or a whole response); ``"delay"`` holds the bytes from ``at`` back
-    for ``seconds``; ``"call"`` calls ``action()`` when byte ``at`` passes (say, to reset the
-    device mid-batch).
+    ``at`` (a dropped byte, or a whole response); ``"delay"`` (``rx`` only) holds the bytes from
+    ``at`` back for ``seconds``; ``"call"`` calls ``action()`` when byte ``at`` passes (say, to
+    reset the device mid-batch).
     """
 
     direction: str
@@ -108,6 +108,8 @@ class Fault:
                              f"{self.kind!r}")
         if self.kind == "call" and self.action is None:
             raise ValueError("a 'call' fault needs an action")
+        if self.kind == "delay" and self.direction != "rx":
+            raise ValueError("a 'delay' fault holds back what the device sends: direction 'rx'")
 
 
 class FaultyTransport(Transport):

@@ -379,6 +379,8 @@ def test_bad_options_are_refused():
         FPGABackend(transport=_FakeDevice(None), timeout=0)
     with pytest.raises(ValueError, match="direction"):
         Fault("up", 0, "drop")
+    with pytest.raises(ValueError, match=r"'delay' fault .* direction 'rx'"):
+        Fault("tx", 0, "delay", seconds=1)
 
 
 # -- heterogeneous: device and CPU at once ----------------------------------------------------
