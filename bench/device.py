@@ -18,15 +18,11 @@ import warnings
 from ..driver import paillier
 from ..driver.backends.cpu import CPUBackend
 from ..driver.backends.model import ModelBackend
+from ..hdl.model import pipeline
 from .cpu import publish
 
 #: LFE5U-85F: hard multipliers; the ceiling assumes every one busy on useful products
 PART_MULTIPLIERS = 156
-
-
-def _blocks(width: int) -> int:
-    """MULT18X18D one W × W word product takes."""
-    return 4 if width > 18 else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         # every multiplier of the part busy on the word products this batch needs (the same
         # exponentiation algorithm: windows, digit products skipped for zero digits)
         ceiling = PART_MULTIPLIERS * device.fmax_mhz * 1e6 * batch / \
-            (word_products * _blocks(device.width))
+            (word_products * pipeline(device.width).blocks)
         rows.append({"operation": label, "batch": batch,
                      "device_ops_per_s": batch / device_s,
                      "link_ops_per_s": batch / link_s,
@@ -85,10 +81,9 @@ def main(argv: list[str] | None = None) -> int:
                      "cpu_workers": cpu.workers})
     lines = [
         f"Measured by `python -m montpipe.bench.device` ({args.key_bits}-bit key, batch of "
-        f"{batch}; device: {device.lanes} lanes × {2 * _blocks(device.width)} MULT18X18D, W = "
-        f"{device.width}, window "
-        f"{device.window}, {device.fmax_mhz:g} MHz — {device.source}; CPU backend on "
-        f"{cpu.workers} threads, medians of {args.reps}).",
+        f"{batch}; device: {device.lanes} lanes × {2 * pipeline(device.width).blocks} "
+        f"MULT18X18D, W = {device.width}, window {device.window}, {device.fmax_mhz:g} MHz — "
+        f"{device.source}; CPU backend on {cpu.workers} threads, medians of {args.reps}).",
         "",
         "| operation | device, projected | UART link alone | 85F ceiling at that clock "
         "| CPU backend, measured | CPU ÷ device |",

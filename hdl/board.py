@@ -18,6 +18,7 @@ from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import connect
 
 from .link import FrameLink
+from .model import pipeline
 from .uart import UARTRx, UARTTx, uart_divisor
 
 __all__ = ["BOARDS", "BoardTop", "LinkConfig", "make_platform", "pll_parameters"]
@@ -67,7 +68,7 @@ class LinkConfig:
     @property
     def multipliers(self) -> int:
         """MULT18X18D the lanes use: two multipliers a lane, four blocks each above W = 18."""
-        return self.lanes * 2 * (4 if self.width > 18 else 1)
+        return self.lanes * 2 * pipeline(self.width).blocks
 
 
 def make_platform(board: str):

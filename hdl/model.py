@@ -45,12 +45,14 @@ class Pipeline(NamedTuple):
     carry add is done, plus one. ``row_gap``: the shortest row period, so that a row never
     reads ``t_{j−1}`` before the previous row has written it. A row also lasts at least
     ``s + latency`` cycles: multiplier B takes the row's quotient digit, ``latency`` cycles
-    later the first of its ``s`` products.
+    later the first of its ``s`` products. ``blocks``: MULT18X18D behind each multiplier (one
+    W × W word product).
     """
 
     latency: int
     drain: int
     row_gap: int
+    blocks: int
 
     def row_period(self, words: int) -> int:
         return max(words + self.latency, self.row_gap)
@@ -60,9 +62,9 @@ def pipeline(width: int = 16) -> Pipeline:
     """The lane's :class:`Pipeline` at word width ``width`` (2 … :data:`MAX_WIDTH`)."""
     if not isinstance(width, int) or not 2 <= width <= MAX_WIDTH:
         raise ValueError(f"word width must be an integer from 2 to {MAX_WIDTH}, not {width!r}")
-    latency = 2 if width <= 18 else 4
+    latency, blocks = (2, 1) if width <= 18 else (4, 4)
     drain = 3 * latency + 4
-    return Pipeline(latency, drain, drain + 2)
+    return Pipeline(latency, drain, drain + 2, blocks)
 
 
 #: :func:`pipeline` at W ≤ 18: the carry add is done at stage ``DRAIN - 1``

@@ -27,6 +27,7 @@ from .model import (
     exponent_digits,
     montgomery_words,
     montmul_cycles,
+    pipeline,
 )
 
 HDL = Path(__file__).resolve().parent
@@ -91,7 +92,7 @@ def projected(config: LinkConfig, fmax_mhz: float) -> dict:
 
     rng = random.Random(0)
     hz = fmax_mhz * 1e6
-    blocks = 4 if config.width > 18 else 1      # MULT18X18D a word product takes
+    blocks = pipeline(config.width).blocks      # MULT18X18D a word product takes
     out = {}
 
     def rate(mod_bits, e_bits, const_time, per_op=1):
