@@ -302,6 +302,7 @@ class FPGABackend(Backend):
     def _device_powmod(self, bases: list[int], exps: list[int], modulus: int, secret: bool,
                        batch: str) -> list[int]:
         caps, W = self.caps, self.caps.width
+        word_bytes = -(-W // 8)
         windows_const = None
         if secret:
             bits = max((e.bit_length() for e in exps), default=0)
@@ -320,7 +321,7 @@ class FPGABackend(Backend):
         while ops or pending:
             if reload and not pending:
                 ctx = self._context(modulus, batch)
-                frame_bytes = 12 + ctx.words * ((W + 7) // 8) + longest
+                frame_bytes = 12 + ctx.words * word_bytes + longest
                 timeout = self._timeout_for(ctx.words, longest, frame_bytes)
                 reload = False
                 last_progress = time.monotonic()
@@ -345,7 +346,7 @@ class FPGABackend(Backend):
                 last_progress = time.monotonic()
                 if r.status == LinkStatus.OK:
                     value = unpack_words(r.payload, W)
-                    if len(r.payload) != ctx.words * ((W + 7) // 8) or value >= modulus:
+                    if len(r.payload) != ctx.words * word_bytes or value >= modulus:
                         self._retry("malformed result")
                         ops.appendleft(op)
                         continue
