@@ -109,6 +109,11 @@ class SimBoard(wiring.Component):
         return m
 
 
+#: executables built (or found) by this process: converting the design to Verilog to find its
+#: build takes over a second, and a test session starts a dozen boards of one configuration
+_built: dict[tuple[BoardConfig, Path], Path] = {}
+
+
 def build(config: BoardConfig = BoardConfig(), *, root: Path = Path("build/sim/board"),
           verbose: bool = False) -> Path:
     """Verilate and compile the board for ``config``; returns the executable. A build is kept
@@ -118,11 +123,15 @@ def build(config: BoardConfig = BoardConfig(), *, root: Path = Path("build/sim/b
     from .runner import prepare
 
     prepare("verilator")
+    known = _built.get((config, root.resolve()))
+    if known is not None and known.exists():
+        return known
     source = verilog.convert(SimBoard(config), name="sim_board")
     harness = HARNESS.read_text()
     digest = hashlib.sha256((source + harness).encode()).hexdigest()[:12]
     directory = (root / f"{config.key()}-{digest}").resolve()
     exe = directory / "obj_dir" / "Vsim_board"
+    _built[(config, root.resolve())] = exe
     if exe.exists():
         return exe
     directory.mkdir(parents=True, exist_ok=True)
