@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from amaranth import Module
@@ -231,22 +231,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m montpipe.sim.board",
         description="Run the simulated board behind a pseudo-terminal until interrupted.")
-    d = BoardConfig()
-    parser.add_argument("--lanes", type=int, default=d.lanes)
-    parser.add_argument("--width", type=int, default=d.width)
-    parser.add_argument("--n-max-bits", type=int, default=d.n_max_bits)
-    parser.add_argument("--window", type=int, default=d.window)
-    parser.add_argument("--max-exponent-bits", type=int, default=d.max_exponent_bits)
-    parser.add_argument("--contexts", type=int, default=d.contexts)
-    parser.add_argument("--uart-divisor", type=int, default=0,
-                        help="0: the link's byte stream (fast); N: through the UART, N cycles "
-                             "a bit")
+    # one option per BoardConfig field (--lanes, --width, --n-max-bits, ..., --uart-divisor)
+    for f in fields(BoardConfig):
+        parser.add_argument("--" + f.name.replace("_", "-"), type=int, default=f.default,
+                            help="0: the link's byte stream (fast); N: through the UART, N "
+                                 "cycles a bit" if f.name == "uart_divisor" else None)
     parser.add_argument("--link", type=Path, default=Path("build/sim/board/tty"),
                         help="a symlink to the pseudo-terminal (default %(default)s)")
     args = parser.parse_args(argv)
-    config = BoardConfig(lanes=args.lanes, width=args.width, n_max_bits=args.n_max_bits,
-                         window=args.window, max_exponent_bits=args.max_exponent_bits,
-                         contexts=args.contexts, uart_divisor=args.uart_divisor)
+    config = BoardConfig(**{f.name: getattr(args, f.name) for f in fields(BoardConfig)})
     args.link.parent.mkdir(parents=True, exist_ok=True)
     with SimulatedBoard(config, link=args.link) as board:
         print(f"simulated board on {board.port} (also {args.link}); "
