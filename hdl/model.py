@@ -172,36 +172,62 @@ def request_beats(words: int, windows: int) -> int:
 
 
 def batch_cycles(lanes: int, words: int, window: int, digit_lists: list[list[int]],
-                 const_time: bool, width: int = 16) -> int:
+                 const_time: bool, width: int = 16, *, chain: bool = True) -> int:
     """Cycles :class:`~montpipe.hdl.array.ModExpArray` takes for a batch of exponentiations
     under one word count, from the cycle the first request beat is offered to the cycle the
     last result word is taken, with requests offered back to back and results always taken.
 
-    Request ``k`` goes to lane ``k mod lanes`` and results leave in request order. A lane takes
-    a frame at one beat a cycle, except the base at two (each word is compared with the
-    modulus as it arrives), plus one cycle to check the base and one to start the engine; it
-    then runs :func:`modexp_cycles`, and returns ``s`` words at two cycles each once the
-    previous request's result has left. The request stream is serial: frame ``k + 1`` starts
-    when frame ``k`` ends, or when its lane is back to idle after sending its last result.
+    Request ``k`` goes to lane ``k mod lanes`` and results leave in request order. The array's
+    request chain carries a beat a stage a cycle and a beat every two cycles; a lane takes its
+    frame at that pace (the base at its own two cycles a word), then one cycle to check the
+    base and one to start the engine, or one after the last exponent digit; it runs
+    :func:`modexp_cycles` and offers its ``s`` result words two cycles apart, each reaching the
+    array's output ``lane + 1`` cycles after the result chain took it, and a result's first
+    word two cycles after the previous result's last. A lane takes its next frame once its
+    last result word is in the chain. Exact when every frame has more beats than there are
+    lanes (a shorter frame can sit wholly in a stalled chain), as real ones do.
+
+    ``chain=False`` counts a lone :class:`~montpipe.hdl.core.ModExpCore` instead (one lane,
+    no chains): it takes a beat a cycle (the base at two), and its words leave as it offers them.
     """
     if lanes < 1:
         raise ValueError(f"lane count must be at least 1, not {lanes}")
+    if not chain:
+        if lanes != 1:
+            raise ValueError(f"a lone core is one lane, not {lanes}")
+        return _core_cycles(words, window, digit_lists, const_time, width)
     free = [0] * lanes          # first cycle each lane can take a header beat
-    offered = 0                 # first cycle the next frame's first beat can be taken
-    out = 0                     # first cycle the next result in order can leave
-    last = 0
+    last_in = None              # (cycle, lane) the previous frame's last beat was taken
+    last = None                 # cycle the previous result's last word left
     for k, digits in enumerate(digit_lists):
         lane = k % lanes
-        first = max(offered, free[lane])
         nw = len(digits)
-        start = first + 6 + 4 * words + nw          # the cycle the engine takes start
-        # the frame's last beat: the last digit, the cycle before; or with no digits the last
-        # base word, before the base check
+        beats = request_beats(words, nw)
+        # the frame's first beat enters the chain two cycles after the previous frame's last
+        arrive = 1 if last_in is None else last_in[0] - last_in[1] + lane + 2
+        first = max(arrive, free[lane])
+        taken = first + 2 * (beats - 1)            # the frame's last beat
+        last_in = (taken, lane)
+        start = taken + (1 if nw else 2)           # the cycle the engine takes start
+        ready = start + modexp_cycles(words, window, digits, const_time, width) + 2
+        out = ready + lane + 1
+        if last is not None:
+            out = max(out, last + 2)
+        last = out + 2 * words - 2                 # the result's last word leaves
+        free[lane] = last - lane
+    return last + 1 if digit_lists else 0
+
+
+def _core_cycles(words: int, window: int, digit_lists: list[list[int]], const_time: bool,
+                 width: int) -> int:
+    offered = 0                 # first cycle the next frame's first beat can be taken
+    last = -1                   # the cycle the previous result's last word left
+    for digits in digit_lists:
+        nw = len(digits)
+        start = max(offered, last + 1) + 6 + 4 * words + nw     # the engine takes start
         offered = start if nw else start - 1
         ready = start + modexp_cycles(words, window, digits, const_time, width) + 2
-        last = max(ready, out) + 2 * words - 2     # the result's last word leaves
-        out = last + 1
-        free[lane] = last + 1
+        last = ready + 2 * words - 2
     return last + 1 if digit_lists else 0
 
 

@@ -105,7 +105,7 @@ HANDSHAKES = [(None, None), ([1, 1, 0], None), (None, [1, 0, 0, 1]), ([0, 1], [1
 
 
 def _stream(rng: random.Random, lanes: int, max_words: int, window: int, max_windows: int,
-            e_bits: int, handshakes, batch: int) -> dict:
+            e_bits: int, handshakes, batch: int, *, chain: bool = True) -> dict:
     small = list(range(3, max_words + 1))
     scenarios = [{
         "name": "batch", "check_cycles": True,
@@ -117,7 +117,9 @@ def _stream(rng: random.Random, lanes: int, max_words: int, window: int, max_win
                                                 tag0=100 * (n + 1))})
     scenarios.append({"name": "errors", "idle": [1, 0, 1], "backpressure": [1, 1, 0],
                       "requests": _error_requests(rng, max_words, max_windows)})
-    return {"width": W, "window": window, "lanes": lanes, "scenarios": scenarios}
+    # chain: the design is an array (lanes on chains of registers), not a lone core
+    return {"width": W, "window": window, "lanes": lanes, "chain": chain,
+            "scenarios": scenarios}
 
 
 def reduced(seed: int) -> list[Job]:
@@ -138,7 +140,8 @@ def reduced(seed: int) -> list[Job]:
         Job("modexp", small, {**_modexp(rng, [3, 6], 2, 36), "seed": seed}, ["modexp_vectors"]),
         Job("modexp", {**small, "width": 36, "max_words": 4},
             {**_modexp(rng, [4], 2, 36, width=36), "seed": seed}, ["modexp_vectors"]),
-        Job("core", small, {**_stream(rng, 1, 6, 2, 20, 36, HANDSHAKES[::3], 3), "seed": seed},
+        Job("core", small,
+            {**_stream(rng, 1, 6, 2, 20, 36, HANDSHAKES[::3], 3, chain=False), "seed": seed},
             ["stream_scenarios"]),
         Job("array", {"lanes": 3, **small},
             {**_stream(rng, 3, 6, 2, 20, 36, HANDSHAKES[1:3], 7), "seed": seed},
@@ -183,7 +186,7 @@ def full(seed: int) -> list[Job]:
                         ["modexp_vectors"]))
     small = {"width": W, "max_words": 8, "window": 2, "max_windows": 32}
     jobs.append(Job("core", small,
-                    {**_stream(rng, 1, 8, 2, 32, 60, HANDSHAKES, 4), "seed": seed},
+                    {**_stream(rng, 1, 8, 2, 32, 60, HANDSHAKES, 4, chain=False), "seed": seed},
                     ["stream_scenarios"]))
     jobs.append(Job("array", {"lanes": 4, **small},
                     {**_stream(rng, 4, 8, 2, 32, 60, HANDSHAKES, 9), "seed": seed},
@@ -192,7 +195,7 @@ def full(seed: int) -> list[Job]:
     big = {"width": W, "max_words": 257, "window": 4, "max_windows": 512}
     n4096 = rng.getrandbits(4096) | 1 | (1 << 4095)
     n2048 = rng.getrandbits(2048) | 1 | (1 << 2047)
-    paillier_shapes = {"width": W, "window": 4, "lanes": 1, "seed": seed,
+    paillier_shapes = {"width": W, "window": 4, "lanes": 1, "chain": False, "seed": seed,
                        "paillier_bits": 1024, "deadline_cycles": 400_000_000, "scenarios": [
         {"name": "encrypt-2048-key", "check_cycles": True, "requests": [
             {"tag": 1, "base": _hex(rng.randrange(n4096)),
