@@ -16,7 +16,8 @@ Pipeline of word ``j`` of row ``i`` (stage ``k`` = ``k`` cycles after its reads 
   multiplier **B**'s input registers with ``m'``; 6: ``q_i`` is out of B, ``q_i·m_0`` goes in;
 * 6: ``m_j`` registered; B's inputs take ``(q_i, m_j)``; 8: ``q_i·m_j`` is out of B;
 * 8: the three-input sum ``t_j + a_i·b_j + q_i·m_j`` is registered;
-* 9: the carry loop ``(C, t_{j−1}) = sum + C`` — the only add in the loop; 10: the write;
+* 9: the carry loop ``(C, t_{j−1}) = sum + C`` — the only add in the loop (carry-select,
+  split at W bits); 10: the write;
 * 10 (last word only): ``(t_s, t_{s−1}) = t_s + C``, written at 11.
 
 Every multiplier has registered inputs and outputs and nothing but a register sits after a
@@ -312,10 +313,19 @@ class MontMulLane(wiring.Component):
         x = Signal(2 * W + 2)
         m.d.sync += x.eq(t_at[PB] + pa_at[PB] + pb)
         # stage 9: the carry loop, and the write of t_{j-1}
+        # The loop is a register and an add, split at W bits and carry-selected: the word's
+        # low half and both versions of its high half (carry in 0 and 1) are computed at
+        # once, so the longest carry chain is W + 2 bits, not 2W + 2. A row's carry is zeroed
+        # in the cycle that closes the previous row (word 0 comes L + 1 cycles after the last
+        # word), not by a select in front of the add.
         carry = Signal(W + 2)
         t_top = Signal(W + 2)
         m.d.comb += self.top.eq(t_top)
-        y = x + Mux(tok_word[DRAIN - 1] == 0, 0, carry)  # word 0 starts the row's carry
+        y_lo = Signal(W + 1)
+        y_hi0, y_hi1 = Signal(W + 2), Signal(W + 2)
+        m.d.comb += [y_lo.eq(x[:W] + carry[:W]),
+                     y_hi0.eq(x[W:] + carry[W:]), y_hi1.eq(x[W:] + carry[W:] + 1)]
+        y = Cat(y_lo[:W], Mux(y_lo[W], y_hi1, y_hi0))
         close = Signal()
         # the result words go through a register on their way into the block RAM (the address
         # add was the critical path): t_{j-1} lands at stage 10, word s at stage 11
@@ -334,7 +344,7 @@ class MontMulLane(wiring.Component):
         x_top = t_top + carry
         with m.If(close):
             m.d.sync += [w_addr.eq(t_base + s - 1), w_data.eq(x_top[:W]), w_en.eq(1),
-                         t_top.eq(x_top[W:])]
+                         t_top.eq(x_top[W:]), carry.eq(0)]
 
         m.d.sync += self.done.eq(0)
         with m.If(self.busy):
