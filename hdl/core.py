@@ -66,6 +66,7 @@ class ModExpCore(wiring.Component):
         m = Module()
         m.submodules.engine = eng = self.engine
         W, S, NW = self._width, self._max_words, self._max_windows
+        width = W
 
         tag = Signal(W)
         s = Signal(range(S + 1))
@@ -77,17 +78,37 @@ class ModExpCore(wiring.Component):
         zero = Signal()
         borrow = Signal()
         phase = Signal()
+        # base < m is decided word by word with a borrow, one cycle behind the words: the base
+        # word and m's word (a block-RAM read) are registered first, then compared, so nothing
+        # but a register follows the read
+        base_word, mod_word, compare = Signal(width), Signal(width), Signal()
+        borrow_next = base_word < mod_word + borrow
 
         req, res = self.i_req, self.o_res
         beat = req.p.data
+        m.d.sync += compare.eq(0)
+        with m.If(compare):
+            m.d.sync += borrow.eq(borrow_next)
+        # the engine's read address is k in every state (only Base and Send result use the
+        # words read): a register, not a decode of the state, in front of the block RAM
         m.d.comb += [
             eng.words.eq(s), eng.mprime.eq(mprime), eng.windows.eq(windows),
-            eng.const_time.eq(const_time),
+            eng.const_time.eq(const_time), eng.rd_addr.eq(k),
         ]
 
+        # a taken word is written into the engine a cycle later, from registers (the decode of
+        # the state and the handshake in front of the block RAM's write port was the critical
+        # path); the last one lands in the cycle the engine could start, before it reads
+        wr_en, wr_target = Signal(), Signal(2)
+        wr_addr, wr_data = Signal.like(eng.wr_addr), Signal(W)
+        m.d.sync += wr_en.eq(0)
+        m.d.comb += [eng.wr_en.eq(wr_en), eng.wr_target.eq(wr_target),
+                     eng.wr_addr.eq(wr_addr), eng.wr_data.eq(wr_data)]
+
         def load(target, addr):
-            m.d.comb += [eng.wr_en.eq(req.valid & req.ready), eng.wr_target.eq(target),
-                         eng.wr_addr.eq(addr), eng.wr_data.eq(beat)]
+            with m.If(req.valid & req.ready):
+                m.d.sync += [wr_en.eq(1), wr_target.eq(target), wr_addr.eq(addr),
+                             wr_data.eq(beat)]
 
         def end_of_section(count, next_state, final):
             """After beat `count - 1` of a section: check `last` and move on."""
@@ -163,22 +184,20 @@ class ModExpCore(wiring.Component):
                     end_of_section(s, "Base", 0)
             with m.State("Base"):
                 # two cycles a word: read m[k], then take base[k] and subtract with borrow
-                m.d.comb += [self.busy.eq(1), eng.rd_addr.eq(k)]
+                m.d.comb += self.busy.eq(1)
                 with m.If(~phase):
                     m.d.sync += phase.eq(1)
                 with m.Else():
                     m.d.comb += req.ready.eq(1)
                     load(Target.BASE, k)
                     with m.If(req.valid):
-                        m.d.sync += [
-                            phase.eq(0),
-                            borrow.eq(beat < eng.rd_mod_data + borrow),
-                        ]
+                        m.d.sync += [phase.eq(0), base_word.eq(beat),
+                                     mod_word.eq(eng.rd_mod_data), compare.eq(1)]
                         end_of_section(s, "Check base", windows == 0)
             with m.State("Check base"):
                 m.d.comb += self.busy.eq(1)
-                # borrow out of base - m means base < m
-                with m.If(~borrow & (status == Status.OK)):
+                # borrow out of base - m means base < m (the last word's compare is this cycle)
+                with m.If(~borrow_next & (status == Status.OK)):
                     m.d.sync += status.eq(Status.BASE_NOT_BELOW_MODULUS)
                 with m.If(windows == 0):
                     m.next = "Decide"
@@ -202,7 +221,7 @@ class ModExpCore(wiring.Component):
                     m.d.sync += [k.eq(0), phase.eq(0)]
                     m.next = "Send result"
             with m.State("Send result"):
-                m.d.comb += [self.busy.eq(1), eng.rd_addr.eq(k)]
+                m.d.comb += self.busy.eq(1)
                 with m.If(~phase):
                     m.d.sync += phase.eq(1)  # the word's read is under way
                 with m.Else():

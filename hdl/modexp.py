@@ -39,14 +39,20 @@ class Target(enum.IntEnum):
 
 
 class Slot(enum.IntEnum):
-    """Operand slots of the lane; the table ``T[d]`` follows at ``TABLE + d``."""
+    """Operand slots of the lane; the table ``T[d]`` follows at ``TABLE + d``.
+
+    ``T[0]`` takes the base's slot: the base is consumed by the first product (its conversion
+    into ``T[1]``), and ``T[0]`` is the second. ``4 + 2^w`` slots: at ``w = 2`` and ``s = 114``
+    (W = 36) that is 912 words, within one 1 024-deep block RAM column, where a ninth slot
+    (1 026 words) put a bank multiplexer behind every unregistered read.
+    """
 
     X0 = 0
     X1 = 1
     ONE = 2
     R2 = 3
     BASE = 4
-    TABLE = 5
+    TABLE = 4
 
 
 class _Op(enum.IntEnum):
@@ -149,11 +155,14 @@ class ModExpLane(wiring.Component):
                 lane.wr_mod.eq(self.wr_target == Target.MODULUS),
                 lane.wr_slot.eq(Mux(self.wr_target == Target.BASE, Slot.BASE, Slot.R2)),
                 lane.wr_addr.eq(self.wr_addr), lane.wr_data.eq(self.wr_data),
-                lane.rd_slot.eq(result_slot), lane.rd_addr.eq(self.rd_addr),
                 self.rd_data.eq(Mux(is_m, 0, lane.rd_data)),
                 self.rd_mod_data.eq(lane.rd_mod_data),
             ]
-        m.d.comb += [lane.words.eq(s), exp_rd.addr.eq(win)]
+        # the lane's read address comes from registers whatever the state (it was decoded from
+        # the state in front of the block RAM): the result slot, and k while comparing
+        comparing = Signal()
+        m.d.comb += [lane.words.eq(s), exp_rd.addr.eq(win), lane.rd_slot.eq(result_slot),
+                     lane.rd_addr.eq(Mux(comparing, k, self.rd_addr))]
 
         a = Signal(range(lane.slots))
         b = Signal(range(lane.slots))
@@ -161,6 +170,22 @@ class ModExpLane(wiring.Component):
         m.d.comb += [lane.a_slot.eq(a), lane.b_slot.eq(b), lane.t_slot.eq(t)]
         mprime = Signal(W)
         m.d.comb += lane.mprime.eq(mprime)
+
+        res_word, mod_word, compare = Signal(W), Signal(W), Signal()
+        m.d.sync += compare.eq(0)
+        with m.If(compare & (res_word != mod_word)):
+            m.d.sync += is_m.eq(0)
+
+        # the lane's start is a register set with the move to Wait (a decode of the state in
+        # front of the lane's operand latches was the critical path): same cycle as a
+        # one-cycle state would give
+        start = Signal()
+        m.d.sync += start.eq(0)
+        m.d.comb += lane.start.eq(start)
+
+        def multiply():
+            m.d.sync += start.eq(1)
+            m.next = "Wait"
 
         m.d.sync += self.done.eq(0)
         with m.FSM():
@@ -182,10 +207,7 @@ class ModExpLane(wiring.Component):
                 with m.If(k == s - 1):
                     m.d.sync += [op.eq(_Op.CONV_BASE), a.eq(Slot.BASE), b.eq(Slot.R2),
                                  t.eq(Slot.TABLE + 1)]
-                    m.next = "Multiply"
-            with m.State("Multiply"):
-                m.d.comb += lane.start.eq(1)
-                m.next = "Wait"
+                    multiply()
             with m.State("Wait"):
                 with m.If(lane.done):
                     m.next = "Next"
@@ -195,14 +217,14 @@ class ModExpLane(wiring.Component):
                     with m.Case(_Op.CONV_BASE):
                         m.d.sync += [op.eq(_Op.CONV_ONE), a.eq(Slot.ONE), b.eq(Slot.R2),
                                      t.eq(Slot.TABLE)]
-                        m.next = "Multiply"
+                        multiply()
                     with m.Case(_Op.CONV_ONE, _Op.TABLE):
                         nxt = Mux(op == _Op.CONV_ONE, 2, k + 1)
                         with m.If(nxt < (1 << w)):
                             m.d.sync += [op.eq(_Op.TABLE), k.eq(nxt),
                                          a.eq(Slot.TABLE + nxt - 1), b.eq(Slot.TABLE + 1),
                                          t.eq(Slot.TABLE + nxt)]
-                            m.next = "Multiply"
+                            multiply()
                         with m.Else():
                             m.d.sync += win.eq(windows - 1)
                             m.next = "First digit"
@@ -211,21 +233,22 @@ class ModExpLane(wiring.Component):
                         with m.If(k + 1 < w):
                             m.d.sync += [k.eq(k + 1), a.eq(other), b.eq(other),
                                          t.eq(Mux(other == Slot.X0, Slot.X1, Slot.X0))]
-                            m.next = "Multiply"
+                            multiply()
                         # exp_rd reads address `win` every cycle, so its data is this window's
                         # digit throughout the squarings
                         with m.Elif((exp_rd.data != 0) | const_time):
                             m.d.sync += [op.eq(_Op.DIGIT), a.eq(other),
                                          b.eq(Slot.TABLE + exp_rd.data),
                                          t.eq(Mux(other == Slot.X0, Slot.X1, Slot.X0))]
-                            m.next = "Multiply"
+                            multiply()
                         with m.Else():
                             m.next = "Window done"
                     with m.Case(_Op.DIGIT):
                         m.d.sync += cur.eq(other)
                         m.next = "Window done"
                     with m.Case(_Op.OUT):
-                        m.d.sync += [result_slot.eq(other), k.eq(0), is_m.eq(1)]
+                        m.d.sync += [result_slot.eq(other), k.eq(0), is_m.eq(1),
+                                     comparing.eq(1)]
                         m.next = "Compare"
             with m.State("First digit"):
                 # exp_rd.addr = win = windows - 1; its digit arrives next cycle
@@ -247,22 +270,22 @@ class ModExpLane(wiring.Component):
                 # exp_rd.addr = win (just decremented); the digit is read by the time the
                 # window's squarings end
                 m.d.sync += [op.eq(_Op.SQUARE), k.eq(0), a.eq(cur), b.eq(cur), t.eq(other)]
-                m.next = "Multiply"
+                multiply()
             with m.State("Out"):
                 m.d.sync += [op.eq(_Op.OUT), a.eq(cur), b.eq(Slot.ONE), t.eq(other)]
-                m.next = "Multiply"
+                multiply()
             with m.State("Compare"):
                 # the result is at most m; it equals m only for base = 0 mod m, where the
                 # answer is 0. Read result and modulus words side by side.
-                m.d.comb += [lane.rd_slot.eq(result_slot), lane.rd_addr.eq(k)]
                 m.d.sync += k.eq(k + 1)
                 m.next = "Compare word"
             with m.State("Compare word"):
-                m.d.comb += [lane.rd_slot.eq(result_slot), lane.rd_addr.eq(k)]
-                with m.If(lane.rd_data != lane.rd_mod_data):
-                    m.d.sync += is_m.eq(0)
+                # the words are registered and compared a cycle later (nothing but a register
+                # after a block-RAM read); the last compare lands before the result is read
+                m.d.sync += [res_word.eq(lane.rd_data), mod_word.eq(lane.rd_mod_data),
+                             compare.eq(1)]
                 with m.If(k == s):
-                    m.d.sync += [self.busy.eq(0), self.done.eq(1)]
+                    m.d.sync += [self.busy.eq(0), self.done.eq(1), comparing.eq(0)]
                     m.next = "Idle"
                 with m.Else():
                     m.d.sync += k.eq(k + 1)

@@ -346,14 +346,17 @@ class MontMulLane(wiring.Component):
             m.d.sync += [w_addr.eq(t_base + s - 1), w_data.eq(x_top[:W]), w_en.eq(1),
                          t_top.eq(x_top[W:]), carry.eq(0)]
 
+        # a load into a slot is written a cycle after it is offered, from registers (the
+        # slot's address add behind the loader's state decode was the critical path); it
+        # goes first should the lane have started meanwhile (its own writes come ~10 cycles in)
+        ld_en, ld_addr, ld_data = Signal(), Signal(range(N * S)), Signal(W)
+        m.d.sync += [ld_en.eq(self.wr_en & ~self.wr_mod & ~self.busy),
+                     ld_addr.eq(slot_base[self.wr_slot] + self.wr_addr), ld_data.eq(self.wr_data)]
         m.d.sync += self.done.eq(0)
-        with m.If(self.busy):
+        with m.If(ld_en):
+            m.d.comb += [wr_v.addr.eq(ld_addr), wr_v.data.eq(ld_data), wr_v.en.eq(1)]
+        with m.Elif(self.busy):
             m.d.comb += [wr_v.addr.eq(w_addr), wr_v.data.eq(w_data), wr_v.en.eq(w_en)]
-        with m.Else():
-            m.d.comb += [
-                wr_v.addr.eq(slot_base[self.wr_slot] + self.wr_addr), wr_v.data.eq(self.wr_data),
-                wr_v.en.eq(self.wr_en & ~self.wr_mod),
-            ]
 
         drain = Signal(range(DRAIN + 2))
         with m.If(~self.busy):
