@@ -65,6 +65,17 @@ def crc32_update(crc, byte):
     return Cat(*((c & taps).xor() for taps in _CRC_TAPS))
 
 
+def _times(value, constant: int):
+    """``value × constant`` as a sum of shifted copies: yosys maps a ``*`` by a constant to a
+    combinational MULT18X18D (3.9 ns in front of the link's length checks and read
+    addresses)."""
+    terms = [value << bit for bit in range(constant.bit_length()) if constant >> bit & 1]
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
+
+
 class _Result(NamedTuple):
     """The responder's view of the result queue, named as a stream's members."""
 
@@ -131,6 +142,7 @@ class FrameLink(wiring.Component):
         buf_w, buf_r = buf.write_port(), buf.read_port()
         ctx_w, ctx_r = ctx_mem.write_port(), ctx_mem.read_port()
         ctx_base = Array(Const(k * 2 * S, range(C * 2 * S)) for k in range(C))
+        ctx_waddr = Signal(range(C * 2 * S))
         ctx_s = Array(Signal(range(S + 1), name=f"ctx_s{k}") for k in range(C))
         ctx_mp = Array(Signal(W, name=f"ctx_mp{k}") for k in range(C))
         ctx_ok = Array(Signal(name=f"ctx_ok{k}") for k in range(C))
@@ -140,14 +152,17 @@ class FrameLink(wiring.Component):
                                                 ("frames_ok", "bad_crc", "errors", "timeouts"))
 
         # ---- receiver ----------------------------------------------------------------------
+        # received bytes are registered before the frame logic sees them (the length checks
+        # behind the UART's output were the critical path)
         rx = self.i_rx
         m.d.comb += rx.ready.eq(1)
-        byte = rx.payload
-        got = rx.valid
+        byte, got = Signal(8), Signal()
+        m.d.sync += [byte.eq(rx.payload), got.eq(rx.valid)]
         buf_full = Array(Signal(name=f"buf_full{i}") for i in range(2))
         buf_len = Array(Signal(16, name=f"buf_len{i}") for i in range(2))
         wsel, rsel = Signal(), Signal()         # the half being filled / being served
         length = Signal(16)
+        length_last = Signal(16)                # length - 1, registered with the length
         count = Signal(16)
         crc = Signal(32)
         rx_crc = Signal(32)
@@ -193,7 +208,8 @@ class FrameLink(wiring.Component):
                 with m.If(got):
                     full = Signal(16)
                     m.d.comb += full.eq(Cat(length[:8], byte))
-                    m.d.sync += [length.eq(full), crc.eq(crc32_update(crc, byte)),
+                    m.d.sync += [length.eq(full), length_last.eq(full - 1),
+                                 crc.eq(crc32_update(crc, byte)),
                                  overrun.eq(buf_full[wsel] & ~(release & (rsel == wsel)))]
                     with m.If(full < 3):
                         report(LinkStatus.SHORT_FRAME, 0)
@@ -213,7 +229,7 @@ class FrameLink(wiring.Component):
                         m.d.sync += tag_rx[:8].eq(byte)
                     with m.If(count == 2):
                         m.d.sync += tag_rx[8:].eq(byte)
-                    with m.If(count == length - 1):
+                    with m.If(count == length_last):
                         m.d.sync += count.eq(0)
                         m.next = "CRC"
                 on_timeout()
@@ -243,6 +259,10 @@ class FrameLink(wiring.Component):
         k = Signal(16)
         raddr = Signal(range(B + 1))
         m.d.comb += buf_r.addr.eq(Mux(rsel, B, 0) + raddr)
+        # the buffer's byte is registered before anything uses it (nothing but a register
+        # after a block-RAM read): byte x is on `buf_byte` two cycles after raddr = x
+        buf_byte = Signal(8)
+        m.d.sync += buf_byte.eq(buf_r.data)
         blen = buf_len[rsel]
         resp_pending = Signal()                 # an executor response waits for the responder
         resp_op, resp_tag, resp_status = Signal(8), Signal(16), Signal(8)
@@ -277,9 +297,9 @@ class FrameLink(wiring.Component):
                          resp_status.eq(status), resp_kind.eq(kind)]
             m.next = "Respond"
 
-        load_len = 3 + 3 + wb + 2 * s * wb
+        load_len = 3 + 3 + wb + _times(s, 2 * wb)
         want = Signal(32)
-        exp_len = 3 + 4 + s * wb + windows
+        exp_len = 3 + 4 + _times(s, wb) + windows
         with m.FSM(name="exec_fsm") as exec_fsm:
             with m.State("Idle"):
                 m.d.sync += [raddr.eq(0), k.eq(0)]
@@ -287,10 +307,13 @@ class FrameLink(wiring.Component):
                 # frame's position on the cycle after a release)
                 with m.If(buf_full[rsel] & (raddr == 0)):
                     m.d.sync += raddr.eq(1)
-                    m.next = "Header"
+                    m.next = "Header wait"
+            with m.State("Header wait"):
+                m.d.sync += raddr.eq(raddr + 1)
+                m.next = "Header"
             with m.State("Header"):
-                # byte k is on buf_r.data while raddr = k + 1 is read
-                m.d.sync += [hdr[k].eq(buf_r.data), k.eq(k + 1), raddr.eq(raddr + 1)]
+                # byte k is on `buf_byte` while raddr = k + 2 is read
+                m.d.sync += [hdr[k].eq(buf_byte), k.eq(k + 1), raddr.eq(raddr + 1)]
                 with m.If(k == 6):
                     m.next = "Dispatch"
             with m.State("Dispatch"):
@@ -334,27 +357,33 @@ class FrameLink(wiring.Component):
                     respond(LinkStatus.LONG_FRAME)
                 with m.Else():
                     m.d.sync += [raddr.eq(6), k.eq(0), nbyte.eq(0), word.eq(0), acc.eq(0),
-                                 ctx_ok[ctx].eq(0)]
+                                 ctx_ok[ctx].eq(0), ctx_waddr.eq(ctx_base[ctx])]
                     m.next = "Load wait"
             with m.State("Load wait"):
+                m.d.sync += raddr.eq(raddr + 1)
+                m.next = "Load wait 2"
+            with m.State("Load wait 2"):
                 m.d.sync += raddr.eq(raddr + 1)
                 m.next = "Load"
             with m.State("Load"):
                 # bytes from offset 6: m' (wb), m (s words), R² (s words), wb bytes a word
                 assembled = Signal(W)
-                m.d.comb += assembled.eq(acc | (buf_r.data << (8 * nbyte)))
+                m.d.comb += assembled.eq(acc | (buf_byte << (8 * nbyte)))
                 m.d.sync += [acc.eq(assembled), nbyte.eq(nbyte + 1), raddr.eq(raddr + 1)]
                 with m.If(nbyte == wb - 1):
                     m.d.sync += [nbyte.eq(0), acc.eq(0), word.eq(word + 1)]
                     with m.If(word == 0):
                         m.d.sync += ctx_mp[ctx].eq(assembled)
                     with m.Else():
-                        # word 1..s: m, s+1..2s: R² (at S + k in the context)
-                        w_idx = word - 1
-                        m.d.comb += [
-                            ctx_w.addr.eq(ctx_base[ctx] + Mux(w_idx < s, w_idx, S + w_idx - s)),
-                            ctx_w.data.eq(assembled), ctx_w.en.eq(1),
-                        ]
+                        # word 1..s: m, s+1..2s: R² (at S + k in the context); the address is
+                        # a register stepped word by word (its add and compare in front of the
+                        # block RAM were the critical path)
+                        m.d.comb += [ctx_w.addr.eq(ctx_waddr), ctx_w.data.eq(assembled),
+                                     ctx_w.en.eq(1)]
+                        with m.If(word == s):
+                            m.d.sync += ctx_waddr.eq(ctx_base[ctx] + S)
+                        with m.Else():
+                            m.d.sync += ctx_waddr.eq(ctx_waddr + 1)
                     with m.If(word == 2 * s):
                         m.d.sync += [ctx_s[ctx].eq(s), ctx_ok[ctx].eq(1)]
                         respond(LinkStatus.OK)
@@ -391,28 +420,33 @@ class FrameLink(wiring.Component):
                         m.d.comb += ctx_r.addr.eq(ctx_base[ctx] + Mux(phase == 1, 0, S) + k)
                         m.next = "Context word"
                     with m.Case(3):
-                        m.d.sync += [raddr.eq(7 + k * wb), nbyte.eq(0), acc.eq(0)]
+                        m.d.sync += [raddr.eq(7 + _times(k, wb)), nbyte.eq(0), acc.eq(0)]
                         m.next = "Base wait"
                     with m.Case(4):
-                        m.d.sync += raddr.eq(7 + s * wb + k)
+                        m.d.sync += raddr.eq(7 + _times(s, wb) + k)
                         m.next = "Digit wait"
             with m.State("Context word"):
                 m.d.sync += beat.eq(ctx_r.data)
                 m.next = "Send"
             with m.State("Base wait"):
                 m.d.sync += raddr.eq(raddr + 1)
+                m.next = "Base wait 2"
+            with m.State("Base wait 2"):
+                m.d.sync += raddr.eq(raddr + 1)
                 m.next = "Base"
             with m.State("Base"):
                 assembled_b = Signal(W)
-                m.d.comb += assembled_b.eq(acc | (buf_r.data << (8 * nbyte)))
+                m.d.comb += assembled_b.eq(acc | (buf_byte << (8 * nbyte)))
                 m.d.sync += [acc.eq(assembled_b), nbyte.eq(nbyte + 1), raddr.eq(raddr + 1)]
                 with m.If(nbyte == wb - 1):
                     m.d.sync += beat.eq(assembled_b)
                     m.next = "Send"
             with m.State("Digit wait"):
+                m.next = "Digit wait 2"
+            with m.State("Digit wait 2"):
                 m.next = "Digit"
             with m.State("Digit"):
-                m.d.sync += beat.eq(buf_r.data)
+                m.d.sync += beat.eq(buf_byte)
                 m.next = "Send"
             with m.State("Send"):
                 m.d.comb += [req.valid.eq(1), req.p.data.eq(beat), req.p.last.eq(beat_last)]
@@ -466,6 +500,15 @@ class FrameLink(wiring.Component):
         with m.If(crc_en):
             m.d.sync += o_crc.eq(crc32_update(o_crc, crc_byte))
         j = i - 7
+        # where byte i falls, decided when i is set (compares of i against the payload's end
+        # in front of the handshake were the critical path): in the CRC, in the CRC's span
+        # (bytes 1 .. pay_end - 1), the frame's last byte
+        at_crc, crc_span, at_last = Signal(), Signal(), Signal()
+
+        def position(value):
+            m.d.sync += [at_crc.eq(value >= pay_end), at_last.eq(value == total - 1),
+                         crc_span.eq((value >= 1) & (value < pay_end))]
+
         with m.Switch(i):
             with m.Case(0):
                 m.d.comb += cur.eq(RESPONSE_MARKER)
@@ -483,7 +526,7 @@ class FrameLink(wiring.Component):
                 m.d.comb += cur.eq(o_status)
             with m.Default():
                 final = o_crc ^ 0xFFFFFFFF
-                with m.If(i >= pay_end):
+                with m.If(at_crc):
                     m.d.comb += cur.eq(final.word_select((i - pay_end)[:2], 8))
                 with m.Elif(o_kind == 2):
                     padded = Cat(res.p.data, Const(0, 8 * wb - W))
@@ -499,7 +542,7 @@ class FrameLink(wiring.Component):
                     ok = res.p.status.as_value() == 0
                     m.d.sync += [o_kind.eq(2), o_op.eq(Opcode.MODEXP | 0x80), o_tag.eq(res.p.tag),
                                  o_status.eq(res.p.status.as_value()),
-                                 o_pay.eq(Mux(ok, fifo_r.data * wb, 0))]
+                                 o_pay.eq(Mux(ok, _times(fifo_r.data, wb), 0))]
                     m.d.comb += pop.eq(1)
                     with m.If(~ok):
                         m.d.comb += res.ready.eq(1)     # an error result is one beat: taken now
@@ -517,24 +560,26 @@ class FrameLink(wiring.Component):
                                  o_status.eq(err_status), o_payload_kind.eq(0), o_pay.eq(0)]
                     m.next = "Start"
             with m.State("Start"):
-                m.d.sync += pay_end.eq(7 + o_pay)
+                m.d.sync += [pay_end.eq(7 + o_pay), at_crc.eq(0), crc_span.eq(0),
+                             at_last.eq(0)]
                 m.next = "Send"
             with m.State("Send"):
                 # result words come from the array at its pace: wait for each to be offered
-                in_result = (o_kind == 2) & (i >= 7) & (i < pay_end)
-                crc_wait = (i >= pay_end) & crc_en
+                in_result = (o_kind == 2) & ~at_crc & (i >= 7)
+                crc_wait = at_crc & crc_en
                 m.d.comb += [tx.valid.eq((~in_result | res.valid) & ~crc_wait),
                              tx.payload.eq(cur)]
                 with m.If(tx.ready & tx.valid):
                     m.d.sync += i.eq(i + 1)
-                    with m.If((i >= 1) & (i < pay_end)):
+                    position(i + 1)
+                    with m.If(crc_span):
                         m.d.sync += [crc_byte.eq(cur), crc_en.eq(1)]
                     with m.If(in_result):
                         m.d.sync += res_byte.eq(res_byte + 1)
                         with m.If(res_byte == wb - 1):
                             m.d.sync += res_byte.eq(0)
                             m.d.comb += res.ready.eq(1)
-                    with m.If(i == total - 1):
+                    with m.If(at_last):
                         m.next = "Idle"
         m.d.comb += self.busy.eq(array.busy | res_queue.r_rdy | ~rx_fsm.ongoing("Hunt") |
                                  ~exec_fsm.ongoing("Idle") |
