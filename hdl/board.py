@@ -21,7 +21,8 @@ from .link import FrameLink
 from .model import pipeline
 from .uart import UARTRx, UARTTx, uart_divisor
 
-__all__ = ["BOARDS", "BoardTop", "LinkConfig", "make_platform", "pll_parameters"]
+__all__ = ["BOARDS", "COLLISIONS_DONT_CARE", "BoardTop", "LinkConfig", "make_platform",
+           "pll_parameters"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,19 @@ class LinkConfig:
     def multipliers(self) -> int:
         """MULT18X18D the lanes use: two multipliers a lane, four blocks each above W = 18."""
         return self.lanes * 2 * pipeline(self.width).blocks
+
+
+# The synthesis script's first step (hdl/synth.py). Amaranth's read ports promise the old word
+# when the same address is written in the same cycle, and yosys builds an address compare and a
+# multiplexer behind the block RAM to keep that promise (on the lanes' slot memory it was the
+# critical path). These memories never use a word read in the cycle it is written: the lanes'
+# slots (a row reads what the previous row wrote at least a cycle before; loads and reads are in
+# different states), the modulus and exponent memories (loaded while idle), the link's frame
+# buffers (a buffer is read only once full) and its contexts (loaded and read in different
+# states). The FIFOs' memories keep the promise.
+COLLISIONS_DONT_CARE = "\n".join(
+    f"setparam -set COLLISION_X_MASK 1 t:$memrd_v2 r:MEMID=\\{name} %i"
+    for name in ("vec", "mod", "exp", "buf", "ctx_mem"))
 
 
 def make_platform(board: str):

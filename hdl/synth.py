@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from .board import BOARDS, BoardTop, LinkConfig, make_platform
+from .board import BOARDS, COLLISIONS_DONT_CARE, BoardTop, LinkConfig, make_platform
 from .model import (
     batch_cycles,
     batch_products,
@@ -151,6 +151,7 @@ def build(board: str, config: LinkConfig, out: Path, *, seed: int = 1) -> dict:
     failed = None
     try:
         platform.build(top, name="montpipe", build_dir=str(directory), do_program=False,
+                       script_after_read=COLLISIONS_DONT_CARE,
                        nextpnr_opts=f"--router router2 --timing-allow-fail --seed {seed} "
                                     f"--report montpipe.report.json")
     except Exception as exc:
