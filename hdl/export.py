@@ -23,9 +23,9 @@ BLOCKS = [
     ("montmul_lane_w36_s114.v", lambda: MontMulLane(width=36, max_words=114, slots=3)),
     ("montmul_lane_w36_s114_ecp5.v",
      lambda: MontMulLane(width=36, max_words=114, slots=3, ecp5_dsp=True)),
-    # with the sequencer's nine slots at w = 2 (the slot memory three block RAMs deep)
-    ("montmul_lane_w36_s114_slots9_ecp5.v",
-     lambda: MontMulLane(width=36, max_words=114, slots=9, ecp5_dsp=True)),
+    # with the sequencer's eight slots at w = 2 (912 words: one 1 024-deep block RAM column)
+    ("montmul_lane_w36_s114_slots8_ecp5.v",
+     lambda: MontMulLane(width=36, max_words=114, slots=8, ecp5_dsp=True)),
     ("montmul_lane_w16_s10.v", lambda: MontMulLane(width=16, max_words=10, slots=3)),
     ("modexp_lane_w16_s257_win2.v",
      lambda: ModExpLane(width=16, max_words=257, window=2, max_windows=2048)),
