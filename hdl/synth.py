@@ -233,8 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.add_argument(f"--{name}", type=kind)
     ap.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     ap.add_argument("--nextpnr-opts", default="", metavar="OPTS",
-                    help="more nextpnr options, e.g. --nextpnr-opts='--placer-heap-beta 0.6' "
-                         "(lower placement density, for routing room)")
+                    help="more nextpnr options, e.g. --nextpnr-opts='--router2-heatmap heat' "
+                         "(congestion maps per router iteration)")
     ap.add_argument("--out", type=Path, default=Path("build/synth"))
     args = ap.parse_args(argv)
     if args.table:
