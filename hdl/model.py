@@ -220,14 +220,12 @@ def batch_cycles(lanes: int, words: int, window: int, digit_lists: list[list[int
 
 def _core_cycles(words: int, window: int, digit_lists: list[list[int]], const_time: bool,
                  width: int) -> int:
-    offered = 0                 # first cycle the next frame's first beat can be taken
+    # a frame's header is taken the cycle after the previous result's last word left (the core
+    # takes nothing while it runs or sends), so each frame starts where the last one ended
     last = -1                   # the cycle the previous result's last word left
     for digits in digit_lists:
-        nw = len(digits)
-        start = max(offered, last + 1) + 6 + 4 * words + nw     # the engine takes start
-        offered = start if nw else start - 1
-        ready = start + modexp_cycles(words, window, digits, const_time, width) + 2
-        last = ready + 2 * words - 2
+        start = last + 7 + 4 * words + len(digits)             # the engine takes start
+        last = start + modexp_cycles(words, window, digits, const_time, width) + 2 * words
     return last + 1 if digit_lists else 0
 
 
