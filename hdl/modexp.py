@@ -187,6 +187,13 @@ class ModExpLane(wiring.Component):
             m.d.sync += start.eq(1)
             m.next = "Wait"
 
+        # the digit at address `win`, registered: nothing but a register follows the block RAM
+        # (straight into the next-product decision it was the critical path). `win` is set
+        # to the top window at start, so the first digit is ready long before the table is,
+        # and each later one during its window's squarings.
+        digit, digit_go = Signal(w), Signal()
+        m.d.sync += [digit.eq(exp_rd.data), digit_go.eq((exp_rd.data != 0) | const_time)]
+
         m.d.sync += self.done.eq(0)
         with m.FSM():
             with m.State("Idle"):
@@ -194,7 +201,7 @@ class ModExpLane(wiring.Component):
                     m.d.sync += [
                         s.eq(self.words), mprime.eq(self.mprime), windows.eq(self.windows),
                         const_time.eq(self.const_time), k.eq(0), is_m.eq(0),
-                        self.busy.eq(1),
+                        win.eq(self.windows - 1), self.busy.eq(1),
                     ]
                     m.next = "Write one"
             with m.State("Write one"):
@@ -226,7 +233,6 @@ class ModExpLane(wiring.Component):
                                          t.eq(Slot.TABLE + nxt)]
                             multiply()
                         with m.Else():
-                            m.d.sync += win.eq(windows - 1)
                             m.next = "First digit"
                     with m.Case(_Op.SQUARE):
                         m.d.sync += cur.eq(other)
@@ -234,11 +240,11 @@ class ModExpLane(wiring.Component):
                             m.d.sync += [k.eq(k + 1), a.eq(other), b.eq(other),
                                          t.eq(Mux(other == Slot.X0, Slot.X1, Slot.X0))]
                             multiply()
-                        # exp_rd reads address `win` every cycle, so its data is this window's
+                        # exp_rd reads address `win` every cycle, so `digit` is this window's
                         # digit throughout the squarings
-                        with m.Elif((exp_rd.data != 0) | const_time):
+                        with m.Elif(digit_go):
                             m.d.sync += [op.eq(_Op.DIGIT), a.eq(other),
-                                         b.eq(Slot.TABLE + exp_rd.data),
+                                         b.eq(Slot.TABLE + digit),
                                          t.eq(Mux(other == Slot.X0, Slot.X1, Slot.X0))]
                             multiply()
                         with m.Else():
@@ -251,14 +257,14 @@ class ModExpLane(wiring.Component):
                                      comparing.eq(1)]
                         m.next = "Compare"
             with m.State("First digit"):
-                # exp_rd.addr = win = windows - 1; its digit arrives next cycle
+                # win = windows - 1 since start: `digit` holds the top digit
                 with m.If(windows == 0):
                     m.d.sync += cur.eq(Slot.TABLE)  # e = 0: the result is 1
                     m.next = "Out"
                 with m.Else():
                     m.next = "Take first digit"
             with m.State("Take first digit"):
-                m.d.sync += cur.eq(Slot.TABLE + exp_rd.data)
+                m.d.sync += cur.eq(Slot.TABLE + digit)
                 m.next = "Window done"
             with m.State("Window done"):
                 with m.If(win == 0):
