@@ -131,6 +131,16 @@ class MontMulLane(wiring.Component):
     def slots(self) -> int:
         return self._slots
 
+    @property
+    def stride(self) -> int:
+        """Words from one slot's start to the next's: ``max_words`` rounded up to a power of
+        two when that costs no block RAM (all slots within one 1 024-deep column, as at
+        W = 36: 8 slots of 114 words, 128 apart), else ``max_words``. At a power of two a slot
+        address is the slot's bits above the word's, an OR, where an add would sit in front of
+        every block-RAM address."""
+        pow2 = 1 << (self._max_words - 1).bit_length()
+        return pow2 if self._slots * pow2 <= 1024 else self._max_words
+
     def _multiplier(self, m: Module, name: str, a, b):
         """``a × b`` with registered inputs and a registered output, ``pipeline(W).latency``
         cycles: two for W ≤ 18, four above (four 18 × 18 partial products, their middle pair
@@ -199,8 +209,14 @@ class MontMulLane(wiring.Component):
         # stages (cycles after a word's reads issue): A's product, the quotient's input and
         # B's first input; B's output (the digit); B's product q_i·m_j (the three-input sum)
         QI, QO, PB = 2 + L, 2 + 2 * L, 2 + 3 * L
-        N = self._slots
-        vec = Memory(shape=W, depth=N * S, init=[])
+        N, stride = self._slots, self.stride
+        pow2 = stride & (stride - 1) == 0
+
+        def at(base, word):
+            """The address of ``word`` in the slot starting at ``base``."""
+            return base | word if pow2 else base + word
+
+        vec = Memory(shape=W, depth=N * stride, init=[])
         mod = Memory(shape=W, depth=S, init=[])
         m.submodules.vec = vec
         m.submodules.mod = mod
@@ -210,12 +226,12 @@ class MontMulLane(wiring.Component):
         rd = {"b": vec.read_port(), "t": vec.read_port(), "m": mod.read_port()}
         wr_v, wr_m = vec.write_port(), mod.write_port()
 
-        # slot k starts at word k*S: a table of constants, not a multiplier (yosys would spend
-        # a MULT18X18D on each slot * S)
-        slot_base = Array(Const(k * S, range(N * S)) for k in range(N))
-        a_base = Signal(range(N * S))
-        b_base = Signal(range(N * S))
-        t_base = Signal(range(N * S))
+        # the slots' first words: a table of constants, not a multiplier (yosys would spend a
+        # MULT18X18D on each slot * stride)
+        slot_base = Array(Const(k * stride, range(N * stride)) for k in range(N))
+        a_base = Signal(range(N * stride))
+        b_base = Signal(range(N * stride))
+        t_base = Signal(range(N * stride))
         m.d.comb += [
             wr_m.addr.eq(self.wr_addr), wr_m.data.eq(self.wr_data),
             wr_m.en.eq(self.wr_en & self.wr_mod & ~self.busy),
@@ -249,14 +265,14 @@ class MontMulLane(wiring.Component):
         # (decided and addressed a cycle ahead, in registers: the compare in front of the
         # block-RAM address was the critical path)
         fetch_a = Signal()
-        a_addr = Signal(range(N * S))
+        a_addr = Signal(range(N * stride))
         fetched_a = Signal()
         m.d.sync += [fetch_a.eq(0), fetched_a.eq(fetch_a | (~self.busy & self.start))]
         with m.If(tok_valid[1] & tok_last[1]):   # c = s: fetch at s + 1, the row's last cycle
-            m.d.sync += [fetch_a.eq(row + 1 < s), a_addr.eq(a_base + row + 1)]
+            m.d.sync += [fetch_a.eq(row + 1 < s), a_addr.eq(at(a_base, row + 1))]
         with m.If(self.busy):
             m.d.comb += [
-                rd["t"].addr.eq(t_base + c), rd["b"].addr.eq(b_base + c),
+                rd["t"].addr.eq(at(t_base, c)), rd["b"].addr.eq(at(b_base, c)),
                 rd["m"].addr.eq(tok_word[QO - 2]),
             ]
             with m.If(fetch_a):
@@ -265,7 +281,7 @@ class MontMulLane(wiring.Component):
             m.d.comb += rd["t"].addr.eq(slot_base[self.a_slot])
         with m.Else():
             m.d.comb += [
-                rd["t"].addr.eq(slot_base[self.rd_slot] + self.rd_addr),
+                rd["t"].addr.eq(at(slot_base[self.rd_slot], self.rd_addr)),
                 rd["m"].addr.eq(self.rd_addr),
             ]
         m.d.comb += [self.rd_data.eq(rd["t"].data), self.rd_mod_data.eq(rd["m"].data)]
@@ -329,29 +345,30 @@ class MontMulLane(wiring.Component):
         close = Signal()
         # the result words go through a register on their way into the block RAM (the address
         # add was the critical path): t_{j-1} lands at stage 10, word s at stage 11
-        w_addr = Signal(range(N * S))
+        w_addr = Signal(range(N * stride))
         w_data = Signal(W)
         w_en = Signal()
         m.d.sync += [close.eq(0), w_en.eq(0)]
         with m.If(tok_valid[DRAIN - 1]):
             m.d.sync += carry.eq(y[W:])
             with m.If(tok_word[DRAIN - 1] != 0):
-                m.d.sync += [w_addr.eq(t_base + tok_word[DRAIN - 1] - 1), w_data.eq(y[:W]),
+                m.d.sync += [w_addr.eq(at(t_base, tok_word[DRAIN - 1] - 1)), w_data.eq(y[:W]),
                              w_en.eq(1)]
             with m.If(tok_last[DRAIN - 1]):
                 m.d.sync += close.eq(1)
         # stage 10: close word s of the row
         x_top = t_top + carry
         with m.If(close):
-            m.d.sync += [w_addr.eq(t_base + s - 1), w_data.eq(x_top[:W]), w_en.eq(1),
+            m.d.sync += [w_addr.eq(at(t_base, s - 1)), w_data.eq(x_top[:W]), w_en.eq(1),
                          t_top.eq(x_top[W:]), carry.eq(0)]
 
         # a load into a slot is written a cycle after it is offered, from registers (the
         # slot's address add behind the loader's state decode was the critical path); it
         # goes first should the lane have started meanwhile (its own writes come ~10 cycles in)
-        ld_en, ld_addr, ld_data = Signal(), Signal(range(N * S)), Signal(W)
+        ld_en, ld_addr, ld_data = Signal(), Signal(range(N * stride)), Signal(W)
         m.d.sync += [ld_en.eq(self.wr_en & ~self.wr_mod & ~self.busy),
-                     ld_addr.eq(slot_base[self.wr_slot] + self.wr_addr), ld_data.eq(self.wr_data)]
+                     ld_addr.eq(at(slot_base[self.wr_slot], self.wr_addr)),
+                     ld_data.eq(self.wr_data)]
         m.d.sync += self.done.eq(0)
         with m.If(ld_en):
             m.d.comb += [wr_v.addr.eq(ld_addr), wr_v.data.eq(ld_data), wr_v.en.eq(1)]

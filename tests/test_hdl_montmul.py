@@ -20,10 +20,11 @@ W = 16
 MAX_WORDS = 10
 
 
-def run_lane(cases, width=W, max_words=MAX_WORDS):
+def run_lane(cases, width=W, max_words=MAX_WORDS, stride=None):
     """Run every (a, b, m) on one lane (a in slot 0, b in slot 1, t to slot 2), plus a squaring
     of b (a = b = slot 1, t to slot 0); return [(result, top, cycles, square)]."""
     dut = MontMulLane(width, max_words, slots=3)
+    assert stride is None or dut.stride == stride
     out = []
 
     async def write(ctx, slot, value, s, modulus=False):
@@ -107,12 +108,16 @@ def test_results_and_cycles_match_gmpy2_and_the_model():
         assert cycles == montmul_cycles(s), (s, cycles)
 
 
-def test_runtime_lengths_on_one_build():
+@pytest.mark.parametrize("max_words", [MAX_WORDS, 400])
+def test_runtime_lengths_on_one_build(max_words):
+    """Slots a power of two apart (16 words: an OR makes the addresses) and not (400 words:
+    three slots of 512 would need more block RAM than of 400, so an add does)."""
     rng = random.Random(7)
     cases = [(rng.randrange(m), rng.randrange(m), m)
              for m in (rng.getrandbits(bits) | 1 | (1 << (bits - 1))
                      for bits in (12, 30, 46, 62, 94, 158))]
-    for (a, b, mod), (result, _, cycles, _) in zip(cases, run_lane(cases), strict=True):
+    results = run_lane(cases, max_words=max_words, stride={MAX_WORDS: 16, 400: 400}[max_words])
+    for (a, b, mod), (result, _, cycles, _) in zip(cases, results, strict=True):
         s = montgomery_words(mod.bit_length(), W)
         assert result % mod == a * b * int(gmpy2.invert(1 << (W * s), mod)) % mod
         assert cycles == montmul_cycles(s)
