@@ -151,21 +151,24 @@ class MontMulLane(wiring.Component):
         fabric registers around a behavioural multiplier, for simulation and other targets.
         """
         W = self._width
-        product = Signal(2 * W, name=f"{name}_p")
+        product = Signal(2 * W, name=f"{name}_p", reset_less=True)
         if not self._ecp5_dsp:
-            ra, rb = Signal(W, name=f"{name}_a"), Signal(W, name=f"{name}_b")
+            ra = Signal(W, name=f"{name}_a", reset_less=True)
+            rb = Signal(W, name=f"{name}_b", reset_less=True)
             if W <= 18:
                 m.d.sync += [ra.eq(a), rb.eq(b), product.eq(ra * rb)]
             else:
-                p2, p3 = Signal(2 * W, name=f"{name}_p2"), Signal(2 * W, name=f"{name}_p3")
+                p2 = Signal(2 * W, name=f"{name}_p2", reset_less=True)
+                p3 = Signal(2 * W, name=f"{name}_p3", reset_less=True)
                 m.d.sync += [ra.eq(a), rb.eq(b), p2.eq(ra * rb), p3.eq(p2), product.eq(p3)]
             return product
         if W <= 18:
             m.d.comb += product.eq(self._mult18(m, name, a, b))
             return product
         a_lo, a_hi, b_lo, b_hi = a[:18], a[18:W], b[:18], b[18:W]
-        lo, hi = Signal(36, name=f"{name}_lo"), Signal(36, name=f"{name}_hi")
-        mid = Signal(37, name=f"{name}_mid")
+        lo = Signal(36, name=f"{name}_lo", reset_less=True)
+        hi = Signal(36, name=f"{name}_hi", reset_less=True)
+        mid = Signal(37, name=f"{name}_mid", reset_less=True)
         m.d.sync += [
             lo.eq(self._mult18(m, f"{name}_ll", a_lo, b_lo)),
             hi.eq(self._mult18(m, f"{name}_hh", a_hi, b_hi)),
@@ -245,12 +248,15 @@ class MontMulLane(wiring.Component):
         c = Signal(range(P.row_period(S) + 1))
         issuing = Signal()
 
+        # Only control registers (valid bits, busy, done, enables) are reset: the data path's
+        # registers are reset-less, which keeps the reset net off most of the flip-flops and
+        # lets the packer share slices among them.
         # control tokens travel with the data: stage k holds the word issued k cycles ago
         depth = DRAIN + 2
         tok_valid = [Signal(name=f"tv{k}") for k in range(depth)]
-        tok_word = [Signal(range(S), name=f"tw{k}") for k in range(depth)]
-        tok_first = [Signal(name=f"tf{k}") for k in range(depth)]   # row 0: t reads as 0
-        tok_last = [Signal(name=f"tl{k}") for k in range(depth)]    # word s - 1
+        tok_word = [Signal(range(S), name=f"tw{k}", reset_less=True) for k in range(depth)]
+        tok_first = [Signal(name=f"tf{k}", reset_less=True) for k in range(depth)]  # t = 0
+        tok_last = [Signal(name=f"tl{k}", reset_less=True) for k in range(depth)]  # s - 1
         m.d.comb += [
             tok_valid[0].eq(issuing), tok_word[0].eq(c), tok_first[0].eq(row == 0),
             tok_last[0].eq(c == s - 1),
@@ -265,7 +271,7 @@ class MontMulLane(wiring.Component):
         # (decided and addressed a cycle ahead, in registers: the compare in front of the
         # block-RAM address was the critical path)
         fetch_a = Signal()
-        a_addr = Signal(range(N * stride))
+        a_addr = Signal(range(N * stride), reset_less=True)
         fetched_a = Signal()
         m.d.sync += [fetch_a.eq(0), fetched_a.eq(fetch_a | (~self.busy & self.start))]
         with m.If(tok_valid[1] & tok_last[1]):   # c = s: fetch at s + 1, the row's last cycle
@@ -287,13 +293,13 @@ class MontMulLane(wiring.Component):
         m.d.comb += [self.rd_data.eq(rd["t"].data), self.rd_mod_data.eq(rd["m"].data)]
 
         # stage 1: a fabric register after every block-RAM read
-        t1, b1, a_next, m1 = Signal(W), Signal(W), Signal(W), Signal(W)
+        t1, b1, a_next, m1 = (Signal(W, reset_less=True) for _ in range(4))
         m.d.sync += [t1.eq(rd["t"].data), b1.eq(rd["b"].data)]
         with m.If(fetched_a):
             m.d.sync += a_next.eq(rd["t"].data)
         m.d.sync += m1.eq(rd["m"].data)         # m_j read at stage QO - 2, here at QO
         # stage 2: multiplier A's input registers (a_i held for the row); 3: its output register
-        a_i = Signal(W)
+        a_i = Signal(W, reset_less=True)
         a_now = Mux(tok_word[2] == 0, a_next, a_i)
         with m.If(tok_valid[2] & (tok_word[2] == 0)):
             m.d.sync += a_i.eq(a_next)
@@ -302,20 +308,20 @@ class MontMulLane(wiring.Component):
         # is at stage k
         t_at = {2: t1}
         for k in range(3, PB + 1):
-            t_at[k] = Signal(W, name=f"t_at{k}")
+            t_at[k] = Signal(W, name=f"t_at{k}", reset_less=True)
             m.d.sync += t_at[k].eq(t_at[k - 1])
         # row 0 reads t as 0: zeroed a stage later, so nothing but a register follows the RAM
         with m.If(tok_first[2]):
             m.d.sync += t_at[3].eq(0)
         pa_at = {QI: pa}
         for k in range(QI + 1, PB + 1):
-            pa_at[k] = Signal(2 * W, name=f"pa_at{k}")
+            pa_at[k] = Signal(2 * W, name=f"pa_at{k}", reset_less=True)
             m.d.sync += pa_at[k].eq(pa_at[k - 1])
         # stage QI = 4 (word 0): q's input; multiplier B takes (q_in, m') at stage 4 -> 5, its
         # product at QO = 6; then (q_i, m_j) at stage 6 -> 7, product at PB = 8 (for L = 2)
         q_in = Signal(W)
         m.d.comb += q_in.eq((t_at[QI] + pa_at[QI])[:W])
-        q = Signal(W)
+        q = Signal(W, reset_less=True)
         digit_in = tok_valid[QI] & (tok_word[QI] == 0)
         digit_out = tok_valid[QO] & (tok_word[QO] == 0)
         pb = Signal(2 * W)
@@ -326,7 +332,7 @@ class MontMulLane(wiring.Component):
         with m.If(digit_out):
             m.d.sync += q.eq(pb[:W])
         # stage PB: the three-input sum, registered
-        x = Signal(2 * W + 2)
+        x = Signal(2 * W + 2, reset_less=True)
         m.d.sync += x.eq(t_at[PB] + pa_at[PB] + pb)
         # stage 9: the carry loop, and the write of t_{j-1}
         # The loop is a register and an add, split at W bits and carry-selected: the word's
@@ -345,8 +351,8 @@ class MontMulLane(wiring.Component):
         close = Signal()
         # the result words go through a register on their way into the block RAM (the address
         # add was the critical path): t_{j-1} lands at stage 10, word s at stage 11
-        w_addr = Signal(range(N * stride))
-        w_data = Signal(W)
+        w_addr = Signal(range(N * stride), reset_less=True)
+        w_data = Signal(W, reset_less=True)
         w_en = Signal()
         m.d.sync += [close.eq(0), w_en.eq(0)]
         with m.If(tok_valid[DRAIN - 1]):
@@ -365,7 +371,8 @@ class MontMulLane(wiring.Component):
         # a load into a slot is written a cycle after it is offered, from registers (the
         # slot's address add behind the loader's state decode was the critical path); it
         # goes first should the lane have started meanwhile (its own writes come ~10 cycles in)
-        ld_en, ld_addr, ld_data = Signal(), Signal(range(N * stride)), Signal(W)
+        ld_en = Signal()
+        ld_addr, ld_data = Signal(range(N * stride), reset_less=True), Signal(W, reset_less=True)
         m.d.sync += [ld_en.eq(self.wr_en & ~self.wr_mod & ~self.busy),
                      ld_addr.eq(at(slot_base[self.wr_slot], self.wr_addr)),
                      ld_data.eq(self.wr_data)]
