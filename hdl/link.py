@@ -298,7 +298,8 @@ class FrameLink(wiring.Component):
             m.next = "Respond"
 
         load_len = 3 + 3 + wb + _times(s, 2 * wb)
-        want = Signal(32)
+        want, got = Signal(32), Signal(16)
+        no_header, too_short, too_long, bad_s = Signal(), Signal(), Signal(), Signal()
         exp_len = 3 + 4 + _times(s, wb) + windows
         with m.FSM(name="exec_fsm") as exec_fsm:
             with m.State("Idle"):
@@ -337,23 +338,32 @@ class FrameLink(wiring.Component):
                     m.next = "Modexp length"
                 with m.Else():
                     respond(LinkStatus.UNKNOWN_OPCODE)
-            # the expected frame length is registered before it is compared (timing)
+            # the expected frame length is registered, then compared with the frame's into
+            # registers: the compares in front of the check's decisions were the critical path
             with m.State("Load length"):
-                m.d.sync += want.eq(load_len)
-                m.next = "Check load"
+                m.d.sync += [want.eq(load_len), got.eq(blen)]
+                m.next = "Load compare"
             with m.State("Modexp length"):
-                m.d.sync += want.eq(exp_len)
+                m.d.sync += [want.eq(exp_len), got.eq(blen)]
+                m.next = "Modexp compare"
+            with m.State("Load compare"):
+                m.d.sync += [no_header.eq(got < 6), too_short.eq(got < want),
+                             too_long.eq(got > want), bad_s.eq((s < 3) | (s > S))]
+                m.next = "Check load"
+            with m.State("Modexp compare"):
+                m.d.sync += [no_header.eq(got < 7), too_short.eq(got < want),
+                             too_long.eq(got > want)]
                 m.next = "Check modexp"
             with m.State("Check load"):
-                with m.If(blen < 6):
+                with m.If(no_header):
                     respond(LinkStatus.SHORT_FRAME)
                 with m.Elif(ctx >= C):
                     respond(LinkStatus.NO_CONTEXT)
-                with m.Elif((s < 3) | (s > S)):
+                with m.Elif(bad_s):
                     respond(LinkStatus.BAD_LENGTH)
-                with m.Elif(blen < want):
+                with m.Elif(too_short):
                     respond(LinkStatus.SHORT_FRAME)
-                with m.Elif(blen > want):
+                with m.Elif(too_long):
                     respond(LinkStatus.LONG_FRAME)
                 with m.Else():
                     m.d.sync += [raddr.eq(6), k.eq(0), nbyte.eq(0), word.eq(0), acc.eq(0),
@@ -388,13 +398,13 @@ class FrameLink(wiring.Component):
                         m.d.sync += [ctx_s[ctx].eq(s), ctx_ok[ctx].eq(1)]
                         respond(LinkStatus.OK)
             with m.State("Check modexp"):
-                with m.If(blen < 7):
+                with m.If(no_header):
                     respond(LinkStatus.SHORT_FRAME)
                 with m.Elif((ctx >= C) | ~ctx_ok[ctx]):
                     respond(LinkStatus.NO_CONTEXT)
-                with m.Elif(blen < want):
+                with m.Elif(too_short):
                     respond(LinkStatus.SHORT_FRAME)
-                with m.Elif(blen > want):
+                with m.Elif(too_long):
                     respond(LinkStatus.LONG_FRAME)
                 with m.Elif((fifo_tail + 1)[:5] == fifo_head):
                     respond(LinkStatus.BUSY)       # more in flight than the word-count queue

@@ -246,6 +246,10 @@ def test_a_frame_into_full_buffers_is_refused_not_lost():
     frames = [context(t, t % 2, mod) for t in (1, 2, 3, 4)]
     responses, _, quiet = exchange(frames, 4, backpressure=[0] * 3000 + [1] * 3000, gap=0,
                                    credits=None)
-    assert sorted((r.tag, r.status) for r in responses) == \
-        [(1, LinkStatus.OK), (2, LinkStatus.OK), (3, LinkStatus.OK), (4, LinkStatus.BUSY)]
+    # which of the last two finds both buffers full depends on the executor's cycle count per
+    # frame; exactly one of them does, and every frame is answered once with its tag
+    answers = sorted((r.tag, r.status) for r in responses)
+    assert [tag for tag, _ in answers] == [1, 2, 3, 4]
+    assert answers[:2] == [(1, LinkStatus.OK), (2, LinkStatus.OK)]
+    assert sorted(status for _, status in answers[2:]) == [LinkStatus.OK, LinkStatus.BUSY]
     assert quiet
