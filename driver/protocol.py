@@ -62,20 +62,25 @@ class LinkStatus(enum.IntEnum):
     BUSY = 0x15                 # a frame arrived while the request buffer was still full
 
 
+def word_bytes(width: int) -> int:
+    """Bytes a ``width``-bit word takes on the wire: ``ceil(width / 8)``."""
+    return -(-width // 8)
+
+
 def pack_words(value: int, words: int, width: int) -> bytes:
     """``value`` as ``words`` little-endian words of ``width`` bits, each in ``ceil(width/8)``
     bytes."""
     if value < 0 or value >> (words * width):
         raise ValueError(f"value of {value.bit_length()} bits does not fit {words} words of "
                          f"{width} bits")
-    size = -(-width // 8)
+    size = word_bytes(width)
     mask = (1 << width) - 1
     return b"".join(((value >> (width * k)) & mask).to_bytes(size, "little")
                     for k in range(words))
 
 
 def unpack_words(data: bytes, width: int) -> int:
-    size = -(-width // 8)
+    size = word_bytes(width)
     if len(data) % size:
         raise ValueError(f"{len(data)} bytes is not a whole number of {size}-byte words")
     return sum(int.from_bytes(data[i:i + size], "little") << (width * (i // size))
@@ -101,7 +106,7 @@ def caps_request(tag: int) -> bytes:
 
 def load_context_request(tag: int, context: int, modulus: int, *, width: int, words: int,
                          mprime: int, r2: int) -> bytes:
-    size = -(-width // 8)
+    size = word_bytes(width)
     payload = struct.pack("<BH", context, words) + mprime.to_bytes(size, "little") + \
         pack_words(modulus, words, width) + pack_words(r2, words, width)
     return encode_request(Opcode.LOAD_CONTEXT, tag, payload)

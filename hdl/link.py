@@ -36,6 +36,7 @@ from ..driver.protocol import (
     Capabilities,
     LinkStatus,
     Opcode,
+    word_bytes,
 )
 from .array import ModExpArray
 from .core import result_layout
@@ -111,7 +112,7 @@ class FrameLink(wiring.Component):
         self._p = dict(width=width, max_words=max_words, window=window,
                        max_windows=max_windows, lanes=lanes)
         self._contexts, self._timeout = contexts, timeout
-        self.wb = -(-width // 8)
+        self.wb = word_bytes(width)
         load = 3 + 3 + self.wb + 2 * max_words * self.wb
         modexp = 3 + 4 + max_words * self.wb + max_windows
         #: request buffer size in bytes: the longest valid frame body

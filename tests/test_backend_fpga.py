@@ -26,6 +26,7 @@ from montpipe.driver.protocol import (
     encode_response,
     load_context_request,
     modexp_request,
+    word_bytes,
 )
 from montpipe.driver.transport import Fault, FaultyTransport, SerialTransport, Transport
 from montpipe.hdl.model import exponent_digits, modexp_cycles, montgomery_words
@@ -225,7 +226,7 @@ def _faulty_backend(board, faults, **options):
 # batch then loads its context (answer: 11 bytes); a result frame is 11 bytes and the words
 CAPS_TX, CAPS_RX, CONTEXT_RX = 10, 24, 11
 WIDTH = BoardConfig().width
-RESULT_256_RX = 11 + montgomery_words(256, WIDTH) * -(-WIDTH // 8)
+RESULT_256_RX = 11 + montgomery_words(256, WIDTH) * word_bytes(WIDTH)
 
 
 @pytest.mark.parametrize("fault", [

@@ -57,6 +57,7 @@ from ..protocol import (
     load_context_request,
     modexp_request,
     unpack_words,
+    word_bytes,
 )
 from ..transport import DeviceNotFoundError, SerialTransport, Transport
 from .cpu import CPUBackend
@@ -302,7 +303,7 @@ class FPGABackend(Backend):
     def _device_powmod(self, bases: list[int], exps: list[int], modulus: int, secret: bool,
                        batch: str) -> list[int]:
         caps, W = self.caps, self.caps.width
-        word_bytes = -(-W // 8)
+        size = word_bytes(W)
         windows_const = None
         if secret:
             bits = max((e.bit_length() for e in exps), default=0)
@@ -321,7 +322,7 @@ class FPGABackend(Backend):
         while ops or pending:
             if reload and not pending:
                 ctx = self._context(modulus, batch)
-                frame_bytes = 12 + ctx.words * word_bytes + longest
+                frame_bytes = 12 + ctx.words * size + longest
                 timeout = self._timeout_for(ctx.words, longest, frame_bytes)
                 reload = False
                 last_progress = time.monotonic()
@@ -346,7 +347,7 @@ class FPGABackend(Backend):
                 last_progress = time.monotonic()
                 if r.status == LinkStatus.OK:
                     value = unpack_words(r.payload, W)
-                    if len(r.payload) != ctx.words * word_bytes or value >= modulus:
+                    if len(r.payload) != ctx.words * size or value >= modulus:
                         self._retry("malformed result")
                         ops.appendleft(op)
                         continue

@@ -34,6 +34,7 @@ from ...hdl.model import (
     request_beats,
 )
 from ..backend import FixedBasePower, _check_fixed_base_exponents, register_backend
+from ..protocol import word_bytes
 from .cpu import CPUBackend
 
 __all__ = ["DeviceConfig", "ModelBackend", "default_device"]
@@ -157,8 +158,7 @@ class ModelBackend(CPUBackend):
                 cache[e] = exponent_digits(e, d.window, windows)
             digit_lists.append(cache[e])
         cycles = batch_cycles(d.lanes, s, d.window, digit_lists, bool(secret), d.width)
-        word_bytes = -(-d.width // 8)
-        link = sum(request_beats(s, len(dl)) + s for dl in digit_lists) * word_bytes
+        link = sum(request_beats(s, len(dl)) + s for dl in digit_lists) * word_bytes(d.width)
         extra = self.stats.extra
         extra["device_cycles"] += cycles
         extra["device_powmods"] += len(exps)
