@@ -137,9 +137,14 @@ def _utilisation(report: dict) -> dict:
     return out
 
 
-def build(board: str, config: LinkConfig, out: Path, *, seed: int = 1,
+def build(board: str, config: LinkConfig, out: Path, *, seed: int = 1, placer: str = "static",
           nextpnr_opts: str = "") -> dict:
-    """Synthesise, place and route, pack; return (and write) the report."""
+    """Synthesise, place and route, pack; return (and write) the report.
+
+    ``placer="static"``: nextpnr's electrostatic placer, which spreads the design over the
+    die; with the default analytic placer (``heap``) every W = 36 build of 8 or more lanes was
+    packed into a third of the die and did not route (``docs/gateware-plan.md``).
+    """
     platform = make_platform(board)
     top = BoardTop(board, config)
     directory = out / board
@@ -151,11 +156,11 @@ def build(board: str, config: LinkConfig, out: Path, *, seed: int = 1,
     revision, source_hash = _git_revision(), gateware_hash()
     started = time.perf_counter()
     failed = None
+    options = (f"--placer {placer} --router router2 --timing-allow-fail --seed {seed} "
+               f"--report montpipe.report.json {nextpnr_opts}").strip()
     try:
         platform.build(top, name="montpipe", build_dir=str(directory), do_program=False,
-                       script_after_read=COLLISIONS_DONT_CARE,
-                       nextpnr_opts=f"--router router2 --timing-allow-fail --seed {seed} "
-                                    f"--report montpipe.report.json {nextpnr_opts}".strip())
+                       script_after_read=COLLISIONS_DONT_CARE, nextpnr_opts=options)
     except Exception as exc:
         failed = f"{type(exc).__name__}: {exc}"
     finally:
@@ -190,6 +195,7 @@ def build(board: str, config: LinkConfig, out: Path, *, seed: int = 1,
         "git_revision": revision, "gateware_hash": source_hash,
         "wall_seconds": round(wall, 1),
         "command": "python -m montpipe.hdl.synth " + shlex.join(sys.argv[1:]),
+        "nextpnr_options": options,
         "projected": projected(config, core["achieved_mhz"]) if core else None,
     }
     (directory / "report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -232,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
                        ("baud", int)):
         ap.add_argument(f"--{name}", type=kind)
     ap.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    ap.add_argument("--placer", default="static", choices=("static", "heap"),
+                    help="nextpnr placer (default: static, which spreads the design)")
     ap.add_argument("--nextpnr-opts", default="", metavar="OPTS",
                     help="more nextpnr options, e.g. --nextpnr-opts='--router2-heatmap heat' "
                          "(congestion maps per router iteration)")
@@ -245,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
                  for k in ("lanes", "width", "max-words", "window", "max-windows", "contexts",
                            "core-mhz", "baud")}
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
-    report = build(args.board, config, args.out, seed=args.seed, nextpnr_opts=args.nextpnr_opts)
+    report = build(args.board, config, args.out, seed=args.seed, placer=args.placer,
+                   nextpnr_opts=args.nextpnr_opts)
     res = report["resources"]
     print(f"{args.board}: {config}")
     print("  " + ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in res.items()))
