@@ -257,13 +257,17 @@ class MontMulLane(wiring.Component):
         tok_word = [Signal(range(S), name=f"tw{k}", reset_less=True) for k in range(depth)]
         tok_first = [Signal(name=f"tf{k}", reset_less=True) for k in range(depth)]  # t = 0
         tok_last = [Signal(name=f"tl{k}", reset_less=True) for k in range(depth)]  # s - 1
+        # a valid word 0 (the row's head): a register at every stage, so the selects in front of
+        # the multipliers' input registers are not a compare of the word index
+        tok_head = [Signal(name=f"th{k}") for k in range(depth)]
         m.d.comb += [
             tok_valid[0].eq(issuing), tok_word[0].eq(c), tok_first[0].eq(row == 0),
-            tok_last[0].eq(c == s - 1),
+            tok_last[0].eq(c == s - 1), tok_head[0].eq(issuing & (c == 0)),
         ]
         for k in range(1, depth):
             m.d.sync += [tok_valid[k].eq(tok_valid[k - 1]), tok_word[k].eq(tok_word[k - 1]),
-                         tok_first[k].eq(tok_first[k - 1]), tok_last[k].eq(tok_last[k - 1])]
+                         tok_first[k].eq(tok_first[k - 1]), tok_last[k].eq(tok_last[k - 1]),
+                         tok_head[k].eq(tok_head[k - 1])]
 
         # a_0 is fetched in the cycle that takes ``start``, a_{i+1} at cycle s + 1 of row i (rows
         # last at least s + 2 cycles); it lands in a_next two cycles later, before word 0 of
@@ -300,8 +304,8 @@ class MontMulLane(wiring.Component):
         m.d.sync += m1.eq(rd["m"].data)         # m_j read at stage QO - 2, here at QO
         # stage 2: multiplier A's input registers (a_i held for the row); 3: its output register
         a_i = Signal(W, reset_less=True)
-        a_now = Mux(tok_word[2] == 0, a_next, a_i)
-        with m.If(tok_valid[2] & (tok_word[2] == 0)):
+        a_now = Mux(tok_head[2], a_next, a_i)
+        with m.If(tok_head[2]):
             m.d.sync += a_i.eq(a_next)
         pa = self._multiplier(m, "mult_a", a_now, b1)
         # t_j and a_i*b_j wait for q_i*m_j: delay lines; t_at[k] / pa_at[k] hold the word that
@@ -322,8 +326,7 @@ class MontMulLane(wiring.Component):
         q_in = Signal(W)
         m.d.comb += q_in.eq((t_at[QI] + pa_at[QI])[:W])
         q = Signal(W, reset_less=True)
-        digit_in = tok_valid[QI] & (tok_word[QI] == 0)
-        digit_out = tok_valid[QO] & (tok_word[QO] == 0)
+        digit_in, digit_out = tok_head[QI], tok_head[QO]
         pb = Signal(2 * W)
         # q_i * m_0 goes in the cycle the digit comes out, straight from B's output
         pb_out = self._multiplier(m, "mult_b", Mux(digit_in, q_in, Mux(digit_out, pb[:W], q)),
