@@ -63,7 +63,7 @@ def pipeline(width: int = 16) -> Pipeline:
     if not isinstance(width, int) or not 2 <= width <= MAX_WIDTH:
         raise ValueError(f"word width must be an integer from 2 to {MAX_WIDTH}, not {width!r}")
     latency, blocks = (2, 1) if width <= 18 else (4, 4)
-    drain = 3 * latency + 4
+    drain = 3 * latency + 5
     return Pipeline(latency, drain, drain + 2, blocks)
 
 
@@ -117,7 +117,7 @@ def montmul_cycles(words: int, width: int = 16) -> int:
     """Cycles from the clock edge that takes ``start`` to the first one with ``done`` high.
 
     ``s`` rows of ``max(s + L, row_gap)`` cycles (:func:`pipeline`; at W ≤ 18, ``L = 2`` and
-    ``row_gap = 12``) — multiplier B spends ``s + 1`` of them on the quotient digit and ``s``
+    ``row_gap = 13``) — multiplier B spends ``s + 1`` of them on the quotient digit and ``s``
     products, and waits ``L − 1`` for the digit; short rows wait for the previous row's writes —
     then the pipeline drains and the last row's top word closes (``drain + 1`` cycles), and one
     cycle registers ``done``.

@@ -10,17 +10,17 @@ Pipeline of word ``j`` of row ``i`` (stage ``k`` = ``k`` cycles after its reads 
 
 * 0: read ``t_j``, ``b_j`` from the slot memory (``a_i`` was read through the ``t`` port in
   the gap before its row, so the slots need two read ports, not three);
-* 1: fabric registers after the block-RAM outputs (row 0's ``t`` is zeroed at stage 3);
-* 2: multiplier **A**'s input registers (``a_i``, ``b_j``); 3: its output register;
-* 4: read ``m_j``; for word 0 the quotient's input ``(t_0 + a_i·b_0) mod 2^W`` goes into
-  multiplier **B**'s input registers with ``m'``; 6: ``q_i`` is out of B, ``q_i·m_0`` goes in;
-* 6: ``m_j`` registered; B's inputs take ``(q_i, m_j)``; 8: ``q_i·m_j`` is out of B;
-* 8: the three-input sum ``t_j + a_i·b_j + q_i·m_j`` is registered;
-* 9: the carry loop ``(C, t_{j−1}) = sum + C`` — the only add in the loop (carry-select,
-  split at W bits); 10: the write;
-* 10 (last word only): ``(t_s, t_{s−1}) = t_s + C``, written at 11.
+* 1, 2: two fabric registers after the block-RAM outputs (row 0's ``t`` is zeroed at stage 4);
+* 3: multiplier **A**'s input registers (``a_i``, ``b_j``); 4: its output register;
+* 4: read ``m_j``; 5: for word 0 the quotient's input ``(t_0 + a_i·b_0) mod 2^W`` goes into
+  multiplier **B**'s input registers with ``m'``; 7: ``q_i`` is out of B, ``q_i·m_0`` goes in;
+* 7: ``m_j`` registered; B's inputs take ``(q_i, m_j)``; 9: ``q_i·m_j`` is out of B;
+* 9: the three-input sum ``t_j + a_i·b_j + q_i·m_j`` is registered;
+* 10: the carry loop ``(C, t_{j−1}) = sum + C`` — the only add in the loop (carry-select,
+  split at W bits); 11: the write;
+* 11 (last word only): ``(t_s, t_{s−1}) = t_s + C``, written at 12.
 
-Every multiplier has registered inputs and outputs and nothing but a register sits after a
+Every multiplier has registered inputs and outputs and nothing but two registers sit after a
 block-RAM read. Rows issue every ``max(s + 2, ROW_GAP)`` cycles: B is busy ``s + 1`` cycles a
 row (the digit and ``s`` products) and idles one waiting for the digit; a short row also waits
 until the previous row has written the words it reads.
@@ -28,8 +28,8 @@ until the previous row has written the words it reads.
 That is the table for W ≤ 18, where a multiplier is one ``MULT18X18D`` (latency ``L = 2``).
 Above 18 bits each multiplier is four blocks and two more register stages (``L = 4``,
 :func:`montpipe.hdl.model.pipeline`): A's product, the quotient's input and B's first input sit
-at stage ``2 + L``, the digit and B's second input at ``2 + 2L``, ``q_i·m_j`` and the sum at
-``2 + 3L``, the carry loop at ``3 + 3L``; rows last ``max(s + L, row_gap)`` cycles.
+at stage ``3 + L``, the digit and B's second input at ``3 + 2L``, ``q_i·m_j`` and the sum at
+``3 + 3L``, the carry loop at ``4 + 3L``; rows last ``max(s + L, row_gap)`` cycles.
 """
 
 from __future__ import annotations
@@ -211,7 +211,7 @@ class MontMulLane(wiring.Component):
         L, DRAIN = P.latency, P.drain
         # stages (cycles after a word's reads issue): A's product, the quotient's input and
         # B's first input; B's output (the digit); B's product q_i·m_j (the three-input sum)
-        QI, QO, PB = 2 + L, 2 + 2 * L, 2 + 3 * L
+        QI, QO, PB = 3 + L, 3 + 2 * L, 3 + 3 * L
         N, stride = self._slots, self.stride
         pow2 = stride & (stride - 1) == 0
 
@@ -270,20 +270,21 @@ class MontMulLane(wiring.Component):
                          tok_head[k].eq(tok_head[k - 1])]
 
         # a_0 is fetched in the cycle that takes ``start``, a_{i+1} at cycle s + 1 of row i (rows
-        # last at least s + 2 cycles); it lands in a_next two cycles later, before word 0 of
-        # its row needs it at stage 2 and after word 0 of the previous row took its own
+        # last at least s + 2 cycles); it lands in a_next three cycles later, before word 0 of
+        # its row needs it at stage 3 and after word 0 of the previous row took its own
         # (decided and addressed a cycle ahead, in registers: the compare in front of the
         # block-RAM address was the critical path)
         fetch_a = Signal()
         a_addr = Signal(range(N * stride), reset_less=True)
-        fetched_a = Signal()
-        m.d.sync += [fetch_a.eq(0), fetched_a.eq(fetch_a | (~self.busy & self.start))]
+        fetched_a, fetched_a2 = Signal(), Signal()
+        m.d.sync += [fetch_a.eq(0), fetched_a.eq(fetch_a | (~self.busy & self.start)),
+                     fetched_a2.eq(fetched_a)]
         with m.If(tok_valid[1] & tok_last[1]):   # c = s: fetch at s + 1, the row's last cycle
             m.d.sync += [fetch_a.eq(row + 1 < s), a_addr.eq(at(a_base, row + 1))]
         with m.If(self.busy):
             m.d.comb += [
                 rd["t"].addr.eq(at(t_base, c)), rd["b"].addr.eq(at(b_base, c)),
-                rd["m"].addr.eq(tok_word[QO - 2]),
+                rd["m"].addr.eq(tok_word[QO - 3]),
             ]
             with m.If(fetch_a):
                 m.d.comb += rd["t"].addr.eq(a_addr)
@@ -296,33 +297,37 @@ class MontMulLane(wiring.Component):
             ]
         m.d.comb += [self.rd_data.eq(rd["t"].data), self.rd_mod_data.eq(rd["m"].data)]
 
-        # stage 1: a fabric register after every block-RAM read
+        # stages 1 and 2: two fabric registers after every block-RAM read, the first with the
+        # block RAM's output as its only load, so it can sit beside the block (its 5.8 ns
+        # clock-to-out and a route across the lane to a register with many loads were the
+        # 15-lane build's critical path)
+        t0, b0, m0 = (Signal(W, reset_less=True) for _ in range(3))
         t1, b1, a_next, m1 = (Signal(W, reset_less=True) for _ in range(4))
-        m.d.sync += [t1.eq(rd["t"].data), b1.eq(rd["b"].data)]
-        with m.If(fetched_a):
-            m.d.sync += a_next.eq(rd["t"].data)
-        m.d.sync += m1.eq(rd["m"].data)         # m_j read at stage QO - 2, here at QO
-        # stage 2: multiplier A's input registers (a_i held for the row); 3: its output register
+        m.d.sync += [t0.eq(rd["t"].data), b0.eq(rd["b"].data), m0.eq(rd["m"].data),
+                     t1.eq(t0), b1.eq(b0), m1.eq(m0)]   # m_j read at stage QO - 3, here at QO
+        with m.If(fetched_a2):
+            m.d.sync += a_next.eq(t0)
+        # stage 3: multiplier A's input registers (a_i held for the row); 4: its output register
         a_i = Signal(W, reset_less=True)
-        a_now = Mux(tok_head[2], a_next, a_i)
-        with m.If(tok_head[2]):
+        a_now = Mux(tok_head[3], a_next, a_i)
+        with m.If(tok_head[3]):
             m.d.sync += a_i.eq(a_next)
         pa = self._multiplier(m, "mult_a", a_now, b1)
         # t_j and a_i*b_j wait for q_i*m_j: delay lines; t_at[k] / pa_at[k] hold the word that
         # is at stage k
-        t_at = {2: t1}
-        for k in range(3, PB + 1):
+        t_at = {3: t1}
+        for k in range(4, PB + 1):
             t_at[k] = Signal(W, name=f"t_at{k}", reset_less=True)
             m.d.sync += t_at[k].eq(t_at[k - 1])
-        # row 0 reads t as 0: zeroed a stage later, so nothing but a register follows the RAM
-        with m.If(tok_first[2]):
-            m.d.sync += t_at[3].eq(0)
+        # row 0 reads t as 0: zeroed a stage later, so nothing but registers follow the RAM
+        with m.If(tok_first[3]):
+            m.d.sync += t_at[4].eq(0)
         pa_at = {QI: pa}
         for k in range(QI + 1, PB + 1):
             pa_at[k] = Signal(2 * W, name=f"pa_at{k}", reset_less=True)
             m.d.sync += pa_at[k].eq(pa_at[k - 1])
-        # stage QI = 4 (word 0): q's input; multiplier B takes (q_in, m') at stage 4 -> 5, its
-        # product at QO = 6; then (q_i, m_j) at stage 6 -> 7, product at PB = 8 (for L = 2)
+        # stage QI = 5 (word 0): q's input; multiplier B takes (q_in, m') at stage 5 -> 6, its
+        # product at QO = 7; then (q_i, m_j) at stage 7 -> 8, product at PB = 9 (for L = 2)
         q_in = Signal(W)
         m.d.comb += q_in.eq((t_at[QI] + pa_at[QI])[:W])
         q = Signal(W, reset_less=True)
@@ -337,7 +342,7 @@ class MontMulLane(wiring.Component):
         # stage PB: the three-input sum, registered
         x = Signal(2 * W + 2, reset_less=True)
         m.d.sync += x.eq(t_at[PB] + pa_at[PB] + pb)
-        # stage 9: the carry loop, and the write of t_{j-1}
+        # stage PB + 1: the carry loop, and the write of t_{j-1}
         # The loop is a register and an add, split at W bits and carry-selected: the word's
         # low half and both versions of its high half (carry in 0 and 1) are computed at
         # once, so the longest carry chain is W + 2 bits, not 2W + 2. A row's carry is zeroed
@@ -353,7 +358,7 @@ class MontMulLane(wiring.Component):
         y = Cat(y_lo[:W], Mux(y_lo[W], y_hi1, y_hi0))
         close = Signal()
         # the result words go through a register on their way into the block RAM (the address
-        # add was the critical path): t_{j-1} lands at stage 10, word s at stage 11
+        # add was the critical path): t_{j-1} lands at stage PB + 2, word s at PB + 3
         w_addr = Signal(range(N * stride), reset_less=True)
         w_data = Signal(W, reset_less=True)
         w_en = Signal()
@@ -365,7 +370,7 @@ class MontMulLane(wiring.Component):
                              w_en.eq(1)]
             with m.If(tok_last[DRAIN - 1]):
                 m.d.sync += close.eq(1)
-        # stage 10: close word s of the row
+        # stage PB + 2: close word s of the row
         x_top = t_top + carry
         with m.If(close):
             m.d.sync += [w_addr.eq(at(t_base, s - 1)), w_data.eq(x_top[:W]), w_en.eq(1),

@@ -184,6 +184,6 @@ def test_a_4096_bit_multiplication_at_full_size():
     ((result, top, cycles, _),) = run_lane([(a, b, mod)], max_words=s)
     assert result % mod == a * b * int(gmpy2.invert(1 << (W * s), mod)) % mod and top == 0
     bound = -(-(2 * s * s + s) // 2)
-    assert cycles == montmul_cycles(s) == 66_576
+    assert cycles == montmul_cycles(s) == 66_577
     assert cycles / bound < 1.007
     print(f"4096-bit multiplication: {cycles} cycles, bound {bound}, ratio {cycles / bound:.4f}")
