@@ -151,6 +151,17 @@ class FrameLink(wiring.Component):
         # counters for the status command
         frames_ok, bad_crc, errors, timeouts = (Signal(32, name=n) for n in
                                                 ("frames_ok", "bad_crc", "errors", "timeouts"))
+        # the counters count a cycle after the receiver decides: a pulse register each, not the
+        # decision in front of a 32-bit counter's enable (the 8-lane build's critical path)
+        count_pulse = {}
+        for counter in (frames_ok, bad_crc, errors, timeouts):
+            pulse = count_pulse[counter.name] = Signal(name=f"{counter.name}_pulse")
+            m.d.sync += pulse.eq(0)
+            with m.If(pulse):
+                m.d.sync += counter.eq(counter + 1)
+
+        def bump(counter):
+            m.d.sync += count_pulse[counter.name].eq(1)
 
         # ---- receiver ----------------------------------------------------------------------
         # received bytes are registered before the frame logic sees them (the length checks
@@ -179,7 +190,7 @@ class FrameLink(wiring.Component):
         def report(status, tag):
             with m.If(~err_pending | take_err):
                 m.d.sync += [err_pending.eq(1), err_status.eq(status), err_tag.eq(tag)]
-            m.d.sync += errors.eq(errors + 1)
+            bump(errors)
 
         release = Signal()
         with m.If(release):
@@ -191,7 +202,7 @@ class FrameLink(wiring.Component):
 
         def on_timeout():
             with m.Elif(timed_out):
-                m.d.sync += timeouts.eq(timeouts + 1)
+                bump(timeouts)
                 report(LinkStatus.SHORT_FRAME, tag_rx)
                 m.next = "Hunt"
 
@@ -240,13 +251,14 @@ class FrameLink(wiring.Component):
                     with m.If(count == 3):
                         received = (byte << 24) | (rx_crc >> 8)
                         with m.If(received != (crc ^ 0xFFFFFFFF)):
-                            m.d.sync += bad_crc.eq(bad_crc + 1)
+                            bump(bad_crc)
                             report(LinkStatus.BAD_CRC, tag_rx)
                         with m.Elif(overrun):
                             report(LinkStatus.BUSY, tag_rx)
                         with m.Else():
                             m.d.sync += [buf_full[wsel].eq(1), buf_len[wsel].eq(length),
-                                         wsel.eq(~wsel), frames_ok.eq(frames_ok + 1)]
+                                         wsel.eq(~wsel)]
+                            bump(frames_ok)
                         m.next = "Hunt"
                 on_timeout()
         with m.If(got | rx_fsm.ongoing("Hunt")):
