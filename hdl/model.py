@@ -40,8 +40,8 @@ class Pipeline(NamedTuple):
     """The lane's timing for one word width (``hdl/montmul.py`` has the stage table).
 
     ``latency``: cycles through a multiplier (registered inputs to registered product): 2 on one
-    MULT18X18D (W ≤ 18), 4 on four (W > 18: the partial products are summed in two more
-    register stages). ``drain``: the stage (cycles after a word's reads issue) at which its
+    MULT18X18D (W ≤ 18), 5 on four (W > 18: a fabric register in front of the blocks, and
+    the partial products summed in two more register stages). ``drain``: the stage (cycles after a word's reads issue) at which its
     carry add is done, plus one. ``row_gap``: the shortest row period, so that a row never
     reads ``t_{j−1}`` before the previous row has written it. A row also lasts at least
     ``s + latency`` cycles: multiplier B takes the row's quotient digit, ``latency`` cycles
@@ -62,7 +62,7 @@ def pipeline(width: int = 16) -> Pipeline:
     """The lane's :class:`Pipeline` at word width ``width`` (2 … :data:`MAX_WIDTH`)."""
     if not isinstance(width, int) or not 2 <= width <= MAX_WIDTH:
         raise ValueError(f"word width must be an integer from 2 to {MAX_WIDTH}, not {width!r}")
-    latency, blocks = (2, 1) if width <= 18 else (4, 4)
+    latency, blocks = (2, 1) if width <= 18 else (5, 4)
     drain = 3 * latency + 5
     return Pipeline(latency, drain, drain + 2, blocks)
 

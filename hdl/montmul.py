@@ -26,7 +26,8 @@ row (the digit and ``s`` products) and idles one waiting for the digit; a short 
 until the previous row has written the words it reads.
 
 That is the table for W ≤ 18, where a multiplier is one ``MULT18X18D`` (latency ``L = 2``).
-Above 18 bits each multiplier is four blocks and two more register stages (``L = 4``,
+Above 18 bits each multiplier is four blocks and three more register stages (``L = 5``: a
+fabric register in front of the blocks, two summing the partial products;
 :func:`montpipe.hdl.model.pipeline`): A's product, the quotient's input and B's first input sit
 at stage ``3 + L``, the digit and B's second input at ``3 + 2L``, ``q_i·m_j`` and the sum at
 ``3 + 3L``, the carry loop at ``4 + 3L``; rows last ``max(s + L, row_gap)`` cycles.
@@ -143,8 +144,10 @@ class MontMulLane(wiring.Component):
 
     def _multiplier(self, m: Module, name: str, a, b):
         """``a × b`` with registered inputs and a registered output, ``pipeline(W).latency``
-        cycles: two for W ≤ 18, four above (four 18 × 18 partial products, their middle pair
-        summed and registered, then the three combined and registered).
+        cycles: two for W ≤ 18, five above (a fabric register in front of the blocks, so the
+        selects and adds that make the operands never share a path with the route to a DSP
+        row; four 18 × 18 partial products; their middle pair summed and registered; the three
+        combined and registered).
 
         With ``ecp5_dsp`` ``MULT18X18D`` blocks with their own input and output registers
         (yosys does not pull fabric registers into the DSP); otherwise the same timing in
@@ -158,14 +161,20 @@ class MontMulLane(wiring.Component):
             if W <= 18:
                 m.d.sync += [ra.eq(a), rb.eq(b), product.eq(ra * rb)]
             else:
+                fa = Signal(W, name=f"{name}_fa", reset_less=True)
+                fb = Signal(W, name=f"{name}_fb", reset_less=True)
                 p2 = Signal(2 * W, name=f"{name}_p2", reset_less=True)
                 p3 = Signal(2 * W, name=f"{name}_p3", reset_less=True)
-                m.d.sync += [ra.eq(a), rb.eq(b), p2.eq(ra * rb), p3.eq(p2), product.eq(p3)]
+                m.d.sync += [fa.eq(a), fb.eq(b), ra.eq(fa), rb.eq(fb), p2.eq(ra * rb),
+                             p3.eq(p2), product.eq(p3)]
             return product
         if W <= 18:
             m.d.comb += product.eq(self._mult18(m, name, a, b))
             return product
-        a_lo, a_hi, b_lo, b_hi = a[:18], a[18:W], b[:18], b[18:W]
+        fa = Signal(W, name=f"{name}_fa", reset_less=True)
+        fb = Signal(W, name=f"{name}_fb", reset_less=True)
+        m.d.sync += [fa.eq(a), fb.eq(b)]
+        a_lo, a_hi, b_lo, b_hi = fa[:18], fa[18:W], fb[:18], fb[18:W]
         lo = Signal(36, name=f"{name}_lo", reset_less=True)
         hi = Signal(36, name=f"{name}_hi", reset_less=True)
         mid = Signal(37, name=f"{name}_mid", reset_less=True)
