@@ -41,12 +41,12 @@ class Pipeline(NamedTuple):
 
     ``latency``: cycles through a multiplier (registered inputs to registered product): 2 on one
     MULT18X18D (W ≤ 18), 5 on four (W > 18: a fabric register in front of the blocks, and
-    the partial products summed in two more register stages). ``drain``: the stage (cycles after a word's reads issue) at which its
-    carry add is done, plus one. ``row_gap``: the shortest row period, so that a row never
-    reads ``t_{j−1}`` before the previous row has written it. A row also lasts at least
-    ``s + latency`` cycles: multiplier B takes the row's quotient digit, ``latency`` cycles
-    later the first of its ``s`` products. ``blocks``: MULT18X18D behind each multiplier (one
-    W × W word product).
+    the partial products summed in two more register stages). ``drain``: the stage (cycles
+    after a word's reads issue) at which its carry add is done, plus one. ``row_gap``: the
+    shortest row period, so that a row never reads ``t_{j−1}`` before the previous row has
+    written it. A row also lasts at least ``s + latency`` cycles: multiplier B takes the row's
+    quotient digit, ``latency`` cycles later the first of its ``s`` products. ``blocks``:
+    MULT18X18D behind each multiplier (one W × W word product).
     """
 
     latency: int
