@@ -82,6 +82,7 @@ class ModExpCore(wiring.Component):
         # word and m's word (a block-RAM read) are registered first, then compared, so nothing
         # but a register follows the read
         base_word, mod_word, compare = Signal(width), Signal(width), Signal()
+        base_high = Signal()    # the last request's base was not below m
         borrow_next = base_word < mod_word + borrow
 
         req, res = self.i_req, self.o_res
@@ -196,9 +197,10 @@ class ModExpCore(wiring.Component):
                         end_of_section(s, "Check base", windows == 0)
             with m.State("Check base"):
                 m.d.comb += self.busy.eq(1)
-                # borrow out of base - m means base < m (the last word's compare is this cycle)
-                with m.If(~borrow_next & (status == Status.OK)):
-                    m.d.sync += status.eq(Status.BASE_NOT_BELOW_MODULUS)
+                # borrow out of base - m means base < m (the last word's compare is this
+                # cycle): registered, and acted on in Decide (the compare chain in front of
+                # the status register's enable was the 8-lane build's critical path)
+                m.d.sync += base_high.eq(~borrow_next)
                 with m.If(windows == 0):
                     m.next = "Decide"
                 with m.Else():
@@ -210,10 +212,12 @@ class ModExpCore(wiring.Component):
                     end_of_section(windows, "Decide", 1)
             with m.State("Decide"):
                 m.d.comb += self.busy.eq(1)
-                with m.If(status == Status.OK):
+                with m.If((status == Status.OK) & ~base_high):
                     m.d.comb += eng.start.eq(1)
                     m.next = "Run"
                 with m.Else():
+                    with m.If(status == Status.OK):
+                        m.d.sync += status.eq(Status.BASE_NOT_BELOW_MODULUS)
                     m.next = "Send error"
             with m.State("Run"):
                 m.d.comb += self.busy.eq(1)
