@@ -122,6 +122,11 @@ def test_a_committed_synthesis_report_is_the_default(monkeypatch, tmp_path):
     device = default_device()
     assert (device.lanes, device.width, device.window, device.fmax_mhz) == (30, 18, 4, 131.5)
     assert device.source == "synthesis report ulx3s-85f.json"
+    # timing met with margin: the device runs at its PLL's clock, not at the post-route Fmax
+    (tmp_path / "ulx3s-85f.json").write_text(json.dumps({
+        "fmax_mhz": 81.2, "target_mhz": 75.0,
+        "configuration": {"lanes": 15, "width": 36, "window": 2, "n_max_bits": 4102}}))
+    assert default_device().fmax_mhz == 75.0
 
 
 def test_the_fl_demo_reports_projected_device_time():

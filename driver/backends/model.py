@@ -91,7 +91,8 @@ def _env_number(name: str, kind):
 
 def default_device() -> DeviceConfig:
     """The committed synthesis report of the reference board (``reports/synth/ulx3s-85f.json``;
-    else the first report by name) if there is one, else the
+    else the first report by name) if there is one, at the lower of its post-route Fmax and its
+    PLL's clock, else the
     estimate in :class:`DeviceConfig`; ``MONTPIPE_MODEL_LANES``, ``MONTPIPE_MODEL_FMAX_MHZ``,
     ``MONTPIPE_MODEL_WIDTH`` and ``MONTPIPE_MODEL_WINDOW`` override single fields."""
     fields: dict = {}
@@ -100,9 +101,13 @@ def default_device() -> DeviceConfig:
     if reports:
         data = json.loads(reports[0].read_text())
         config = data.get("configuration", {})
+        # the clock the build runs at: its PLL's when timing is met (the post-route Fmax above
+        # it is margin, not speed), else the post-route Fmax a build at a lower target would
+        # need
+        clock = min(data["fmax_mhz"], data.get("target_mhz", data["fmax_mhz"]))
         fields = {"lanes": config["lanes"], "width": config["width"],
                   "window": config["window"], "n_max_bits": config["n_max_bits"],
-                  "fmax_mhz": data["fmax_mhz"], "source": f"synthesis report {reports[0].name}"}
+                  "fmax_mhz": clock, "source": f"synthesis report {reports[0].name}"}
     for key, env, kind in (("lanes", "MONTPIPE_MODEL_LANES", int),
                            ("fmax_mhz", "MONTPIPE_MODEL_FMAX_MHZ", float),
                            ("width", "MONTPIPE_MODEL_WIDTH", int),
