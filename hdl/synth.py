@@ -5,7 +5,9 @@ Amaranth's platform build with YoWASP's yosys, nextpnr-ecp5 and ecppack (from Py
 DP16KD used and available, post-route Fmax of the core clock against its target, tool versions,
 git revision, a hash of the gateware sources, wall time, and the projected throughput from the
 cycle model at that Fmax next to the multiplier-bound ceiling of the same part at that clock.
-``--small`` builds the configuration ``make test`` checks the whole flow with.
+Without options it builds the configuration sized for the 85F (``FULL``: 15 lanes of 36-bit
+words, 120 MULT18X18D, 75 MHz); ``--lanes``, ``--width`` … override single fields, ``--small``
+builds the configuration ``make test`` checks the whole flow with.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ from .model import (
 HDL = Path(__file__).resolve().parent
 SMALL = LinkConfig(lanes=1, width=16, max_words=8, window=2, max_windows=16, contexts=1,
                    core_mhz=50.0, baud=1_000_000)
+#: The configuration sized for the 85F (what a build without ``--small`` starts from; the
+#: options override single fields): 15 lanes of 36-bit words, 120 of the 156 MULT18X18D,
+#: N_MAX 4102 bits, at a core clock its post-route timing meets (``docs/gateware-plan.md``)
+FULL = LinkConfig(lanes=15, width=36, max_words=114, core_mhz=75.0)
 #: LFE5U-85F
 AVAILABLE = {"LUT4": 83640, "TRELLIS_FF": 83640, "MULT18X18D": 156, "DP16KD": 208}
 
@@ -248,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.table:
         print(table(args.table), end="")
         return 0
-    config = SMALL if args.small else LinkConfig()
+    config = SMALL if args.small else FULL
     overrides = {k.replace("-", "_"): getattr(args, k.replace("-", "_"))
                  for k in ("lanes", "width", "max-words", "window", "max-windows", "contexts",
                            "core-mhz", "baud")}
