@@ -32,7 +32,11 @@ def test_results_are_exact_and_cycles_are_the_batch_model():
     assert stats["device_cycles"] == want
     assert stats["projected_device_seconds"] == pytest.approx(want / 100e6)
     assert stats["device_powmods"] == 5 and stats["fallbacks"] == 0
-    assert stats["link_bytes"] > 0 and stats["projected_link_seconds"] > 0
+    # per exponentiation: a request frame of 14 bytes, the base (2 bytes a word) and a byte a
+    # digit, and a result frame of 11 bytes and the result (docs/protocol.md)
+    digits = sum(len(exponent_digits(e, 2)) for e in exps)
+    assert stats["link_bytes"] == 5 * (14 + 2 * s) + digits + 5 * (11 + 2 * s)
+    assert stats["projected_link_seconds"] == pytest.approx(stats["link_bytes"] / 300_000)
 
 
 @pytest.mark.parametrize("width", [16, 36])

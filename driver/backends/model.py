@@ -31,10 +31,9 @@ from ...hdl.model import (
     batch_products,
     exponent_digits,
     montgomery_words,
-    request_beats,
 )
 from ..backend import FixedBasePower, _check_fixed_base_exponents, register_backend
-from ..protocol import word_bytes
+from ..protocol import LinkStatus, Opcode, encode_response, modexp_request, word_bytes
 from .cpu import CPUBackend
 
 __all__ = ["DeviceConfig", "ModelBackend", "default_device"]
@@ -163,7 +162,16 @@ class ModelBackend(CPUBackend):
                 cache[e] = exponent_digits(e, d.window, windows)
             digit_lists.append(cache[e])
         cycles = batch_cycles(d.lanes, s, d.window, digit_lists, bool(secret), d.width)
-        link = sum(request_beats(s, len(dl)) + s for dl in digit_lists) * word_bytes(d.width)
+        # the frames on the wire (docs/protocol.md): a request with the base and one byte a
+        # digit (the modulus and R² are the context's, loaded once), a response with the result
+        result_frame = len(encode_response(Opcode.MODEXP, 0, LinkStatus.OK,
+                                           bytes(s * word_bytes(d.width))))
+        request_frame: dict[int, int] = {}
+        for dl in digit_lists:
+            if len(dl) not in request_frame:
+                request_frame[len(dl)] = len(modexp_request(0, 0, 0, [0] * len(dl),
+                                                            width=d.width, words=s))
+        link = sum(request_frame[len(dl)] + result_frame for dl in digit_lists)
         extra = self.stats.extra
         extra["device_cycles"] += cycles
         extra["device_powmods"] += len(exps)
