@@ -38,6 +38,12 @@ from .cpu import CPUBackend
 
 __all__ = ["DeviceConfig", "ModelBackend", "default_device"]
 
+#: an exponentiation's request and result frames without their words and digits: framing,
+#: header and fields, taken from the encoders (a request with no words and no digits, an
+#: empty response)
+_FRAMES_BYTES = len(modexp_request(0, 0, 0, [], width=8, words=0)) + \
+    len(encode_response(Opcode.MODEXP, 0, LinkStatus.OK))
+
 #: committed synthesis reports (the synthesis issue writes them); the reference board's is the
 #: default (file times are no guide: a fresh clone gives every file the same age)
 REPORTS = Path(__file__).resolve().parents[2] / "reports" / "synth"
@@ -164,14 +170,8 @@ class ModelBackend(CPUBackend):
         cycles = batch_cycles(d.lanes, s, d.window, digit_lists, bool(secret), d.width)
         # the frames on the wire (docs/protocol.md): a request with the base and one byte a
         # digit (the modulus and R² are the context's, loaded once), a response with the result
-        result_frame = len(encode_response(Opcode.MODEXP, 0, LinkStatus.OK,
-                                           bytes(s * word_bytes(d.width))))
-        request_frame: dict[int, int] = {}
-        for dl in digit_lists:
-            if len(dl) not in request_frame:
-                request_frame[len(dl)] = len(modexp_request(0, 0, 0, [0] * len(dl),
-                                                            width=d.width, words=s))
-        link = sum(request_frame[len(dl)] + result_frame for dl in digit_lists)
+        words_bytes = 2 * s * word_bytes(d.width)
+        link = sum(_FRAMES_BYTES + words_bytes + len(dl) for dl in digit_lists)
         extra = self.stats.extra
         extra["device_cycles"] += cycles
         extra["device_powmods"] += len(exps)
