@@ -57,7 +57,7 @@ simboard: $(STAMP)
 
 # bitstream and report with the open toolchain (YoWASP, from PyPI): build/synth/<board>/
 # BOARD=ulx3s-85f|ecpix5-85|orangecrab-85f. The default is the configuration sized for the 85F
-# (15 lanes of 36-bit words, 120 MULT18X18D, 75 MHz; ~20 minutes on two cores); SYNTH_ARGS
+# (15 lanes of 36-bit words, 120 MULT18X18D, 75 MHz; 16–27 minutes on two cores); SYNTH_ARGS
 # overrides fields ("--lanes 8", "--small": python -m montpipe.hdl.synth --help).
 BOARD ?= ulx3s-85f
 synth: $(STAMP)

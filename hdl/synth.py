@@ -38,7 +38,8 @@ SMALL = LinkConfig(lanes=1, width=16, max_words=8, window=2, max_windows=16, con
                    core_mhz=50.0, baud=1_000_000)
 #: The configuration sized for the 85F (what a build without ``--small`` starts from; the
 #: options override single fields): 15 lanes of 36-bit words, 120 of the 156 MULT18X18D,
-#: N_MAX 4102 bits, at a core clock its post-route timing meets (``docs/gateware-plan.md``)
+#: N_MAX 4102 bits, at 75 MHz — which the committed build misses (65.2 MHz post-route;
+#: ``docs/gateware-plan.md``)
 FULL = LinkConfig(lanes=15, width=36, max_words=114, core_mhz=75.0)
 #: LFE5U-85F
 AVAILABLE = {"LUT4": 83640, "TRELLIS_FF": 83640, "MULT18X18D": 156, "DP16KD": 208}
