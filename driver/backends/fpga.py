@@ -61,6 +61,7 @@ from ..protocol import (
 )
 from ..transport import DeviceNotFoundError, SerialTransport, Transport
 from .cpu import CPUBackend
+from .model import MODEXP_FRAMES_BYTES
 
 __all__ = ["DeviceError", "DeviceResultError", "FPGABackend"]
 
@@ -322,7 +323,9 @@ class FPGABackend(Backend):
         while ops or pending:
             if reload and not pending:
                 ctx = self._context(modulus, batch)
-                frame_bytes = 12 + ctx.words * size + longest
+                # an exponentiation's frames on the wire: the request (base, a byte a digit)
+                # and the response (result), framing taken from the encoders
+                frame_bytes = MODEXP_FRAMES_BYTES + 2 * ctx.words * size + longest
                 timeout = self._timeout_for(ctx.words, longest, frame_bytes)
                 reload = False
                 last_progress = time.monotonic()

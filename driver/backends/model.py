@@ -41,7 +41,7 @@ __all__ = ["DeviceConfig", "ModelBackend", "default_device"]
 #: an exponentiation's request and result frames without their words and digits: framing,
 #: header and fields, taken from the encoders (a request with no words and no digits, an
 #: empty response)
-_FRAMES_BYTES = len(modexp_request(0, 0, 0, [], width=8, words=0)) + \
+MODEXP_FRAMES_BYTES = len(modexp_request(0, 0, 0, [], width=8, words=0)) + \
     len(encode_response(Opcode.MODEXP, 0, LinkStatus.OK))
 
 #: committed synthesis reports (the synthesis issue writes them); the reference board's is the
@@ -171,7 +171,7 @@ class ModelBackend(CPUBackend):
         # the frames on the wire (docs/protocol.md): a request with the base and one byte a
         # digit (the modulus and R² are the context's, loaded once), a response with the result
         words_bytes = 2 * s * word_bytes(d.width)
-        link = sum(_FRAMES_BYTES + words_bytes + len(dl) for dl in digit_lists)
+        link = sum(MODEXP_FRAMES_BYTES + words_bytes + len(dl) for dl in digit_lists)
         extra = self.stats.extra
         extra["device_cycles"] += cycles
         extra["device_powmods"] += len(exps)
