@@ -144,14 +144,16 @@ def _utilisation(report: dict) -> dict:
     return out
 
 
-def build(board: str, config: LinkConfig, out: Path, *, seed: int = 1, placer: str = "static",
-          nextpnr_opts: str = "") -> dict:
-    """Synthesise, place and route, pack; return (and write) the report.
+#: nextpnr's placer unless told otherwise: the electrostatic one, which spreads the design over
+#: the die; with the analytic one (``heap``, nextpnr's own default) every W = 36 build of 8 or
+#: more lanes was packed into a third of the die and did not route (``docs/gateware-plan.md``)
+PLACER = "static"
 
-    ``placer="static"``: nextpnr's electrostatic placer, which spreads the design over the
-    die; with the default analytic placer (``heap``) every W = 36 build of 8 or more lanes was
-    packed into a third of the die and did not route (``docs/gateware-plan.md``).
-    """
+
+def build(board: str, config: LinkConfig, out: Path, *, seed: int = 1, placer: str = PLACER,
+          nextpnr_opts: str = "") -> dict:
+    """Synthesise, place and route, pack; return (and write) the report. ``placer``: see
+    ``PLACER``."""
     platform = make_platform(board)
     top = BoardTop(board, config)
     directory = out / board
@@ -245,8 +247,8 @@ def main(argv: list[str] | None = None) -> int:
                        ("baud", int)):
         ap.add_argument(f"--{name}", type=kind)
     ap.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
-    ap.add_argument("--placer", default="static", choices=("static", "heap"),
-                    help="nextpnr placer (default: static, which spreads the design)")
+    ap.add_argument("--placer", default=PLACER, choices=("static", "heap"),
+                    help=f"nextpnr placer (default: {PLACER}, which spreads the design)")
     ap.add_argument("--nextpnr-opts", default="", metavar="OPTS",
                     help="more nextpnr options, e.g. --nextpnr-opts='--router2-heatmap heat' "
                          "(congestion maps per router iteration)")
