@@ -81,3 +81,8 @@ def test_configuration_table_and_multiplier_count(capsys):
         used = data["resources"]["MULT18X18D"]["used"]
         assert line.startswith(f"| {data['board']} | {data['configuration']['width']} |")
         assert f"| {used} / 156 |" in line and f"{data['fmax_mhz']} MHz" in line
+        # encryptions at the clock the bitstream runs: its PLL's unless the Fmax is lower
+        pro, clock = data["projected"], min(data["fmax_mhz"], data["target_mhz"])
+        enc, ceiling = (round(pro[f"paillier_2048_encrypt_standard_{k}"] * clock
+                              / data["fmax_mhz"], 1) for k in ("per_s", "ceiling"))
+        assert line.endswith(f"| {enc} ({ceiling}) |"), line
