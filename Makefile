@@ -57,10 +57,10 @@ simboard: $(STAMP)
 
 # bitstream and report with the open toolchain (YoWASP, from PyPI): build/synth/<board>/
 # BOARD=ulx3s-85f|ecpix5-85|orangecrab-85f. The default is the configuration sized for the 85F
-# (15 lanes of 36-bit words, 120 MULT18X18D, 62.5 MHz; 21–32 minutes on two cores); SYNTH_ARGS
+# (15 lanes of 36-bit words, 120 MULT18X18D, 75 MHz; 19–32 minutes on two cores); SYNTH_ARGS
 # overrides fields ("--lanes 8", "--small": python -m montpipe.hdl.synth --help). The committed
-# ULX3S report was SYNTH_ARGS="--seed 3": seeds alone moved the post-route Fmax of one netlist
-# between 48 and 79 MHz.
+# ULX3S report was SYNTH_ARGS="--seed 5" (78.0 MHz): seeds alone moved the post-route Fmax of
+# one netlist between 48 and 79 MHz.
 BOARD ?= ulx3s-85f
 synth: $(STAMP)
 	$(PY) -m montpipe.hdl.synth --board $(BOARD) $(SYNTH_ARGS)
