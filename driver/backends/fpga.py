@@ -61,7 +61,7 @@ from ..protocol import (
 )
 from ..transport import DeviceNotFoundError, SerialTransport, Transport
 from .cpu import CPUBackend
-from .model import MODEXP_FRAMES_BYTES
+from .model import modexp_wire_bytes
 
 __all__ = ["DeviceError", "DeviceResultError", "FPGABackend"]
 
@@ -323,10 +323,8 @@ class FPGABackend(Backend):
         while ops or pending:
             if reload and not pending:
                 ctx = self._context(modulus, batch)
-                # an exponentiation's frames on the wire: the request (base, a byte a digit)
-                # and the response (result), framing taken from the encoders
-                frame_bytes = MODEXP_FRAMES_BYTES + 2 * ctx.words * size + longest
-                timeout = self._timeout_for(ctx.words, longest, frame_bytes)
+                timeout = self._timeout_for(ctx.words, longest,
+                                            modexp_wire_bytes(ctx.words, W, longest))
                 reload = False
                 last_progress = time.monotonic()
             while ops and not reload and len(pending) < limit:

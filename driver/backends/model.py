@@ -41,8 +41,16 @@ __all__ = ["DeviceConfig", "ModelBackend", "default_device"]
 #: an exponentiation's request and result frames without their words and digits: framing,
 #: header and fields, taken from the encoders (a request with no words and no digits, an
 #: empty response)
-MODEXP_FRAMES_BYTES = len(modexp_request(0, 0, 0, [], width=8, words=0)) + \
+_FRAMES_BYTES = len(modexp_request(0, 0, 0, [], width=8, words=0)) + \
     len(encode_response(Opcode.MODEXP, 0, LinkStatus.OK))
+
+
+def modexp_wire_bytes(words: int, width: int, digits: int) -> int:
+    """Bytes one exponentiation puts on the wire (docs/protocol.md): its request, with the base
+    and a byte a digit (the modulus and R² are the context's, loaded once), and its response,
+    with the result."""
+    return _FRAMES_BYTES + 2 * words * word_bytes(width) + digits
+
 
 #: committed synthesis reports (the synthesis issue writes them); the reference board's is the
 #: default (file times are no guide: a fresh clone gives every file the same age)
@@ -168,10 +176,7 @@ class ModelBackend(CPUBackend):
                 cache[e] = exponent_digits(e, d.window, windows)
             digit_lists.append(cache[e])
         cycles = batch_cycles(d.lanes, s, d.window, digit_lists, bool(secret), d.width)
-        # the frames on the wire (docs/protocol.md): a request with the base and one byte a
-        # digit (the modulus and R² are the context's, loaded once), a response with the result
-        words_bytes = 2 * s * word_bytes(d.width)
-        link = sum(MODEXP_FRAMES_BYTES + words_bytes + len(dl) for dl in digit_lists)
+        link = sum(modexp_wire_bytes(s, d.width, len(dl)) for dl in digit_lists)
         extra = self.stats.extra
         extra["device_cycles"] += cycles
         extra["device_powmods"] += len(exps)
