@@ -15,8 +15,10 @@ all: test
 $(STAMP): pyproject.toml driver/_native.c driver/_ifma.h
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "montpipe needs Python >= 3.11; set PYTHON=python3.11 or newer")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	@echo "installing montpipe [$(EXTRAS)] into $(VENV) (log: $(VENV)/install.log)"
+	@{ $(PY) -m pip install --upgrade pip && $(PY) -m pip install -e '.[$(EXTRAS)]'; } \
+		> $(VENV)/install.log 2>&1 || { tail -n 30 $(VENV)/install.log; \
+		echo "pip failed: the whole log is $(VENV)/install.log"; exit 1; }
 	@$(PY) -c 'from montpipe.driver.backends.cpu import native_available as n; print("montpipe installed; GMP kernels:", "built" if n() else "NOT built (no GMP headers?) - gmpy2 fallback, one core")'
 	@touch $(STAMP)
 
@@ -56,14 +58,15 @@ simboard: $(STAMP)
 	$(PY) -m montpipe.sim.board $(SIMBOARD_ARGS)
 
 # bitstream and report with the open toolchain (YoWASP, from PyPI): build/synth/<board>/
-# BOARD=ulx3s-85f|ecpix5-85|orangecrab-85f. The default is the configuration sized for the 85F
-# (15 lanes of 36-bit words, 120 MULT18X18D, 75 MHz; 19–32 minutes on two cores); SYNTH_ARGS
-# overrides fields ("--lanes 8", "--small": python -m montpipe.hdl.synth --help). The committed
-# ULX3S report was SYNTH_ARGS="--seed 5" (78.0 MHz): seeds alone moved the post-route Fmax of
-# one netlist between 48 and 79 MHz.
+# BOARD=ulx3s-85f|ecpix5-85|orangecrab-85f. The default is the reference configuration sized for
+# the 85F; SYNTH_ARGS overrides fields ("--lanes 8", "--seed 5", "--small": python -m
+# montpipe.hdl.synth --help); SEEDS="1 2 3 4" builds with each placement seed, as many at once
+# as there are cores, and keeps the best that meets timing. Each committed report under
+# reports/synth/ holds the command that rebuilds it; a rebuild says whether its bitstream's
+# SHA-256 matches the report's. Build times and seeds tried are in docs/gateware-plan.md.
 BOARD ?= ulx3s-85f
 synth: $(STAMP)
-	$(PY) -m montpipe.hdl.synth --board $(BOARD) $(SYNTH_ARGS)
+	$(PY) -m montpipe.hdl.synth --board $(BOARD) $(if $(SEEDS),--seeds $(SEEDS)) $(SYNTH_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

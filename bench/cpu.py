@@ -18,7 +18,6 @@ import os
 import platform
 import secrets
 import statistics
-import subprocess
 import sys
 import time
 import warnings
@@ -27,10 +26,11 @@ from pathlib import Path
 import gmpy2
 import numpy as np
 
+from .._revision import git_revision
 from ..driver import paillier
 from ..driver.backends.cpu import CPUBackend, native_available
+from ._publish import README, update_readme
 
-ROOT = Path(__file__).resolve().parent.parent
 OUT = Path("build/bench")
 
 OPS = ["encrypt", "decrypt", "add", "mul_scalar", "matvec"]
@@ -377,38 +377,6 @@ def chart(doc: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def publish(out: str | Path, name: str, record: dict, md: str, readme: bool) -> None:
-    """Write ``<out>/<name>.json`` and ``<name>.md``, print the table, and with ``readme``
-    replace the README's ``bench:<name>`` section with it."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.json").write_text(json.dumps(record, indent=2))
-    (out / f"{name}.md").write_text(md)
-    print("\n" + md)
-    if readme:
-        update_readme(md, ROOT / "README.md", name)
-        print("README.md table updated")
-
-
-def update_readme(md: str, readme: Path, name: str = "cpu") -> None:
-    """Replace the README text between ``<!-- bench:NAME:start -->`` and ``...:end -->``."""
-    text = readme.read_text()
-    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
-    if start not in text or end not in text:
-        raise SystemExit(f"{readme}: the {start} / {end} markers are missing")
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{md}{end}{tail}")
-
-
-def _git_rev() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, cwd=ROOT, timeout=10).stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
-
-
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -449,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m montpipe.bench.cpu " + " ".join(argv if argv is not None
                                                               else sys.argv[1:]),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
-        "git": _git_rev(),
+        "git": git_revision(),
         "machine": {"cpu": _cpu_name(), "cores": len(os.sched_getaffinity(0)),
                     "python": platform.python_version()},
         "workers": workers,
@@ -472,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + md)
     print(f"wrote {out / 'cpu.json'}, {out / 'cpu.md'}, {out / 'cpu.png'}")
     if args.update_readme:
-        update_readme(md, ROOT / "README.md")
+        update_readme(md, README)
         print("README.md table updated")
     return 0
 

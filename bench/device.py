@@ -15,11 +15,11 @@ import statistics
 import time
 import warnings
 
+from ..device.model import pipeline
 from ..driver import paillier
 from ..driver.backends.cpu import CPUBackend
 from ..driver.backends.model import ModelBackend
-from ..hdl.model import pipeline
-from .cpu import publish
+from ._publish import publish
 
 #: LFE5U-85F: hard multipliers; the ceiling assumes every one busy on useful products
 PART_MULTIPLIERS = 156
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                                  before["device_word_products"]) / args.reps
         # every multiplier of the part busy on the word products this batch needs (the same
         # exponentiation algorithm: windows, digit products skipped for zero digits)
-        ceiling = PART_MULTIPLIERS * device.fmax_mhz * 1e6 * batch / \
+        ceiling = PART_MULTIPLIERS * device.clock_mhz * 1e6 * batch / \
             (word_products * pipeline(device.width).blocks)
         rows.append({"operation": label, "batch": batch,
                      "device_ops_per_s": batch / device_s,
@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"Measured by `python -m montpipe.bench.device` ({args.key_bits}-bit key, batch of "
         f"{batch}; device: {device.lanes} lanes × {2 * pipeline(device.width).blocks} "
-        f"MULT18X18D, W = {device.width}, window {device.window}, {device.fmax_mhz:g} MHz — "
-        f"{device.source}; CPU backend on {cpu.workers} threads, medians of {args.reps}).",
+        f"MULT18X18D, W = {device.width}, window {device.window}, {device.clock_mhz:g} MHz — "
+        f"{model.source}; CPU backend on {cpu.workers} threads, medians of {args.reps}).",
         "",
         "| operation | device, projected | UART link alone | 85F ceiling at that clock "
         "| CPU backend, measured | CPU ÷ device |",

@@ -21,7 +21,7 @@ import numpy as np
 from ..fl_demo import run
 from ..fl_demo.data import load_breast_cancer_split
 from ..fl_demo.protocol import Config
-from .cpu import publish
+from ._publish import publish
 
 LOG2 = math.log(2.0)
 

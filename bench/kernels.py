@@ -14,7 +14,7 @@ import statistics
 import time
 
 from ..driver.backends import cpu
-from .cpu import publish
+from ._publish import publish
 
 
 def _time(fn, reps: int) -> float:

@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from dataclasses import replace
 
 import gmpy2
 
+from ..device.model import batch_cycles, exponent_digits, montgomery_words
 from ..driver.backends.sim import SimBackend
-from ..hdl.model import batch_cycles, exponent_digits, montgomery_words
-from ..sim.board import BoardConfig
-from .cpu import publish
+from ..sim.board import SIM_CONFIG
+from ._publish import publish
 
 #: (what it is at 1024-bit Paillier keys, modulus bits, exponent bits)
 SHAPES = [
@@ -32,14 +33,14 @@ SHAPES = [
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--lanes", type=int, default=BoardConfig.lanes)
+    ap.add_argument("--lanes", type=int, default=SIM_CONFIG.lanes)
     ap.add_argument("--shapes", type=int, default=len(SHAPES), help="the first N shapes only")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default="build/bench")
     ap.add_argument("--update-readme", action="store_true", help="copy the table into README")
     args = ap.parse_args(argv)
 
-    config = BoardConfig(lanes=args.lanes)
+    config = replace(SIM_CONFIG, lanes=args.lanes)
     rng = random.Random(args.seed)
     rows = []
     for label, mod_bits, exp_bits in SHAPES[:args.shapes]:
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                      "cycles_per_s": round(stats["simulated_cycles"] / wall),
                      "model_cycles": model, "retries": stats["retries"]})
     command = "python -m montpipe.bench.sim" + (f" --lanes {args.lanes}"
-                                                if args.lanes != BoardConfig.lanes else "")
+                                                if args.lanes != SIM_CONFIG.lanes else "")
     md = (f"Measured by `{command}` (simulated board: {config.lanes} lanes, W = "
           f"{config.width}, window {config.window}, N_MAX {config.n_max_bits} bits; Verilator "
           f"behind a pseudo-terminal, the fpga backend's host code; one batch of "

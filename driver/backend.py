@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import concurrent.futures
+import importlib
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -210,10 +211,19 @@ def _check_fixed_base_exponents(exponents: Sequence[int], max_bits: int) -> None
 
 # -- registry and default -----------------------------------------------------------------
 
+#: the built-in backends as ``module:factory`` under :mod:`montpipe.driver.backends`, imported on
+#: first use: a backend module imports this one for :class:`Backend`, never the other way round,
+#: and ``sim`` needs the gateware toolchain only when it is asked for
+_BUILTIN = {
+    "cpu": "cpu:CPUBackend",
+    "model": "model:ModelBackend",
+    "fpga": "fpga:FPGABackend.from_env",
+    "sim": "sim:SimBackend",
+}
 _factories: dict[str, Callable[[], Backend]] = {}
 _instances: dict[str, Backend] = {}
 _default: Backend | None = None
-_registry_lock = threading.Lock()
+_registry_lock = threading.RLock()
 
 
 def register_backend(name: str, factory: Callable[[], Backend]) -> None:
@@ -223,8 +233,7 @@ def register_backend(name: str, factory: Callable[[], Backend]) -> None:
 
 def available_backends() -> list[str]:
     """Names accepted by :func:`get_backend` and ``MONTPIPE_BACKEND``."""
-    _load_builtin()
-    return sorted(_factories)
+    return sorted({*_BUILTIN, *_factories})
 
 
 def get_backend(backend: str | Backend | None = None) -> Backend:
@@ -238,15 +247,9 @@ def get_backend(backend: str | Backend | None = None) -> Backend:
         raise TypeError(
             f"backend must be a Backend instance, a backend name or None, not {backend!r}"
         )
-    _load_builtin()
     with _registry_lock:
         if backend not in _instances:
-            if backend not in _factories:
-                raise ValueError(
-                    f"unknown montpipe backend {backend!r}; expected one of "
-                    f"{', '.join(sorted(_factories))}"
-                )
-            _instances[backend] = _factories[backend]()
+            _instances[backend] = _factory(backend)()
         return _instances[backend]
 
 
@@ -262,22 +265,20 @@ def default_backend() -> Backend:
     return _default
 
 
-def _load_builtin() -> None:
-    if "cpu" not in _factories:
-        from .backends import cpu  # noqa: F401  (registers itself)
-    if "model" not in _factories:
-        from .backends import model  # noqa: F401  (registers itself)
-    if "fpga" not in _factories:
-        from .backends import fpga  # noqa: F401  (registers itself)
-    if "sim" not in _factories:
-        register_backend("sim", _make_sim)
-
-
-def _make_sim() -> Backend:
-    """The ``sim`` backend, imported on use: it needs the gateware (Amaranth) and Verilator."""
+def _factory(name: str) -> Callable[[], Backend]:
+    if name in _factories:
+        return _factories[name]
+    if name not in _BUILTIN:
+        raise ValueError(f"unknown montpipe backend {name!r}; expected one of "
+                         f"{', '.join(available_backends())}")
+    module_name, _, attr = _BUILTIN[name].partition(":")
     try:
-        from .backends.sim import SimBackend
+        module = importlib.import_module(f"{__package__}.backends.{module_name}")
     except ImportError as e:
-        raise ValueError(f"the sim backend needs montpipe's [hdl,sim] extras (Amaranth, "
-                         f"Verilator): {e}") from e
-    return SimBackend()
+        raise ValueError(f"the {name} backend cannot be loaded here: {e}" + (
+            " (it needs montpipe's [hdl,sim] extras: Amaranth and Verilator)"
+            if name == "sim" else "")) from e
+    factory = module
+    for part in attr.split("."):
+        factory = getattr(factory, part)
+    return factory

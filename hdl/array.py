@@ -24,12 +24,14 @@ from amaranth import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ._checked import Checked
 from .core import ModExpCore, request_layout, result_layout
+from .modexp import ModExpLane
 
 __all__ = ["ModExpArray"]
 
 
-class ModExpArray(wiring.Component):
+class ModExpArray(Checked, wiring.Component):
     """``lanes`` :class:`~montpipe.hdl.core.ModExpCore` s sharing a request and a result stream.
 
     Raises
@@ -38,11 +40,15 @@ class ModExpArray(wiring.Component):
         ``lanes`` below 1.
     """
 
+    @classmethod
+    def check(cls, *, lanes, width, max_words, window, max_windows, **_) -> None:
+        if not isinstance(lanes, int) or lanes < 1:
+            raise ValueError(f"Lane count must be a positive integer, not {lanes!r}")
+        ModExpLane.check(width=width, max_words=max_words, window=window,
+                         max_windows=max_windows)
+
     def __init__(self, lanes: int = 2, width: int = 16, max_words: int = 8, window: int = 2,
                  max_windows: int = 64, *, ecp5_dsp: bool = False) -> None:
-        if not isinstance(lanes, int) or lanes < 1:
-            self._MustUse__silence = True
-            raise ValueError(f"Lane count must be a positive integer, not {lanes!r}")
         self._lanes, self._width = lanes, width
         self.cores = [ModExpCore(width, max_words, window, max_windows, ecp5_dsp=ecp5_dsp)
                       for _ in range(lanes)]

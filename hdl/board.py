@@ -1,6 +1,6 @@
 """Board tops: the accelerator behind a UART on ECP5 boards from amaranth-boards.
 
-The board's oscillator drives an ``EHXPLLL`` whose output is the core clock (``core_mhz``);
+The board's oscillator drives an ``EHXPLLL`` whose output is the core clock (``clock_mhz``);
 the design is held in reset until the PLL locks. The UART is the board's USB serial bridge
 (ULX3S: FT231X, up to 3 Mbaud; ECPIX-5: FT2232), and on the OrangeCrab, which has none, pins 0
 (RX) and 1 (TX) of its Feather header, for an external USB-serial adapter.
@@ -17,11 +17,12 @@ from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import connect
 
+from ..device.config import DeviceConfig
+from ._checked import Checked
 from .link import FrameLink
-from .model import pipeline
 from .uart import UARTRx, UARTTx, uart_divisor
 
-__all__ = ["BOARDS", "COLLISIONS_DONT_CARE", "BoardTop", "LinkConfig", "make_platform",
+__all__ = ["BOARDS", "COLLISIONS_DONT_CARE", "BoardTop", "make_platform",
            "pll_parameters"]
 
 
@@ -40,42 +41,10 @@ BOARDS = {
 }
 
 
-@dataclass(frozen=True)
-class LinkConfig:
-    """The accelerator's build parameters (see :class:`~montpipe.hdl.link.FrameLink`).
-
-    Above W = 18 each multiplier is four ``MULT18X18D`` instantiated with their registers and
-    a pipelined sum (``MontMulLane(ecp5_dsp=True)``); up to 18 bits yosys infers the one
-    ``MULT18X18D`` a multiplier needs, between fabric registers, as the committed builds did.
-    """
-
-    lanes: int = 2
-    width: int = 16
-    max_words: int = 257
-    window: int = 2
-    max_windows: int = 1024
-    contexts: int = 2
-    core_mhz: float = 125.0
-    baud: int = 3_000_000
-
-    @property
-    def n_max_bits(self) -> int:
-        return self.width * self.max_words - 2
-
-    @property
-    def ecp5_dsp(self) -> bool:
-        return self.width > 18
-
-    @property
-    def multipliers(self) -> int:
-        """MULT18X18D the lanes use: two multipliers a lane, four blocks each above W = 18."""
-        return self.lanes * 2 * pipeline(self.width).blocks
-
-
 # The synthesis script's first step (hdl/synth.py). Amaranth's read ports promise the old word
 # when the same address is written in the same cycle, and yosys builds an address compare and a
-# multiplexer behind the block RAM to keep that promise (on the lanes' slot memory it was the
-# critical path). These memories never use a word read in the cycle it is written: the lanes'
+# multiplexer behind the block RAM to keep that promise, on the slowest path there is. These
+# memories never use a word read in the cycle it is written: the lanes'
 # slots (a row reads what the previous row wrote at least a cycle before; loads and reads are in
 # different states), the modulus and exponent memories (loaded while idle), the link's frame
 # buffers (a buffer is read only once full) and its contexts (loaded and read in different
@@ -126,23 +95,25 @@ def pll_parameters(f_in_mhz: float, f_out_mhz: float) -> dict:
             "vco_mhz": vco}
 
 
-class BoardTop(Elaboratable):
+class BoardTop(Checked, Elaboratable):
     """PLL, UART and :class:`~montpipe.hdl.link.FrameLink` for one board."""
 
-    def __init__(self, board: str, config: LinkConfig, *, timeout: int = 100_000) -> None:
-        # refused configurations are never elaborated: no "unused elaboratable" warning for them
-        self._MustUse__silence = True
+    @classmethod
+    def check(cls, *, board, config) -> None:
         if board not in BOARDS:
             raise ValueError(f"unknown board {board!r}; expected one of {', '.join(BOARDS)}")
+        pll = pll_parameters(BOARDS[board].clock_mhz, config.clock_mhz)
+        uart_divisor(pll["f_out_mhz"] * 1e6, config.baud)
+
+    def __init__(self, board: str, config: DeviceConfig) -> None:
         self.board, self.config = board, config
-        self.pll = pll_parameters(BOARDS[board].clock_mhz, config.core_mhz)
+        self.pll = pll_parameters(BOARDS[board].clock_mhz, config.clock_mhz)
         clock_hz = self.pll["f_out_mhz"] * 1e6
         self.divisor = uart_divisor(clock_hz, config.baud)
-        self._MustUse__silence = False
         c = config
         self.link = FrameLink(width=c.width, max_words=c.max_words, window=c.window,
                               max_windows=c.max_windows, lanes=c.lanes, contexts=c.contexts,
-                              timeout=timeout, clock_khz=round(clock_hz / 1e3),
+                              timeout=c.timeout, clock_khz=round(clock_hz / 1e3),
                               ecp5_dsp=c.ecp5_dsp)
 
     def elaborate(self, platform):

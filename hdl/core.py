@@ -19,6 +19,7 @@ from amaranth import Module, Signal
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ._checked import Checked
 from .modexp import ModExpLane, Target
 
 __all__ = ["HEADER_BEATS", "ModExpCore", "Status", "request_layout", "result_layout"]
@@ -27,7 +28,8 @@ HEADER_BEATS = 5
 
 
 class Status(enum.Enum, shape=3):
-    """Result status."""
+    """Result status: the values of :class:`~montpipe.device.wire.LinkStatus` below 16, which
+    the link passes to the host unchanged."""
 
     OK = 0
     BAD_LENGTH = 1          # s < 3, s > max_words or windows > max_windows
@@ -45,11 +47,15 @@ def result_layout(width: int) -> data.StructLayout:
     return data.StructLayout({"tag": width, "status": Status, "data": width, "last": 1})
 
 
-class ModExpCore(wiring.Component):
+class ModExpCore(Checked, wiring.Component):
     """One lane behind tagged request/result streams, with input checking.
 
     Parameters are those of :class:`~montpipe.hdl.modexp.ModExpLane`.
     """
+
+    @classmethod
+    def check(cls, **arguments) -> None:
+        ModExpLane.check(**arguments)
 
     def __init__(self, width: int = 16, max_words: int = 8, window: int = 2,
                  max_windows: int = 64, *, ecp5_dsp: bool = False) -> None:
@@ -97,9 +103,9 @@ class ModExpCore(wiring.Component):
             eng.const_time.eq(const_time), eng.rd_addr.eq(k),
         ]
 
-        # a taken word is written into the engine a cycle later, from registers (the decode of
-        # the state and the handshake in front of the block RAM's write port was the critical
-        # path); the last one lands in the cycle the engine could start, before it reads
+        # a taken word is written into the engine a cycle later, from registers, so the decode
+        # of the state and the handshake do not sit in front of the block RAM's write port; the
+        # last one lands in the cycle the engine could start, before it reads
         wr_en, wr_target = Signal(), Signal(2)
         wr_addr, wr_data = Signal.like(eng.wr_addr), Signal(W)
         m.d.sync += wr_en.eq(0)
@@ -198,8 +204,8 @@ class ModExpCore(wiring.Component):
             with m.State("Check base"):
                 m.d.comb += self.busy.eq(1)
                 # borrow out of base - m means base < m (the last word's compare is this
-                # cycle): registered, and acted on in Decide (the compare chain in front of
-                # the status register's enable was the 8-lane build's critical path)
+                # cycle): registered, and acted on in Decide, so the compare chain does not
+                # also drive the status register's enable
                 m.d.sync += base_high.eq(~borrow_next)
                 with m.If(windows == 0):
                     m.next = "Decide"

@@ -29,7 +29,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..driver.protocol import (
+from ..device.wire import (
     PROTOCOL_VERSION,
     REQUEST_MARKER,
     RESPONSE_MARKER,

@@ -24,6 +24,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ._checked import Checked
 from .montmul import MontMulLane
 
 __all__ = ["ModExpLane", "Slot", "Target"]
@@ -64,7 +65,7 @@ class _Op(enum.IntEnum):
     OUT = 5
 
 
-class ModExpLane(wiring.Component):
+class ModExpLane(Checked, wiring.Component):
     """One lane: exponentiation sequencer around a Montgomery multiplier.
 
     Parameters
@@ -72,7 +73,7 @@ class ModExpLane(wiring.Component):
     width:
         Word width W.
     max_words:
-        Largest word count ``s`` (see :func:`montpipe.hdl.model.montgomery_words`).
+        Largest word count ``s`` (see :func:`montpipe.device.model.montgomery_words`).
     window:
         Window size ``w`` in bits (table of ``2^w`` entries).
     max_windows:
@@ -90,14 +91,16 @@ class ModExpLane(wiring.Component):
         Result and modulus words while idle (one cycle latency).
     """
 
-    def __init__(self, width: int = 16, max_words: int = 8, window: int = 2,
-                 max_windows: int = 64, *, ecp5_dsp: bool = False) -> None:
+    @classmethod
+    def check(cls, *, width, max_words, window, max_windows, **_) -> None:
+        MontMulLane.check(width=width, max_words=max_words, slots=3)
         if not isinstance(window, int) or not 1 <= window <= 6:
-            self._MustUse__silence = True
             raise ValueError(f"Window must be an integer from 1 to 6 bits, not {window!r}")
         if not isinstance(max_windows, int) or max_windows < 1:
-            self._MustUse__silence = True
             raise ValueError(f"Exponent length must be at least 1 window, not {max_windows!r}")
+
+    def __init__(self, width: int = 16, max_words: int = 8, window: int = 2,
+                 max_windows: int = 64, *, ecp5_dsp: bool = False) -> None:
         self._width, self._max_words, self._window = width, max_words, window
         self._max_windows = max_windows
         self.lane = MontMulLane(width, max_words, slots=Slot.TABLE + (1 << window),
@@ -176,9 +179,9 @@ class ModExpLane(wiring.Component):
         with m.If(compare & (res_word != mod_word)):
             m.d.sync += is_m.eq(0)
 
-        # the lane's start is a register set with the move to Wait (a decode of the state in
-        # front of the lane's operand latches was the critical path): same cycle as a
-        # one-cycle state would give
+        # the lane's start is a register set with the move to Wait, so no decode of the state
+        # sits in front of the lane's operand latches: same cycle as a one-cycle state would
+        # give
         start = Signal()
         m.d.sync += start.eq(0)
         m.d.comb += lane.start.eq(start)
@@ -187,8 +190,8 @@ class ModExpLane(wiring.Component):
             m.d.sync += start.eq(1)
             m.next = "Wait"
 
-        # the digit at address `win`, registered: nothing but a register follows the block RAM
-        # (straight into the next-product decision it was the critical path). `win` is set
+        # the digit at address `win`, registered: nothing but a register follows the block RAM,
+        # whose slow clock-to-out must not feed the next-product decision. `win` is set
         # to the top window at start, so the first digit is ready long before the table is,
         # and each later one during its window's squarings.
         digit, digit_go = Signal(w), Signal()

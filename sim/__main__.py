@@ -12,11 +12,11 @@ import json
 import os
 import platform
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from .._revision import git_revision
 from . import plans
 from .runner import (
     SIMULATORS,
@@ -28,20 +28,12 @@ from .runner import (
 )
 
 
-def _git_revision() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def write_report(path: Path, simulator: str, version: str, which: str, seed: int,
                  jobs: list[dict], command: str, failures: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({
         "simulator": simulator, "version": version, "set": which, "seed": seed,
-        "command": command, "git_revision": _git_revision(), "machine": platform.machine(),
+        "command": command, "git_revision": git_revision(), "machine": platform.machine(),
         "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "passed": not failures, "failures": failures,
         "operations_checked": sum(j["operations_checked"] for j in jobs),

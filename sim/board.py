@@ -28,60 +28,40 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 
 from amaranth import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect
 
+from ..device.config import DeviceConfig
 from ..hdl.link import FrameLink
-from ..hdl.model import montgomery_words
 from ..hdl.uart import UARTRx, UARTTx
 
-__all__ = ["BoardConfig", "SimBoard", "SimulatedBoard", "build"]
+__all__ = ["SIM_CONFIG", "SimBoard", "SimulatedBoard", "build"]
 
 HARNESS = Path(__file__).with_name("board_main.cpp")
 
 
-@dataclass(frozen=True)
-class BoardConfig:
-    """Build parameters of the simulated board. The default holds a 2048-bit modulus — Paillier
-    at 1024-bit keys (n², and p², q² for CRT decryption) — with 1024-bit exponents, on the
-    85F board build's 36-bit words."""
-
-    lanes: int = 2
-    width: int = 36
-    n_max_bits: int = 2048
-    window: int = 2
-    max_exponent_bits: int = 1024
-    contexts: int = 4
-    uart_divisor: int = 0           # 0: the link's byte stream; N: 8N1 on the pins, N cycles a bit
-    timeout: int = 20_000           # cycles before the link drops a stalled frame
-    clock_khz: int = 125_000        # what the capabilities report (the simulation has no clock)
-
-    @property
-    def max_words(self) -> int:
-        return montgomery_words(self.n_max_bits, self.width)
-
-    @property
-    def max_windows(self) -> int:
-        return -(-self.max_exponent_bits // self.window)
-
-    def key(self) -> str:
-        return "-".join(f"{k}{v}" for k, v in asdict(self).items())
+#: The simulated board's default build: moduli up to 2048 bits and exponents up to 1024 — Paillier
+#: at 1024-bit keys (n², and p², q² for CRT decryption) — on the reference build's 36-bit words,
+#: two lanes; a shorter link timeout, since the simulation runs far below the board's clock
+SIM_CONFIG = DeviceConfig.sized(2048, 1024, lanes=2, contexts=4, timeout=20_000)
 
 
 class SimBoard(wiring.Component):
-    """The simulated board's top: :class:`~montpipe.hdl.link.FrameLink`, behind the board's
-    UART when ``config.uart_divisor`` is set, with ``busy`` for the harness."""
+    """The simulated board's top: :class:`~montpipe.hdl.link.FrameLink` for ``config``, behind
+    the board's UART when ``uart_divisor`` is set (else on the link's byte stream), with
+    ``busy`` for the harness."""
 
-    def __init__(self, config: BoardConfig) -> None:
+    def __init__(self, config: DeviceConfig, uart_divisor: int = 0) -> None:
         self.config = c = config
+        self.uart_divisor = uart_divisor
         self.link = FrameLink(width=c.width, max_words=c.max_words, window=c.window,
                               max_windows=c.max_windows, lanes=c.lanes, contexts=c.contexts,
-                              timeout=c.timeout, clock_khz=c.clock_khz)
-        if c.uart_divisor:
+                              timeout=c.timeout, clock_khz=round(c.clock_mhz * 1000))
+        if uart_divisor:
             ports = {"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1)}
         else:
             # flat names: Verilator would mangle the "__" of stream members in its C++
@@ -94,7 +74,7 @@ class SimBoard(wiring.Component):
         m = Module()
         m.submodules.link = link = self.link
         m.d.comb += self.busy.eq(link.busy)
-        d = self.config.uart_divisor
+        d = self.uart_divisor
         if d:
             m.submodules.uart_rx = rx = UARTRx(d)
             m.submodules.uart_tx = tx = UARTTx(d)
@@ -110,28 +90,30 @@ class SimBoard(wiring.Component):
 
 
 #: executables built (or found) by this process: converting the design to Verilog to find its
-#: build takes over a second, and a test session starts a dozen boards of one configuration
-_built: dict[tuple[BoardConfig, Path], Path] = {}
+#: build takes over a second, and a test run starts a dozen boards of one configuration
+_built: dict[tuple[DeviceConfig, int, Path], Path] = {}
 
 
-def build(config: BoardConfig = BoardConfig(), *, root: Path = Path("build/sim/board"),
-          verbose: bool = False) -> Path:
-    """Verilate and compile the board for ``config``; returns the executable. A build is kept
-    under ``root`` by a hash of its Verilog and the harness, and reused."""
+def build(config: DeviceConfig = SIM_CONFIG, *, uart_divisor: int = 0,
+          root: Path = Path("build/sim/board"), verbose: bool = False) -> Path:
+    """Verilate and compile the board for ``config`` (``uart_divisor``: see
+    :class:`SimBoard`); returns the executable. A build is kept under ``root`` by a hash of
+    its Verilog and the harness, and reused."""
     from amaranth.back import verilog
 
     from .runner import prepare
 
     prepare("verilator")
-    known = _built.get((config, root.resolve()))
+    cache_key = (config, uart_divisor, root.resolve())
+    known = _built.get(cache_key)
     if known is not None and known.exists():
         return known
-    source = verilog.convert(SimBoard(config), name="sim_board")
+    source = verilog.convert(SimBoard(config, uart_divisor), name="sim_board")
     harness = HARNESS.read_text()
     digest = hashlib.sha256((source + harness).encode()).hexdigest()[:12]
-    directory = (root / f"{config.key()}-{digest}").resolve()
+    directory = (root / f"{config.key()}-uart{uart_divisor}-{digest}").resolve()
     exe = directory / "obj_dir" / "Vsim_board"
-    _built[(config, root.resolve())] = exe
+    _built[cache_key] = exe
     if exe.exists():
         return exe
     directory.mkdir(parents=True, exist_ok=True)
@@ -139,7 +121,7 @@ def build(config: BoardConfig = BoardConfig(), *, root: Path = Path("build/sim/b
     shutil.copy(HARNESS, directory / "board_main.cpp")
     cmd = ["verilator", "--cc", "--exe", "--build", "-O3", "-Wno-fatal", "-Wno-lint",
            "--top-module", "sim_board", "-j", str(os.cpu_count() or 1),
-           "-CFLAGS", f"-O2 -DUART_DIVISOR={config.uart_divisor}",
+           "-CFLAGS", f"-O2 -DUART_DIVISOR={uart_divisor}",
            "sim_board.v", "board_main.cpp"]
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=directory, capture_output=True, text=True)
@@ -160,11 +142,11 @@ class SimulatedBoard:
     cycles and wall time.
     """
 
-    def __init__(self, config: BoardConfig = BoardConfig(), *,
+    def __init__(self, config: DeviceConfig = SIM_CONFIG, *, uart_divisor: int = 0,
                  root: Path = Path("build/sim/board"), link: Path | None = None,
                  start_timeout: float = 30.0) -> None:
-        self.config = config
-        self.executable = build(config, root=root)
+        self.config, self.uart_divisor = config, uart_divisor
+        self.executable = build(config, uart_divisor=uart_divisor, root=root)
         cmd = [str(self.executable)]
         if link is not None:
             cmd += ["--link", str(link)]
@@ -231,17 +213,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m montpipe.sim.board",
         description="Run the simulated board behind a pseudo-terminal until interrupted.")
-    # one option per BoardConfig field (--lanes, --width, --n-max-bits, ..., --uart-divisor)
-    for f in fields(BoardConfig):
-        parser.add_argument("--" + f.name.replace("_", "-"), type=int, default=f.default,
-                            help="0: the link's byte stream (fast); N: through the UART, N "
-                                 "cycles a bit" if f.name == "uart_divisor" else None)
+    # one option per DeviceConfig field (--lanes, --width, --max-words, ..., --timeout)
+    for f in fields(DeviceConfig):
+        default = getattr(SIM_CONFIG, f.name)
+        parser.add_argument("--" + f.name.replace("_", "-"), type=type(default), default=default)
+    parser.add_argument("--uart-divisor", type=int, default=0,
+                        help="0: the link's byte stream (fast); N: through the UART, N cycles a "
+                             "bit")
     parser.add_argument("--link", type=Path, default=Path("build/sim/board/tty"),
                         help="a symlink to the pseudo-terminal (default %(default)s)")
     args = parser.parse_args(argv)
-    config = BoardConfig(**{f.name: getattr(args, f.name) for f in fields(BoardConfig)})
+    config = DeviceConfig(**{f.name: getattr(args, f.name) for f in fields(DeviceConfig)})
     args.link.parent.mkdir(parents=True, exist_ok=True)
-    with SimulatedBoard(config, link=args.link) as board:
+    with SimulatedBoard(config, uart_divisor=args.uart_divisor, link=args.link) as board:
         print(f"simulated board on {board.port} (also {args.link}); "
               f"MONTPIPE_BACKEND=fpga MONTPIPE_FPGA_PORT={args.link}; Ctrl-C stops it",
               flush=True)

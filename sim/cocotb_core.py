@@ -8,14 +8,14 @@ import warnings
 
 import cocotb
 import gmpy2
-from montpipe.hdl.model import (
-    ResultStatus,
+from montpipe.device.model import (
     batch_cycles,
     batch_products,
     exponent_digits,
     montgomery_words,
     request_frame,
 )
+from montpipe.device.wire import LinkStatus
 
 from . import _bench
 from .tb import StreamTB
@@ -50,7 +50,7 @@ async def stream_scenarios(dut):
     """Each planned scenario (requests under an idle pattern and a backpressure pattern):
     results in request order with their tags, values equal to gmpy2, error statuses as
     documented, nothing left in flight; without idle or backpressure, the batch takes exactly
-    :func:`~montpipe.hdl.model.batch_cycles`."""
+    :func:`~montpipe.device.model.batch_cycles`."""
     plan = _bench.plan()
     W, window, lanes = plan["width"], plan["window"], plan["lanes"]
     for scenario in plan["scenarios"]:
@@ -63,10 +63,10 @@ async def stream_scenarios(dut):
             f"{scenario['name']}: tags out of order, lost or doubled"
         digit_lists = []
         for request, result in zip(requests, results, strict=True):
-            expect = ResultStatus[request.get("expect", "OK")]
-            assert ResultStatus(result["status"]) == expect, \
+            expect = LinkStatus[request.get("expect", "OK")]
+            assert LinkStatus(result["status"]) == expect, \
                 f"{scenario['name']} tag {request['tag']}: {result['status']} != {expect!r}"
-            if expect == ResultStatus.OK:
+            if expect == LinkStatus.OK:
                 base, e, m = (_bench.as_int(request[k]) for k in ("base", "e", "m"))
                 want = int(gmpy2.powmod(base, e, m))
                 assert _value(result["words"], W) == want, f"tag {request['tag']}: wrong value"
@@ -115,7 +115,7 @@ async def paillier_round_trip(dut):
         request = {"tag": tag, "base": base, "e": e, "m": m, "const_time": const_time,
                    "windows": windows}
         results = await _exchange(tb, [_frame(request, W, window)], 10**10)
-        assert ResultStatus(results[0]["status"]) == ResultStatus.OK
+        assert LinkStatus(results[0]["status"]) == LinkStatus.OK
         digits = exponent_digits(e, window, windows)
         s = montgomery_words(m.bit_length(), W)
         model = batch_cycles(1, s, window, [digits], const_time, W, chain=False)

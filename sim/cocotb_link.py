@@ -7,7 +7,8 @@ import random
 
 import cocotb
 import gmpy2
-from montpipe.driver.protocol import (
+from montpipe.device.model import exponent_digits, montgomery_words, mprime
+from montpipe.device.wire import (
     Capabilities,
     LinkStatus,
     Opcode,
@@ -16,7 +17,6 @@ from montpipe.driver.protocol import (
     modexp_request,
     unpack_words,
 )
-from montpipe.hdl.model import exponent_digits, montgomery_words, mprime
 
 from . import _bench
 from .tb import LinkTB

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import cocotb
 import gmpy2
-from montpipe.hdl.model import (
+from montpipe.device.model import (
     batch_products,
     exponent_digits,
     modexp_cycles,
@@ -23,7 +23,7 @@ def _words(value: int, width: int, s: int) -> list[int]:
 @cocotb.test()
 async def modexp_vectors(dut):
     """Every planned ``base^e mod m`` (with its declared window count and mode) equals gmpy2,
-    in exactly :func:`~montpipe.hdl.model.modexp_cycles`; in constant-time mode, exponents of
+    in exactly :func:`~montpipe.device.model.modexp_cycles`; in constant-time mode, exponents of
     one declared length take one count."""
     plan = _bench.plan()
     W, window = plan["width"], plan["window"]

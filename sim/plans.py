@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 
-from montpipe.hdl.model import montgomery_words
+from montpipe.device.model import montgomery_words
 
 from .runner import Job
 

@@ -1,8 +1,9 @@
 """cocotb testbench classes, one per device under test (they run inside the simulator).
 
 Inputs are driven and outputs sampled on the falling clock edge, so Icarus and Verilator agree
-(``../shared/TOOLCHAIN.md``); every ``ready``/``valid`` of the designs depends on registered
-state only, so what is read at the falling edge is what the next rising edge sees. Long waits
+(on the rising edge their orderings of testbench writes and design reads differ); every
+``ready``/``valid`` of the designs depends on registered state only, so what is read at the
+falling edge is what the next rising edge sees. Long waits
 (an exponentiation) let the simulator run free until ``done`` or ``valid`` rises: Python never
 touches every cycle of a hot loop. Cycle counts come from simulation time, not from counting
 edges in Python.
@@ -64,7 +65,7 @@ class LaneTB(_ClockedTB):
 
     async def multiply(self, words: int, mprime: int, a: int, b: int, t: int) -> int:
         """Start ``a·b`` into slot ``t``; the cycles from the edge taking ``start`` to the first
-        cycle with ``done`` high, as :func:`~montpipe.hdl.model.montmul_cycles` counts."""
+        cycle with ``done`` high, as :func:`~montpipe.device.model.montmul_cycles` counts."""
         dut = self.dut
         dut.words.value, dut.mprime.value = words, mprime
         dut.a_slot.value, dut.b_slot.value, dut.t_slot.value = a, b, t
@@ -242,7 +243,7 @@ class StreamTB(_ClockedTB):
 
     def cycles(self) -> int:
         """From the cycle the first request beat was offered to the cycle the last result word
-        was taken, inclusive (as :func:`~montpipe.hdl.model.batch_cycles` counts)."""
+        was taken, inclusive (as :func:`~montpipe.device.model.batch_cycles` counts)."""
         return self.sink.last_taken - self.source.first_offered + 1
 
     async def settle_idle(self) -> bool:
@@ -254,12 +255,12 @@ class StreamTB(_ClockedTB):
 
 class LinkTB(_ClockedTB):
     """:class:`~montpipe.hdl.link.FrameLink`: request bytes in on ``i_rx``, response bytes out
-    on ``o_tx``, parsed with the host's :class:`~montpipe.driver.protocol.ResponseParser` by a
+    on ``o_tx``, parsed with the host's :class:`~montpipe.device.wire.ResponseParser` by a
     monitor that runs from the start (a response may begin while a request is still going
     out). Bytes go in one every ``pace`` cycles, as a UART delivers them (far more slowly)."""
 
     def __init__(self, dut, pace: int = 6) -> None:
-        from montpipe.driver.protocol import ResponseParser
+        from montpipe.device.wire import ResponseParser
 
         super().__init__(dut)
         self.pace = pace

@@ -16,10 +16,9 @@ import pytest
 pytest.importorskip("amaranth", reason="the simulated board needs pip install .[hdl]")
 pytest.importorskip("serial", reason="the fpga backend needs pyserial")
 
-from montpipe.driver import generate_paillier_keypair
-from montpipe.driver.backends.fpga import DeviceError, DeviceResultError, FPGABackend
-from montpipe.driver.backends.sim import SimBackend
-from montpipe.driver.protocol import (
+from montpipe.device.config import DeviceConfig
+from montpipe.device.model import exponent_digits, modexp_cycles, montgomery_words
+from montpipe.device.wire import (
     Capabilities,
     Opcode,
     ResponseParser,
@@ -28,9 +27,11 @@ from montpipe.driver.protocol import (
     modexp_request,
     word_bytes,
 )
+from montpipe.driver import generate_paillier_keypair
+from montpipe.driver.backends.fpga import DeviceError, DeviceResultError, FPGABackend
+from montpipe.driver.backends.sim import SimBackend
 from montpipe.driver.transport import Fault, FaultyTransport, SerialTransport, Transport
-from montpipe.hdl.model import exponent_digits, modexp_cycles, montgomery_words
-from montpipe.sim.board import BoardConfig, SimulatedBoard
+from montpipe.sim.board import SIM_CONFIG, SimulatedBoard
 from montpipe.sim.runner import SimulatorMissingError, prepare
 
 pytestmark = pytest.mark.slow
@@ -46,14 +47,14 @@ def _verilator():
 
 @pytest.fixture(scope="module")
 def shared_board():
-    with SimulatedBoard(BoardConfig()) as board:
+    with SimulatedBoard(SIM_CONFIG) as board:
         yield board
 
 
 @pytest.fixture
 def board():
     """A board of its own, for tests that leave it in a state (reset, requests lost)."""
-    with SimulatedBoard(BoardConfig()) as board:
+    with SimulatedBoard(SIM_CONFIG) as board:
         yield board
 
 
@@ -79,7 +80,7 @@ def test_fpga_backend_on_the_simulated_board(shared_board):
     backend = FPGABackend(shared_board.port, timeout=30)
     try:
         caps = backend.caps
-        assert (caps.version, caps.width, caps.lanes) == (1, BoardConfig().width, 2)
+        assert (caps.version, caps.width, caps.lanes) == (1, SIM_CONFIG.width, 2)
         assert backend.max_modulus_bits == caps.n_max_bits >= 2048
         for bits in (40, 256, 521):
             m, bases, exps = _batch(rng, bits, 7)
@@ -225,7 +226,7 @@ def _faulty_backend(board, faults, **options):
 # byte offsets: opening sends a CAPS frame (10 bytes) and reads its answer (24); the first
 # batch then loads its context (answer: 11 bytes); a result frame is 11 bytes and the words
 CAPS_TX, CAPS_RX, CONTEXT_RX = 10, 24, 11
-WIDTH = BoardConfig().width
+WIDTH = SIM_CONFIG.width
 RESULT_256_RX = 11 + montgomery_words(256, WIDTH) * word_bytes(WIDTH)
 
 
@@ -414,8 +415,8 @@ def test_split_follows_the_measured_rates(shared_board):
 
 def test_end_to_end_through_the_uart():
     """The board top's UART receiver and transmitter in the model, 8N1 frames on the pins."""
-    config = BoardConfig(n_max_bits=256, max_exponent_bits=256, uart_divisor=8, contexts=2)
-    backend = SimBackend(config, timeout=20)
+    config = DeviceConfig.sized(256, 256, lanes=2, contexts=2, timeout=20_000)
+    backend = SimBackend(config, uart_divisor=8, timeout=20)
     try:
         rng = random.Random(13)
         m, bases, exps = _batch(rng, 250, 5)

@@ -6,12 +6,13 @@ import warnings
 
 import gmpy2
 import pytest
+from montpipe.device.config import DeviceConfig
+from montpipe.device.model import batch_cycles, exponent_digits, montgomery_words
 from montpipe.driver import paillier
 from montpipe.driver.backends import model as model_mod
-from montpipe.driver.backends.model import DeviceConfig, ModelBackend, default_device
-from montpipe.hdl.model import batch_cycles, exponent_digits, montgomery_words
+from montpipe.driver.backends.model import ModelBackend, default_device
 
-SMALL = DeviceConfig(lanes=2, width=16, window=2, fmax_mhz=100.0)
+SMALL = DeviceConfig(lanes=2, width=16, max_words=257, window=2, clock_mhz=100.0)
 
 
 def odd(rng, bits):
@@ -44,8 +45,8 @@ def test_projection_equals_the_rtl_cycles_for_the_same_batch(width):
     """The same batch through the Amaranth simulation of a two-lane array (at 36 bits, the
     four-block multipliers' longer pipeline)."""
     pytest.importorskip("amaranth", reason="gateware tests need pip install .[hdl]")
+    from montpipe.device.model import request_frame
     from montpipe.hdl.array import ModExpArray
-    from montpipe.hdl.model import request_frame
     from test_hdl_core import run as run_rtl
 
     rng = random.Random(2)
@@ -58,8 +59,8 @@ def test_projection_equals_the_rtl_cycles_for_the_same_batch(width):
     results, end = run_rtl(frames, make=lambda: ModExpArray(2, width, 6, 2, 40))
     assert [sum(w << (width * k) for k, w in enumerate(words)) for _, _, words in results] == \
         [pow(b, e, mod) for b, e in cases]
-    backend = ModelBackend(DeviceConfig(lanes=2, width=width, window=2, fmax_mhz=100.0),
-                           workers=1)
+    device = DeviceConfig.sized(4096, 2048, lanes=2, width=width, window=2, clock_mhz=100.0)
+    backend = ModelBackend(device, workers=1)
     assert backend.project([e for _, e in cases], mod) == end["last_result"]
 
 
@@ -77,7 +78,7 @@ def test_secret_batches_take_the_declared_length_whatever_the_bits():
 
 def test_what_the_device_cannot_take_falls_back_and_is_counted():
     rng = random.Random(4)
-    backend = ModelBackend(DeviceConfig(lanes=2, n_max_bits=256), workers=1)
+    backend = ModelBackend(DeviceConfig.sized(256, 2048, lanes=2), workers=1)
     wide, even = odd(rng, 300), odd(rng, 200) + 1
     for mod in (wide, even):
         assert backend.powmod([5, 7], 65537, mod) == [pow(5, 65537, mod), pow(7, 65537, mod)]
@@ -103,16 +104,18 @@ def test_bad_device_configurations_are_named():
         DeviceConfig(lanes=0)
     with pytest.raises(ValueError, match="device word width must be 2 to 36 bits, not 40"):
         DeviceConfig(width=40)
-    with pytest.raises(ValueError, match="device fmax_mhz must be a positive number, not -1"):
-        DeviceConfig(fmax_mhz=-1)
+    with pytest.raises(ValueError, match="device clock_mhz must be a positive number, not -1"):
+        DeviceConfig(clock_mhz=-1)
+    with pytest.raises(ValueError, match="device max_words must be at least 3, not 2"):
+        DeviceConfig(max_words=2)
 
 
 def test_environment_overrides_and_bad_values(monkeypatch):
     monkeypatch.setenv("MONTPIPE_MODEL_LANES", "40")
-    monkeypatch.setenv("MONTPIPE_MODEL_FMAX_MHZ", "150")
-    device = default_device()
-    assert (device.lanes, device.fmax_mhz) == (40, 150.0)
-    assert "MONTPIPE_MODEL_LANES=40" in device.source
+    monkeypatch.setenv("MONTPIPE_MODEL_CLOCK_MHZ", "150")
+    device, source = default_device()
+    assert (device.lanes, device.clock_mhz) == (40, 150.0)
+    assert "MONTPIPE_MODEL_LANES=40" in source
     monkeypatch.setenv("MONTPIPE_MODEL_LANES", "many")
     with pytest.raises(ValueError, match="MONTPIPE_MODEL_LANES must be a whole number, not 'many'"):
         default_device()
@@ -121,16 +124,31 @@ def test_environment_overrides_and_bad_values(monkeypatch):
 def test_a_committed_synthesis_report_is_the_default(monkeypatch, tmp_path):
     (tmp_path / "ulx3s-85f.json").write_text(json.dumps({
         "fmax_mhz": 131.5,
-        "configuration": {"lanes": 30, "width": 18, "window": 4, "n_max_bits": 4096}}))
+        "configuration": {"lanes": 30, "width": 18, "max_words": 228, "window": 4}}))
     monkeypatch.setattr(model_mod, "REPORTS", tmp_path)
-    device = default_device()
-    assert (device.lanes, device.width, device.window, device.fmax_mhz) == (30, 18, 4, 131.5)
-    assert device.source == "synthesis report ulx3s-85f.json"
+    device, source = default_device()
+    assert (device.lanes, device.width, device.window, device.clock_mhz) == (30, 18, 4, 131.5)
+    assert device.n_max_bits == 18 * 228 - 2
+    assert source == "synthesis report ulx3s-85f.json"
     # timing met with margin: the device runs at its PLL's clock, not at the post-route Fmax
     (tmp_path / "ulx3s-85f.json").write_text(json.dumps({
         "fmax_mhz": 81.2, "target_mhz": 75.0,
-        "configuration": {"lanes": 15, "width": 36, "window": 2, "n_max_bits": 4102}}))
-    assert default_device().fmax_mhz == 75.0
+        "configuration": {"lanes": 15, "width": 36, "max_words": 114, "window": 2}}))
+    assert default_device()[0].clock_mhz == 75.0
+
+
+def test_without_a_report_the_model_says_it_projects_an_unmeasured_device(monkeypatch, tmp_path):
+    monkeypatch.setattr(model_mod, "REPORTS", tmp_path)
+    with pytest.warns(RuntimeWarning, match="no synthesis report"):
+        device, source = default_device()
+    assert device == DeviceConfig() and "its clock a target" in source
+
+
+def test_the_reference_report_is_the_default():
+    """Found through the package (``tests/test_layout.py`` checks the wheel carries it)."""
+    device, source = default_device()
+    assert source == "synthesis report ulx3s-85f.json"
+    assert (device.lanes, device.width) == (15, 36)
 
 
 def test_the_fl_demo_reports_projected_device_time():

@@ -9,33 +9,27 @@ import pytest
 pytest.importorskip("amaranth", reason="gateware tests need pip install .[hdl]")
 
 from amaranth.sim import Simulator
-from montpipe.hdl.array import ModExpArray
-from montpipe.hdl.core import HEADER_BEATS, ModExpCore, Status
-from montpipe.hdl.model import (
+from montpipe.device.model import (
     batch_cycles,
     batch_products,
     exponent_digits,
     modexp_cycles,
     montgomery_words,
     montmul_cycles,
-    mprime,
     multiplier_utilisation,
+    request_frame,
 )
+from montpipe.hdl.array import ModExpArray
+from montpipe.hdl.core import HEADER_BEATS, ModExpCore, Status
 
 W, WINDOW, MAX_WORDS, MAX_WINDOWS = 16, 2, 6, 40
 MASK = (1 << W) - 1
 
 
 def frame(tag, base, e, mod, const_time=False, *, words=None, windows=None):
-    """The beats of a request (list of (data, last))."""
-    s = words if words is not None else montgomery_words(mod.bit_length(), W)
-    digits = exponent_digits(e, WINDOW, windows)
-    mp = mprime(mod, W) if mod % 2 else 0
-    r2 = pow(2, 2 * W * s, mod) if mod > 1 else 0
-    beats = [tag, s, len(digits), int(const_time), mp]
-    for value in (mod, r2, base):
-        beats += [(value >> (W * k)) & MASK for k in range(s)]
-    beats += digits
+    """The beats of a request as (data, last) pairs."""
+    beats = request_frame(tag, base, e, mod, width=W, window=WINDOW, const_time=const_time,
+                          words=words, windows=windows)
     return [(b, i == len(beats) - 1) for i, b in enumerate(beats)]
 
 
@@ -229,3 +223,12 @@ def test_batch_model_against_the_bound():
     one = batch_cycles(1, s, window, [exponent_digits(e, window)], True)
     assert one > modexp_cycles(s, window, exponent_digits(e, window), True)
     assert montmul_cycles(s) < one / batch_products(window, [exponent_digits(e, window)], True)
+
+
+def test_core_statuses_are_the_wire_statuses():
+    """The link forwards the core's status byte as the response status: every core status must
+    be the wire status of the same name and value."""
+    from montpipe.device.wire import LinkStatus
+
+    assert {s.name: s.value for s in Status} == \
+        {s.name: s.value for s in LinkStatus if s.value < 0x10}

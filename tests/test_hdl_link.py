@@ -10,7 +10,8 @@ import pytest
 pytest.importorskip("amaranth", reason="gateware tests need pip install .[hdl]")
 
 from amaranth.sim import Simulator
-from montpipe.driver.protocol import (
+from montpipe.device.model import exponent_digits, montgomery_words, mprime
+from montpipe.device.wire import (
     REQUEST_MARKER,
     Capabilities,
     LinkStatus,
@@ -23,7 +24,6 @@ from montpipe.driver.protocol import (
     unpack_words,
 )
 from montpipe.hdl.link import FrameLink
-from montpipe.hdl.model import exponent_digits, montgomery_words, mprime
 
 W, S, WINDOW, NW, LANES, CONTEXTS, TIMEOUT = 16, 6, 2, 24, 2, 2, 200
 

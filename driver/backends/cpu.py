@@ -23,7 +23,6 @@ from ..backend import (
     Backend,
     FixedBasePower,
     _check_fixed_base_exponents,
-    register_backend,
 )
 
 try:
@@ -383,5 +382,3 @@ class _NativeFixedBase(FixedBasePower):
         self.backend._account(t0, fixed_base_powmods=len(exponents))
         return [x for part in parts for x in part]
 
-
-register_backend("cpu", CPUBackend)

