@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .._revision import ROOT
+from .._provenance import update_readme
 
-__all__ = ["README", "publish", "update_readme"]
-
-README = ROOT / "README.md"
+__all__ = ["publish"]
 
 
 def publish(out: str | Path, name: str, record: dict, md: str, readme: bool) -> None:
@@ -22,16 +20,5 @@ def publish(out: str | Path, name: str, record: dict, md: str, readme: bool) -> 
     (out / f"{name}.md").write_text(md)
     print("\n" + md)
     if readme:
-        update_readme(md, README, name)
+        update_readme(md, name)
         print("README.md table updated")
-
-
-def update_readme(md: str, readme: Path, name: str = "cpu") -> None:
-    """Replace the README text between ``<!-- bench:NAME:start -->`` and ``...:end -->``."""
-    text = readme.read_text()
-    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
-    if start not in text or end not in text:
-        raise SystemExit(f"{readme}: the {start} / {end} markers are missing")
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{start}\n{md}{end}{tail}")

@@ -26,10 +26,9 @@ from pathlib import Path
 import gmpy2
 import numpy as np
 
-from .._revision import git_revision
+from .._provenance import git_revision, update_readme
 from ..driver import paillier
 from ..driver.backends.cpu import CPUBackend, native_available
-from ._publish import README, update_readme
 
 OUT = Path("build/bench")
 
@@ -440,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + md)
     print(f"wrote {out / 'cpu.json'}, {out / 'cpu.md'}, {out / 'cpu.png'}")
     if args.update_readme:
-        update_readme(md, README)
+        update_readme(md, "cpu")
         print("README.md table updated")
     return 0
 

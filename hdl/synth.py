@@ -27,7 +27,7 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from .._revision import ROOT, git_revision
+from .._provenance import ROOT, git_revision
 from ..device.config import DeviceConfig
 from ..device.model import (
     batch_cycles,

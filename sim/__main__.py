@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from .._revision import git_revision
+from .._provenance import git_revision, update_readme
 from . import plans
 from .runner import (
     SIMULATORS,
@@ -57,7 +57,13 @@ def main(argv: list[str] | None = None) -> int:
                         default=os.environ.get("WAVES", "") not in ("", "0"))
     parser.add_argument("--only", help="run only jobs whose name contains this")
     parser.add_argument("--out", type=Path, default=Path("build/sim"))
+    parser.add_argument("--update-readme", action="store_true",
+                        help="with --sim verilator --set full: copy the full-size shapes' table "
+                             "into the README")
     args = parser.parse_args(argv)
+    if args.update_readme and (args.sim != "verilator" or args.which != "full"):
+        parser.error("--update-readme takes the full set on Verilator (--sim verilator "
+                     "--set full), the only run with the full-size shapes")
 
     simulators = SIMULATORS if args.sim == "all" else (args.sim,)
     jobs = (plans.full if args.which == "full" else plans.reduced)(args.seed)
@@ -103,7 +109,31 @@ def main(argv: list[str] | None = None) -> int:
         report = args.out / simulator / "report.json"
         write_report(report, simulator, version, args.which, args.seed, done, command, failures)
         print(f"  wrote {report}")
+        if args.update_readme and not failures:
+            update_readme(full_size_table(json.loads(report.read_text())), "sim-full")
+            print("  README.md table updated")
     return status
+
+
+def full_size_table(report: dict) -> str:
+    """The full-size shapes of a run (more than 60 words: the Paillier shapes and 4096-bit
+    products) as Markdown, with the command and revision that measured them."""
+    rows = [f"Measured by `{report['command']} --update-readme` ({report['version']}, "
+            f"{report['machine']}, revision {report['git_revision']}; "
+            f"{report['operations_checked']:,} results checked against gmpy2).", "",
+            "| job | shape | words | cycles measured | = model | multipliers busy |",
+            "|---|---|---|---|---|---|"]
+    for job in report["jobs"]:
+        for shape in job["shapes"]:
+            if shape["words"] <= 60:
+                continue
+            cycles = shape["measured_cycles"]
+            cycles = f"{cycles:,}" if isinstance(cycles, int) else \
+                ", ".join(f"{c:,}" for c in cycles)
+            rows.append(f"| {job['job']} | {shape['shape']} | {shape['words']} | {cycles} | "
+                        f"{'yes' if shape['model_equals_measured'] else 'NO'} | "
+                        f"{100 * shape['multiplier_utilisation']:.1f} % |")
+    return "\n".join(rows) + "\n"
 
 
 if __name__ == "__main__":

@@ -51,3 +51,27 @@ def test_missing_icarus_is_reported(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(SimulatorMissingError, match="apt-get install iverilog"):
         prepare("icarus")
+
+
+def test_the_readme_table_of_a_full_run_lists_the_full_size_shapes():
+    from montpipe.sim.__main__ import full_size_table, main
+
+    report = {"command": "python -m montpipe.sim --sim verilator --set full --seed 7",
+              "version": "Verilator 5.048", "machine": "x86_64", "git_revision": "abc1234",
+              "operations_checked": 1266, "jobs": [
+                  {"job": "core-paillier-full", "shapes": [
+                      {"shape": "modexp 4096/2048", "words": 257, "measured_cycles": 168_845_411,
+                       "model_equals_measured": True, "multiplier_utilisation": 0.994},
+                      {"shape": "crt half", "words": 129, "measured_cycles": [5, 6],
+                       "model_equals_measured": False, "multiplier_utilisation": 0.9}]},
+                  {"job": "montmul-w16", "shapes": [
+                      {"shape": "small", "words": 8, "measured_cycles": 300,
+                       "model_equals_measured": True, "multiplier_utilisation": 0.5}]}]}
+    lines = full_size_table(report).splitlines()
+    assert "--seed 7 --update-readme" in lines[0] and "revision abc1234" in lines[0]
+    assert lines[4] == \
+        "| core-paillier-full | modexp 4096/2048 | 257 | 168,845,411 | yes | 99.4 % |"
+    assert lines[5] == "| core-paillier-full | crt half | 129 | 5, 6 | NO | 90.0 % |"
+    assert len(lines) == 6                       # the small shape is not full size
+    with pytest.raises(SystemExit):
+        main(["--sim", "icarus", "--update-readme"])

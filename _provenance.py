@@ -1,4 +1,5 @@
-"""Which source a report was made from: the repository's revision, for every generated report."""
+"""Where a generated report comes from (the repository's revision) and where its table goes (the
+README's generated sections)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["ROOT", "git_revision"]
+__all__ = ["README", "ROOT", "git_revision", "update_readme"]
 
 #: the repository root, which is the ``montpipe`` package's folder in a checkout
 ROOT = Path(__file__).resolve().parent
+README = ROOT / "README.md"
 
 
 def git_revision(watch: Sequence[str] = ()) -> str:
@@ -24,3 +26,14 @@ def git_revision(watch: Sequence[str] = ()) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (rev + ("+modified" if changed else "")) if rev else "unknown"
+
+
+def update_readme(md: str, name: str, readme: Path = README) -> None:
+    """Replace the README text between ``<!-- bench:NAME:start -->`` and ``...:end -->``."""
+    text = readme.read_text()
+    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
+    if start not in text or end not in text:
+        raise SystemExit(f"{readme}: the {start} / {end} markers are missing")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{md}{end}{tail}")
