@@ -9,6 +9,7 @@ import pytest
 
 pytest.importorskip("amaranth", reason="gateware tests need pip install .[hdl]")
 
+from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 from montpipe.device.model import exponent_digits, montgomery_words, mprime
 from montpipe.device.wire import (
@@ -253,3 +254,31 @@ def test_a_frame_into_full_buffers_is_refused_not_lost():
     assert answers[:2] == [(1, LinkStatus.OK), (2, LinkStatus.OK)]
     assert sorted(status for _, status in answers[2:]) == [LinkStatus.OK, LinkStatus.BUSY]
     assert quiet
+
+
+@pytest.mark.parametrize("argument, value, message", [
+    ("contexts", 0, "Context count must be an integer from 1 to 255, not 0"),
+    ("contexts", 256, "Context count must be an integer from 1 to 255, not 256"),
+    ("timeout", 0, "Timeout must be a positive integer of cycles, not 0"),
+    ("lanes", 0, "Lane count must be a positive integer, not 0"),
+])
+def test_refused_arguments_are_named_and_leave_no_unused_elaboratable(argument, value,
+                                                                       message):
+    import gc
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match=message):
+            FrameLink(**{argument: value})
+        gc.collect()
+    assert [w for w in caught if "never used" in str(w.message)] == []
+
+
+def test_capabilities_and_sizes_are_read_only():
+    dut = FrameLink(width=W, max_words=S, max_windows=NW, contexts=CONTEXTS)
+    assert dut.caps.contexts == CONTEXTS and dut.buffer_bytes == 3 + 4 + S * 2 + NW
+    for name in ("caps", "buffer_bytes", "array"):
+        with pytest.raises(AttributeError):
+            setattr(dut, name, None)
+    Fragment.get(dut, None)             # elaborated, so not an unused elaboratable
