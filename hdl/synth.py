@@ -51,10 +51,9 @@ AVAILABLE = {"LUT4": 83640, "TRELLIS_FF": 83640, "MULT18X18D": 156, "DP16KD": 20
 
 
 #: the files whose content is the gateware and the wire format it implements, relative to the
-#: repository root (tools, models and exports are not)
-GATEWARE = [*(f"hdl/{name}.py" for name in
-              ("montmul", "modexp", "core", "array", "link", "link_common", "link_receiver",
-               "link_executor", "link_responder", "uart", "board")),
+#: repository root: every module of ``hdl`` but the flow's tools (this one and the export)
+GATEWARE = [*sorted(f"hdl/{p.name}" for p in (ROOT / "hdl").glob("*.py")
+                    if p.name not in ("synth.py", "export.py")),
             "device/wire.py", "device/config.py"]
 
 
