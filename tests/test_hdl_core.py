@@ -8,7 +8,6 @@ import pytest
 
 pytest.importorskip("amaranth", reason="gateware tests need pip install .[hdl]")
 
-from amaranth.sim import Simulator
 from montpipe.device.model import (
     batch_cycles,
     batch_products,
@@ -21,6 +20,7 @@ from montpipe.device.model import (
 )
 from montpipe.hdl.array import ModExpArray
 from montpipe.hdl.core import HEADER_BEATS, ModExpCore, Status
+from stream_drivers import monitor, send, simulate
 
 W, WINDOW, MAX_WORDS, MAX_WINDOWS = 16, 2, 6, 40
 MASK = (1 << W) - 1
@@ -38,26 +38,16 @@ def run(frames, idle=None, backpressure=None, make=None):
     of ready). Returns [(tag, status, words)] and {"idle": the core ended idle and empty,
     "cycles": cycles until the last result was taken}."""
     dut = make() if make else ModExpCore(W, MAX_WORDS, WINDOW, MAX_WINDOWS)
-    results, done = [], {}
-    idle = cycle(idle or [1])
+    results, done, words = [], {}, []
     backpressure = cycle(backpressure or [1])
-    expected = len(frames)
 
     async def sender(ctx):
-        for beats in frames:
-            for data, last in beats:
-                while not next(idle):
-                    ctx.set(dut.i_req.valid, 0)
-                    await ctx.tick()
-                ctx.set(dut.i_req.valid, 1)
-                ctx.set(dut.i_req.p.data, data)
-                ctx.set(dut.i_req.p.last, last)
-                await ctx.tick().until(dut.i_req.ready)
-            ctx.set(dut.i_req.valid, 0)
+        beats = [{"data": data, "last": last} for frame in frames for data, last in frame]
+        await send(ctx, dut.i_req, beats, cycle(idle or [1]))
 
     async def receiver(ctx):
         n = 0
-        while len(results) < expected:
+        while len(results) < len(frames):
             ctx.set(dut.o_res.ready, next(backpressure))
             await ctx.tick()
             n += 1
@@ -65,28 +55,16 @@ def run(frames, idle=None, backpressure=None, make=None):
         done["idle"] = not ctx.get(dut.busy) and not ctx.get(dut.o_res.valid)
         done["cycles"] = n
 
-    async def monitor(ctx):
-        words = []
-        ticks = 0
-        async for _clk, _rst, valid, ready, tag, status, data, last in ctx.tick().sample(
-                dut.o_res.valid, dut.o_res.ready, dut.o_res.p.tag, dut.o_res.p.status,
-                dut.o_res.p.data, dut.o_res.p.last):
-            ticks += 1
-            if valid and ready:
-                words.append(data)
-                if last:
-                    results.append((tag, Status(status), words))
-                    words = []
-                    # counted as batch_cycles counts: the first request beat is offered in
-                    # cycle 0, the tick ending cycle c is tick c + 1
-                    done["last_result"] = ticks
+    def taken(payload, tick):
+        words.append(payload.data)
+        if payload.last:
+            results.append((payload.tag, Status(payload.status), list(words)))
+            words.clear()
+            # counted as batch_cycles counts: the first request beat is offered in cycle 0,
+            # the tick ending cycle c is tick c + 1
+            done["last_result"] = tick
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(sender, background=True)
-    sim.add_process(monitor)
-    sim.add_testbench(receiver)
-    sim.run()
+    simulate(dut, receiver, background=[sender], processes=[monitor(dut.o_res, taken)])
     return results, done
 
 

@@ -10,7 +10,6 @@ import pytest
 pytest.importorskip("amaranth", reason="gateware tests need pip install .[hdl]")
 
 from amaranth.hdl import Fragment
-from amaranth.sim import Simulator
 from montpipe.device.model import exponent_digits, montgomery_words, mprime
 from montpipe.device.wire import (
     REQUEST_MARKER,
@@ -25,6 +24,7 @@ from montpipe.device.wire import (
     unpack_words,
 )
 from montpipe.hdl.link import FrameLink
+from stream_drivers import monitor, simulate
 
 W, S, WINDOW, NW, LANES, CONTEXTS, TIMEOUT = 16, 6, 2, 24, 2, 2, 200
 
@@ -99,18 +99,8 @@ def exchange(chunks, expected, backpressure=None, gap=5, limit=400_000, credits=
             await ctx.tick()
         state["quiet"] = not ctx.get(dut.o_tx.valid) and not ctx.get(dut.array.busy)
 
-    async def monitor(ctx):
-        async for _, _, valid, rdy, data in ctx.tick().sample(dut.o_tx.valid, dut.o_tx.ready,
-                                                              dut.o_tx.payload):
-            if valid and rdy:
-                responses.extend(parser.feed(bytes([data])))
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(sender, background=True)
-    sim.add_process(monitor)
-    sim.add_testbench(receiver)
-    sim.run()
+    simulate(dut, receiver, background=[sender], processes=[
+        monitor(dut.o_tx, lambda data, _: responses.extend(parser.feed(bytes([data]))))])
     return responses, parser, state["quiet"]
 
 

@@ -9,7 +9,6 @@ import pytest
 
 pytest.importorskip("amaranth", reason="gateware tests need pip install .[hdl]")
 
-from amaranth.sim import Simulator
 from montpipe.device.wire import (
     Capabilities,
     LinkStatus,
@@ -20,6 +19,7 @@ from montpipe.device.wire import (
 from montpipe.hdl.core import Status
 from montpipe.hdl.link_common import Contents
 from montpipe.hdl.link_responder import LinkResponder
+from stream_drivers import monitor, simulate
 
 W, S = 16, 6
 CAPS = Capabilities(1, W, W * S - 2, 2, 2, 24, 2, 125_000)
@@ -31,12 +31,6 @@ def respond(sources, count, backpressure=(1,), counters=(0, 0, 0, 0)):
     dut = LinkResponder(width=W, max_words=S, capabilities=CAPS)
     parser, responses = ResponseParser(), []
     ready = cycle(backpressure)
-
-    async def monitor(ctx):
-        async for _, _, valid, rdy, data in ctx.tick().sample(dut.o_tx.valid, dut.o_tx.ready,
-                                                              dut.o_tx.payload):
-            if valid and rdy:
-                responses.extend(parser.feed(bytes([data])))
 
     def source(member, transfers):
         stream = getattr(dut, member)
@@ -63,13 +57,10 @@ def respond(sources, count, backpressure=(1,), counters=(0, 0, 0, 0)):
         await ctx.tick().repeat(3)
         assert not ctx.get(dut.busy)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_process(monitor)
-    for member, transfers in sources.items():
-        sim.add_testbench(source(member, transfers), background=True)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench,
+             background=[source(member, transfers) for member, transfers in sources.items()],
+             processes=[monitor(dut.o_tx,
+                                lambda data, _: responses.extend(parser.feed(bytes([data]))))])
     assert parser.bad_crc == 0 and parser.discarded == 0
     return [(r.opcode, r.tag, r.status, r.payload) for r in responses]
 

@@ -6,8 +6,8 @@ import pytest
 pytest.importorskip("amaranth", reason="gateware tests need pip install .[hdl]")
 
 from amaranth import Module
-from amaranth.sim import Simulator
 from montpipe.hdl.uart import UARTRx, UARTTx, uart_divisor
+from stream_drivers import send, simulate
 
 DIV = 5
 
@@ -21,11 +21,7 @@ def test_bytes_cross_the_line_in_order():
     got = []
 
     async def sender(ctx):
-        for b in sent:
-            ctx.set(tx.i_stream.valid, 1)
-            ctx.set(tx.i_stream.payload, b)
-            await ctx.tick().until(tx.i_stream.ready)
-        ctx.set(tx.i_stream.valid, 0)
+        await send(ctx, tx.i_stream, sent)
 
     async def receiver(ctx):
         ctx.set(rx.o_stream.ready, 1)
@@ -38,11 +34,7 @@ def test_bytes_cross_the_line_in_order():
                 got.append(ctx.get(rx.o_stream.payload))
         assert ctx.get(rx.framing_errors) == 0
 
-    sim = Simulator(m)
-    sim.add_clock(1e-8)
-    sim.add_testbench(sender, background=True)
-    sim.add_testbench(receiver)
-    sim.run()
+    simulate(m, receiver, background=[sender])
     assert got == sent
 
 
@@ -68,10 +60,7 @@ def test_a_bad_stop_bit_drops_the_byte_and_counts():
         await bits([0, *[1, 1, 0, 0, 1, 1, 0, 0], 1, 1, 1])    # start, 0x33, stop, idle
         assert seen == [0x33]                                  # the good byte, only it
 
-    sim = Simulator(rx)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(rx, bench)
 
 
 def test_divisors():
