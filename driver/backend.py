@@ -33,6 +33,7 @@ __all__ = [
     "available_backends",
     "default_backend",
     "get_backend",
+    "group_order",
     "register_backend",
 ]
 
@@ -136,6 +137,27 @@ class Backend(abc.ABC):
         self.stats.mulmods += len(values)
         return int(acc)
 
+    def group_prodmod(
+        self, values: Sequence[int], groups: Sequence[int], n_groups: int, modulus: int
+    ) -> list[int]:
+        """For every group ``g < n_groups``, the product modulo ``modulus`` of the ``values[i]``
+        with ``groups[i] == g`` (1 for a group with none); ``groups[i] == -1`` leaves
+        ``values[i]`` out.
+
+        For Paillier this sums ciphertexts by a plaintext index in one call: the histogram of
+        tree boosting, the encrypted gradient sums per (node, feature, bin).
+        """
+        order, starts = group_order(groups, len(values), n_groups)
+        m = gmpy2.mpz(modulus)
+        out = []
+        for g in range(n_groups):
+            acc = gmpy2.mpz(1) % m
+            for i in order[starts[g]:starts[g + 1]]:
+                acc = acc * values[i] % m
+            out.append(int(acc))
+        self.stats.mulmods += int(starts[-1])
+        return out
+
     def fixed_base(self, base: int, modulus: int, max_bits: int) -> FixedBasePower:
         """A handle computing powers of one base (for DJN encryption's ``h_s ** alpha``)."""
         return _PowmodFixedBase(self, base, modulus, max_bits)
@@ -198,6 +220,30 @@ class _PowmodFixedBase(FixedBasePower):
         _check_fixed_base_exponents(exponents, self.max_bits)
         self.backend.stats.fixed_base_powmods += len(exponents)
         return self.backend.powmod([self.base] * len(exponents), list(exponents), self.modulus)
+
+
+def group_order(groups: Sequence[int], count: int, n_groups: int):
+    """Check a group index and sort by it: ``(order, starts)`` such that the members of group
+    ``g`` are ``order[starts[g]:starts[g + 1]]`` (members of group -1 left out)."""
+    import numpy as np
+
+    if not isinstance(n_groups, int) or isinstance(n_groups, bool) or n_groups < 0:
+        raise ValueError(f"n_groups must be a non-negative integer, not {n_groups!r}")
+    idx = np.asarray(groups)
+    if idx.shape != (count,):
+        raise ValueError(f"got {count} values but a group index of shape {idx.shape}; "
+                         f"expected ({count},)")
+    if count and idx.dtype.kind not in "iu":
+        raise ValueError(f"group indices must be integers, not {idx.dtype}")
+    idx = idx.astype(np.int64, copy=False)
+    bad = np.flatnonzero((idx < -1) | (idx >= n_groups))
+    if bad.size:
+        raise ValueError(f"groups[{bad[0]}] is {idx[bad[0]]}; expected -1 (left out) or a group "
+                         f"in [0, {n_groups})")
+    order = np.argsort(idx, kind="stable")
+    order = order[int(np.searchsorted(idx[order], 0)):]  # the left-out -1s sort first
+    starts = np.searchsorted(idx[order], np.arange(n_groups + 1), side="left")
+    return order, starts
 
 
 def _check_fixed_base_exponents(exponents: Sequence[int], max_bits: int) -> None:

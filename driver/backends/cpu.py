@@ -18,11 +18,13 @@ import time
 from collections.abc import Sequence
 
 import gmpy2
+import numpy as np
 
 from ..backend import (
     Backend,
     FixedBasePower,
     _check_fixed_base_exponents,
+    group_order,
 )
 
 try:
@@ -278,6 +280,38 @@ class CPUBackend(Backend):
         result = self._native.prodmod(parts, modulus) if len(parts) > 1 else parts[0]
         self._account(t0, mulmods=len(values))
         return result
+
+    def group_prodmod(
+        self, values: Sequence[int], groups: Sequence[int], n_groups: int, modulus: int
+    ) -> list[int]:
+        if self._native is None:
+            return super().group_prodmod(values, groups, n_groups, modulus)
+        t0 = time.perf_counter()
+        order, starts = group_order(groups, len(values), n_groups)
+        total = int(starts[-1])
+        native = self._native
+
+        def chunk(lo: int, hi: int) -> list[int]:
+            # whole groups whose members start in [lo, hi) of the sorted order
+            g0 = int(np.searchsorted(starts[:-1], lo, side="left"))
+            g1 = int(np.searchsorted(starts[:-1], hi, side="left"))
+            out = []
+            for g in range(g0, g1):
+                a, b = int(starts[g]), int(starts[g + 1])
+                out.append(native.prodmod([values[i] for i in order[a:b]], modulus)
+                           if b > a else 1)
+            return out
+
+        if n_groups == 0:
+            return []
+        work = 1.2 * _limbs(modulus) ** 2 * total
+        bounds = self._split(total, work)
+        # the last range also takes the empty groups at the end; the first starts at group 0
+        bounds = [(0 if k == 0 else lo, hi if k < len(bounds) - 1 else total + 1)
+                  for k, (lo, hi) in enumerate(bounds)]
+        parts = self._run(chunk, bounds)
+        self._account(t0, mulmods=total)
+        return [x for part in parts for x in part]
 
     def fixed_base(self, base: int, modulus: int, max_bits: int) -> FixedBasePower:
         if self._native is None:

@@ -32,6 +32,7 @@ from ...device.model import (
     batch_products,
     exponent_digits,
     montgomery_words,
+    montmul_cycles,
 )
 from ...device.wire import modexp_wire_bytes
 from ..backend import FixedBasePower, _check_fixed_base_exponents
@@ -108,7 +109,8 @@ class ModelBackend(CPUBackend):
             self.device, self.source = device, "given"
         self.stats.extra.update(projected_device_seconds=0.0, projected_link_seconds=0.0,
                                 device_cycles=0, device_powmods=0, device_products=0,
-                                device_word_products=0, link_bytes=0)
+                                device_word_products=0, link_bytes=0,
+                                grouped_mulmods=0, projected_grouped_product_seconds=0.0)
 
     def describe(self) -> dict:
         device = {**asdict(self.device), "n_max_bits": self.device.n_max_bits,
@@ -178,6 +180,26 @@ class ModelBackend(CPUBackend):
         out = super().multiexp(bases, exponents, modulus)
         terms = [e for row in exponents for e in row]
         self._project_or_fall_back(len(terms), terms, modulus)
+        return out
+
+    def group_prodmod(self, values: Sequence[int], groups: Sequence[int], n_groups: int,
+                      modulus: int) -> list[int]:
+        """The CPU's grouped products, counted (``grouped_mulmods``) and projected apart.
+
+        The gateware has no product operation yet, so these stay out of
+        ``projected_device_seconds``; ``projected_grouped_product_seconds`` is what the lanes
+        would take as Montgomery products (two a modular multiplication: the product and the
+        conversion back), spread evenly over the lanes, without the link.
+        """
+        out = super().group_prodmod(values, groups, n_groups, modulus)
+        d = self.device
+        modulus = int(modulus)
+        if modulus % 2 and modulus >= 3 and modulus.bit_length() <= d.n_max_bits:
+            count = sum(1 for g in groups if g >= 0)
+            s = montgomery_words(modulus.bit_length(), d.width)
+            cycles = 2 * count * montmul_cycles(s, d.width) / d.lanes
+            self.stats.extra["grouped_mulmods"] += count
+            self.stats.extra["projected_grouped_product_seconds"] += cycles / (d.clock_mhz * 1e6)
         return out
 
 
