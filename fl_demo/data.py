@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DataError", "VerticalSplit", "load_breast_cancer_split", "load_csv_pair"]
+__all__ = ["DataError", "VerticalSplit", "load_breast_cancer_split", "load_csv_pair",
+           "load_synthetic_split"]
 
 
 class DataError(ValueError):
@@ -72,6 +73,28 @@ def load_breast_cancer_split(test_size: float = 0.2, seed: int = 0) -> VerticalS
     names = [str(n) for n in ds.feature_names]
     return _split_and_standardise(X[:, :10], X[:, 10:], y, names[:10], names[10:], test_size,
                                   seed, "sklearn breast_cancer")
+
+
+def load_synthetic_split(n_samples: int = 20_000, n_features: int = 30, test_size: float = 0.2,
+                         seed: int = 0) -> VerticalSplit:
+    """A larger generated set for scale: scikit-learn's ``make_classification`` (10 informative
+    and 10 redundant features, shuffled among the columns, 1 % label noise), the guest holding
+    the label and the first half of the features, the host the rest."""
+    from sklearn.datasets import make_classification
+
+    if n_features < 2 or n_samples < 10:
+        raise DataError(f"a synthetic set needs >= 2 features and >= 10 samples, not "
+                        f"{n_features} and {n_samples}")
+    informative = min(10, n_features)
+    X, y = make_classification(n_samples=n_samples, n_features=n_features,
+                               n_informative=informative,
+                               n_redundant=min(10, n_features - informative),
+                               flip_y=0.01, random_state=seed)
+    half = n_features // 2
+    names = [f"x{i}" for i in range(n_features)]
+    return _split_and_standardise(X[:, :half], X[:, half:], y.astype(int), names[:half],
+                                  names[half:], test_size, seed,
+                                  f"make_classification {n_samples}x{n_features}")
 
 
 def _read_csv(path: Path, role: str) -> tuple[list[str], list[list[str]]]:

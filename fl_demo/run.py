@@ -1,6 +1,7 @@
 """Run the vertical logistic regression: parties as Ray actors (or in-process), a report at the end.
 
-``python -m montpipe.fl_demo`` (what ``make demo`` runs) starts Ray embedded on this machine;
+``python -m montpipe.fl_demo`` (what ``make demo`` runs; ``python -m montpipe.fl_demo
+secureboost`` runs :mod:`.sb_run` instead) starts Ray embedded on this machine;
 ``--address`` joins an existing cluster and ``--guest-node``/``--host-node``/``--arbiter-node``
 pin each party to a node. Each party may use its own backend (``--backend`` for all,
 ``--guest-backend`` and so on for one).
@@ -55,7 +56,8 @@ class _RayParty:
         return ray.get(getattr(self.handle, method).remote(*args), timeout=timeout)
 
 
-def _call(party, iteration: int, method: str, *args, timeout: float | None = None):
+def _call(party, iteration: int, method: str, *args, timeout: float | None = None,
+          unit: str = "iteration"):
     try:
         return party.call(method, *args, timeout=timeout)
     except ProtocolError:
@@ -65,7 +67,7 @@ def _call(party, iteration: int, method: str, *args, timeout: float | None = Non
         if isinstance(cause, ProtocolError):
             raise cause from None
         kind = type(e).__name__
-        where = f"iteration {iteration}" if iteration >= 0 else "set-up"
+        where = f"{unit} {iteration}" if iteration >= 0 else "set-up"
         raise ProtocolError(
             f"party '{party.role}' failed during {where} ({method}): {kind}: {cause}"
         ) from None
@@ -93,38 +95,48 @@ def train(data: VerticalSplit, config: Config, *, use_ray: bool = True,
         "host": (Host, (data.host_train, config, backends.get("host"), data.host_test)),
         "arbiter": (Arbiter, (config, backends.get("arbiter"))),
     }
-    started_ray = False
     t_setup = time.perf_counter()
-    if use_ray:
-        import ray
-
-        if not ray.is_initialized():
-            if address:
-                ray.init(address=address, log_to_driver=False)
-            else:
-                ray.init(include_dashboard=False, log_to_driver=False, num_cpus=None)
-            started_ray = True
-        alive = {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
-        for role in ROLES:
-            node = nodes.get(role)
-            if node and node not in alive:
-                if started_ray:
-                    ray.shutdown()
-                raise ValueError(f"--{role}-node: no live Ray node {node!r}; this cluster has "
-                                 f"{', '.join(sorted(alive))}")
-        parties = {r: _RayParty(r, c, a, nodes.get(r)) for r, (c, a) in specs.items()}
-    else:
-        parties = {r: _Local(r, c(*a)) for r, (c, a) in specs.items()}
+    parties, started_ray = start_parties(specs, use_ray, address, nodes)
     try:
         return _loop(data, config, parties, progress, timeout, hooks or {}, t_setup)
     finally:
-        if use_ray:
-            import ray
+        stop_parties(parties, use_ray, started_ray)
 
-            for p in parties.values():  # a stuck party must not outlive the run on a cluster
-                ray.kill(p.handle)
+
+def start_parties(specs: dict, use_ray: bool, address: str | None,
+                  nodes: dict) -> tuple[dict, bool]:
+    """Start each party (``role: (class, args)``) as a Ray actor, pinned to its node if one is
+    given, or in this process; ``(parties, whether Ray was started here)``."""
+    if not use_ray:
+        return {r: _Local(r, c(*a)) for r, (c, a) in specs.items()}, False
+    import ray
+
+    started_ray = False
+    if not ray.is_initialized():
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(include_dashboard=False, log_to_driver=False, num_cpus=None)
+        started_ray = True
+    alive = {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+    for role in specs:
+        node = nodes.get(role)
+        if node and node not in alive:
             if started_ray:
                 ray.shutdown()
+            raise ValueError(f"--{role}-node: no live Ray node {node!r}; this cluster has "
+                             f"{', '.join(sorted(alive))}")
+    return {r: _RayParty(r, c, a, nodes.get(r)) for r, (c, a) in specs.items()}, started_ray
+
+
+def stop_parties(parties: dict, use_ray: bool, started_ray: bool) -> None:
+    if use_ray:
+        import ray
+
+        for p in parties.values():  # a stuck party must not outlive the run on a cluster
+            ray.kill(p.handle)
+        if started_ray:
+            ray.shutdown()
 
 
 def _loop(data, config, parties, progress, timeout, hooks, t0) -> dict:
@@ -258,16 +270,37 @@ def print_summary(s: dict) -> None:
     ]
     for role, secs in s.get("projected_device_seconds", {}).items():
         rows.append((f"projected device time, {role}", f"{secs:.3f} s"))
-    for role, rep in s.get("backend_reports", {}).items():
+    print_rows(rows + backend_rows(s.get("backend_reports", {})))
+
+
+def backend_rows(reports: dict) -> list[tuple[str, str]]:
+    """Summary rows: each party's backend, its calls and busy time."""
+    rows = []
+    for role, rep in reports.items():
         if rep:
             st = rep["stats"]
             rows.append((f"backend of the {role}",
                          f"{rep['describe'].get('name')}: {st.get('calls', 0)} calls, "
                          f"{st.get('busy_seconds', 0.0):.2f} s busy"))
+    return rows
+
+
+def print_rows(rows: list[tuple[str, str]]) -> None:
+    """The summary table: names left-aligned in one column, values beside them."""
     width = max(len(r[0]) for r in rows)
     print()
     for k, v in rows:
         print(f"  {k:<{width}}  {v}")
+
+
+def stacked_seconds(ax, xs: list, history: list[dict], categories) -> None:
+    """Seconds by category as stacked bars, one bar per iteration or tree."""
+    bottom = np.zeros(len(history))
+    for cat in categories:
+        vals = np.array([h["seconds"][cat] for h in history])
+        ax.bar(xs, vals, bottom=bottom, label=cat)
+        bottom += vals
+    ax.legend(fontsize=8)
 
 
 def plot(s: dict, path: Path) -> None:
@@ -288,13 +321,8 @@ def plot(s: dict, path: Path) -> None:
     ax[1].axhline(s["auc_sklearn"], color="grey", lw=0.8, label="scikit-learn")
     ax[1].set_title("test AUC")
     ax[1].legend()
-    bottom = np.zeros(len(hist))
-    for cat in CATEGORIES:
-        vals = np.array([h["seconds"][cat] for h in hist])
-        ax[2].bar(its, vals, bottom=bottom, label=cat)
-        bottom += vals
+    stacked_seconds(ax[2], its, hist, CATEGORIES)
     ax[2].set_title("seconds per iteration")
-    ax[2].legend(fontsize=8)
     ops = ", ".join(f"{k} {v}" for k, v in sorted(s["crypto_operations"].items()))
     fig.suptitle(f"hetero-LR, {s['config']['key_bits']}-bit Paillier — {ops}", fontsize=9)
     fig.tight_layout()
@@ -303,7 +331,16 @@ def plot(s: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "secureboost":
+        from .sb_run import main as secureboost_main
+
+        return secureboost_main(argv[1:])
+    if argv and argv[0] == "lr":
+        argv = argv[1:]
     ap = argparse.ArgumentParser(prog="python -m montpipe.fl_demo",
+                                 epilog="python -m montpipe.fl_demo secureboost --help: "
+                                 "vertical SecureBoost instead",
                                  description="FATE-style vertical logistic regression on montpipe")
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--lr", type=float, default=0.15, help="learning rate")
