@@ -58,6 +58,7 @@ from .secureboost import (
     base_score,
     gh_layout,
     gradients,
+    node_slots,
     quantize,
     split_index,
     tree_rows,
@@ -153,7 +154,7 @@ class SBHost(_Party):
         with self.meter.time("histogram"):
             slot = {nd: i for i, nd in enumerate(direct)}
             rows = np.flatnonzero(np.isin(assign, direct))
-            k = np.array([slot[int(v)] for v in assign[rows]], dtype=np.int64)
+            k = node_slots(assign[rows], direct)
             grp = (k[:, None] * width + self.binning.offsets[:-1][None, :]
                    + self.bins[self._rows[rows]]).reshape(-1)
             n = len(self._rows)
@@ -186,8 +187,7 @@ class SBHost(_Party):
         # the bin counts in the clear (as FATE's host sends them): the guest needs them to
         # remove g's offset
         grp_all = np.flatnonzero(assign >= 0)
-        node_slot = {nd: i for i, nd in enumerate(nodes)}
-        kk = np.array([node_slot[int(v)] for v in assign[grp_all]], dtype=np.int64)
+        kk = node_slots(assign[grp_all], nodes)
         cgrp = (kk[:, None] * total + self.binning.offsets[:-1][None, :]
                 + self.bins[self._rows[grp_all]]).reshape(-1)
         C = np.bincount(cgrp, minlength=len(nodes) * total).reshape(len(nodes), total)

@@ -175,19 +175,14 @@ def _projected(result: dict, trees: int) -> dict:
 
 
 def summarise(result: dict, data: VerticalSplit, config: SBConfig, backends: dict) -> dict:
-    from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
 
     trees, _thr, p_aucs = train_plaintext(data.guest_train, data.host_train, data.y_train,
                                           config, data.guest_test, data.host_test, data.y_test)
     X_tr = np.hstack([data.guest_train, data.host_train])
     X_te = np.hstack([data.guest_test, data.host_test])
-    same = dict(max_iter=config.trees, learning_rate=config.learning_rate,
-                max_depth=config.depth, max_bins=min(255, config.bins),
-                l2_regularization=config.l2, min_samples_leaf=1, max_leaf_nodes=None,
-                early_stopping=False)
-    sk = HistGradientBoostingClassifier(**same).fit(X_tr, data.y_train)
-    sk_default = HistGradientBoostingClassifier(early_stopping=False).fit(X_tr, data.y_train)
+    same = sklearn_parameters(config)
+    sk, sk_default = fit_sklearn(X_tr, data.y_train, same)
     auc = {k: float(roc_auc_score(data.y_test, m.decision_function(X_te)))
            for k, m in (("same", sk), ("default", sk_default))}
     hist = result["history"]
@@ -228,6 +223,26 @@ def summarise(result: dict, data: VerticalSplit, config: SBConfig, backends: dic
         "backend_reports": result.get("backend_reports", {}),
         "projected": _projected(result, len(hist)),
     }
+
+
+def sklearn_parameters(config: SBConfig) -> dict:
+    """``HistGradientBoostingClassifier``'s parameters for the same model: trees, learning
+    rate, depth (edges from the root), bins, L2, one sample a leaf at least, no early stop."""
+    return dict(max_iter=config.trees, learning_rate=config.learning_rate,
+                max_depth=config.depth, max_bins=min(255, config.bins),
+                l2_regularization=config.l2, min_samples_leaf=1, max_leaf_nodes=None,
+                early_stopping=False)
+
+
+def fit_sklearn(X, y, params: dict):
+    """scikit-learn at ``params`` and at its defaults, on one OpenMP thread (its threads spin
+    against the parties' on a small machine)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return (HistGradientBoostingClassifier(**params).fit(X, y),
+                HistGradientBoostingClassifier(early_stopping=False).fit(X, y))
 
 
 def _canonical(nodes: dict) -> list:

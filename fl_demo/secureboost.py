@@ -19,8 +19,8 @@ trees, bit for bit. A sum over ``c`` samples gives back ``G = (ΣG' − c·2^P) 
 is at most ``N·2^(P+1)`` for g' and ``N·2^(P−2)`` for h', so g' takes
 ``slot_bits(2^(P+1), N)`` bits and h' ``slot_bits(2^(P−2), N)``
 (:func:`gh_layout`; ``(max·N).bit_length()``): ``2P + 2·bitlen(N) − 1`` bits in all (N not a
-power of two), 123 for ``P = 53`` and 456 samples, 135 for 16 000. No sum can carry into the
-next field, and a 2048-bit plaintext holds 16 or 15 such sums side by side.
+power of two), 81 for ``P = 32`` and 456 samples, 93 for 16 000. No sum can carry into the
+next field, and a 2048-bit plaintext holds 25 or 22 such sums side by side.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 from ..driver.packing import SlotLayout, slot_bits
 
 __all__ = ["Binning", "SBConfig", "Tree", "TreeGrower", "best_splits", "gh_layout",
-           "plain_histograms", "predict_plain", "quantize", "train_plaintext"]
+           "node_slots", "plain_histograms", "predict_plain", "quantize", "train_plaintext"]
 
 
 @dataclass
@@ -50,7 +50,7 @@ class SBConfig:
     subsample: float = 1.0        # rows drawn (without replacement) for each tree
     key_bits: int = 2048
     pack: bool = True             # False: g and h in separate ciphertexts (for comparison)
-    precision_bits: int = 53
+    precision_bits: int = 32      # g, h to 2^-32: each bit more costs compression, decryption
     seed: int = 0
 
     def validate(self) -> None:
@@ -157,7 +157,7 @@ def plain_histograms(gq: np.ndarray, hq: np.ndarray, bins: np.ndarray, offsets: 
     total = int(offsets[-1])
     slot = {nd: i for i, nd in enumerate(nodes)}
     rows = np.flatnonzero(np.isin(node_of, nodes))
-    k = np.array([slot[int(v)] for v in node_of[rows]], dtype=np.int64)
+    k = node_slots(node_of[rows], nodes)
     F = bins.shape[1]
     grp = (k[:, None] * total + offsets[:-1][None, :] + bins[rows]).reshape(-1)
     n = len(nodes) * total
@@ -166,6 +166,15 @@ def plain_histograms(gq: np.ndarray, hq: np.ndarray, bins: np.ndarray, offsets: 
     C = np.bincount(grp, minlength=n).astype(np.int64)
     return {nd: (G[i * total:(i + 1) * total], H[i * total:(i + 1) * total],
                  C[i * total:(i + 1) * total]) for nd, i in slot.items()}
+
+
+def node_slots(node_ids: np.ndarray, nodes: list[int]) -> np.ndarray:
+    """The position in ``nodes`` of each of ``node_ids`` (all of which are in ``nodes``)."""
+    if not nodes:
+        return np.empty(0, dtype=np.int64)
+    lookup = np.full(max(nodes) + 1, -1, dtype=np.int64)
+    lookup[np.asarray(nodes, dtype=np.int64)] = np.arange(len(nodes))
+    return lookup[np.asarray(node_ids, dtype=np.int64)]
 
 
 def cumulative(hist: tuple, offsets: np.ndarray) -> tuple:
