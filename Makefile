@@ -27,9 +27,10 @@ venv: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# the main job: vertical logistic regression, 2048-bit keys, 30 iterations, parties on Ray
+# the main job: vertical logistic regression, 2048-bit keys, 30 iterations, parties on Ray;
+# DEMO=secureboost runs vertical SecureBoost instead (report in build/fl_demo/secureboost/)
 demo: $(STAMP)
-	$(PY) -m montpipe.fl_demo $(DEMO_ARGS)
+	$(PY) -m montpipe.fl_demo $(DEMO) $(DEMO_ARGS)
 
 # a tour of the Paillier API alone
 walkthrough: $(STAMP)
@@ -39,6 +40,7 @@ bench: $(STAMP)
 	$(PY) -m montpipe.bench.cpu $(BENCH_ARGS)
 	$(PY) -m montpipe.bench.kernels $(BENCH_ARGS)
 	$(PY) -m montpipe.bench.fl $(BENCH_ARGS)
+	$(PY) -m montpipe.bench.secureboost $(if $(filter --update-readme,$(BENCH_ARGS)),--update-readme)
 	$(PY) -m montpipe.bench.device $(BENCH_ARGS)
 	$(PY) -m montpipe.bench.sim $(if $(filter --update-readme,$(BENCH_ARGS)),--update-readme)
 
