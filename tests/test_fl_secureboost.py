@@ -163,6 +163,10 @@ def test_cli_writes_the_report_with_a_projecting_backend(tmp_path, capsys):
     assert "trees must be an integer >= 1, not 0" in capsys.readouterr().err
     assert run.main(["secureboost", "--no-ray", "--backend", "gpu", "--key-bits", "512"]) == 2
     assert "unknown backend 'gpu'" in capsys.readouterr().err
+    assert run.main(["secureboost", "--no-ray", "--guest-csv", "g.csv"]) == 2
+    assert "go together" in capsys.readouterr().err
+    assert run.main(["secureboost", "--no-ray", "--data", "synthetic", "--rows", "5"]) == 2
+    assert "--rows must be at least 10, not 5" in capsys.readouterr().err
     out = tmp_path / "sb"
     assert run.main(["secureboost", "--no-ray", "--quiet", "--key-bits", "512", "--trees", "2",
                      "--depth", "1", "--backend", "model", "--out", str(out)]) == 0
