@@ -33,7 +33,7 @@ from ..fl_demo.secureboost import (
     quantize,
     tree_rows,
 )
-from .cpu import publish
+from ._publish import publish
 
 
 def montpipe_run(data, cfg: SBConfig, backend: str | None = None) -> dict:
