@@ -15,12 +15,14 @@ same protocol) — a linear scaling the report states with the measured figures.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 import warnings
 
 import numpy as np
 
+from .._provenance import git_revision
 from ..fl_demo import sb_run
 from ..fl_demo.data import load_breast_cancer_split, load_synthetic_split
 from ..fl_demo.sb_protocol import CATEGORIES
@@ -34,6 +36,7 @@ from ..fl_demo.secureboost import (
     tree_rows,
 )
 from ._publish import publish
+from .cpu import _cpu_name
 
 
 def montpipe_run(data, cfg: SBConfig, backend: str | None = None) -> dict:
@@ -223,17 +226,21 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['speedup']:.1f}x; AUC {packed['auc_encrypted']:.4f} vs scikit-learn "
               f"{packed['auc_sklearn']:.4f}", flush=True)
     cmd = ("python -m montpipe.bench.secureboost " + " ".join(argv or [])).strip()
-    md = _markdown(cmd, args, results)
-    publish(args.out, "secureboost", {"command": cmd, "results": results}, md,
-            args.update_readme)
+    machine = {"cpu": _cpu_name(), "cores": len(os.sched_getaffinity(0)),
+               "git": git_revision(), "date": time.strftime("%Y-%m-%d")}
+    md = _markdown(cmd, args, results, machine)
+    publish(args.out, "secureboost", {"command": cmd, "machine": machine, "results": results},
+            md, args.update_readme)
     return 0
 
 
-def _markdown(cmd: str, args, results: dict) -> str:
-    lines = [f"Measured by `{cmd}`: seconds per tree (depth 3, 32 bins, {args.key_bits}-bit "
-             "keys; parties in one process; montpipe's median over its trees, python-paillier's "
-             "first tree), montpipe with g and h packed and with `--no-pack`, python-paillier "
-             "on the same protocol, unpacked and uncompressed.", "",
+def _markdown(cmd: str, args, results: dict, machine: dict) -> str:
+    lines = [f"Measured by `{cmd}` on {machine['cpu']} ({machine['cores']} cores), "
+             f"{machine['date']}, git {machine['git']}: seconds per tree (depth 3, 32 bins, "
+             f"{args.key_bits}-bit keys; both parties in one process; montpipe's median over "
+             "its trees on the CPU backend, all cores; python-paillier's first tree, one core), "
+             "montpipe with g and h packed and with `--no-pack`, python-paillier on the same "
+             "protocol, unpacked and uncompressed.", "",
              "| data (training rows) | montpipe packed (s/tree) | montpipe unpacked (s/tree) | "
              "packing's gain | python-paillier (s/tree) | speed-up | test AUC encrypted / "
              "plaintext / scikit-learn | trees equal plaintext |",
