@@ -1,7 +1,8 @@
 """Run the vertical logistic regression: parties as Ray actors (or in-process), a report at the end.
 
 ``python -m montpipe.fl_demo`` (what ``make demo`` runs; ``python -m montpipe.fl_demo
-secureboost`` runs :mod:`.sb_run` instead) starts Ray embedded on this machine;
+secureboost`` runs :mod:`.sb_run` instead, see :mod:`.__main__`) starts Ray embedded on this
+machine;
 ``--address`` joins an existing cluster and ``--guest-node``/``--host-node``/``--arbiter-node``
 pin each party to a node. Each party may use its own backend (``--backend`` for all,
 ``--guest-backend`` and so on for one).
@@ -331,13 +332,6 @@ def plot(s: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "secureboost":
-        from .sb_run import main as secureboost_main
-
-        return secureboost_main(argv[1:])
-    if argv and argv[0] == "lr":
-        argv = argv[1:]
     ap = argparse.ArgumentParser(prog="python -m montpipe.fl_demo",
                                  epilog="python -m montpipe.fl_demo secureboost --help: "
                                  "vertical SecureBoost instead",

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from montpipe.driver import packing
 from montpipe.driver.vector import EncryptedVector
-from montpipe.fl_demo import run, sb_run
+from montpipe.fl_demo import sb_run
 from montpipe.fl_demo.data import load_breast_cancer_split, load_synthetic_split
 from montpipe.fl_demo.protocol import ProtocolError
 from montpipe.fl_demo.secureboost import SBConfig, gh_layout, quantize, train_plaintext
@@ -158,17 +158,29 @@ def test_bad_configuration_is_rejected():
             SBConfig(**bad).validate()
 
 
+def test_the_launcher_runs_secureboost_beside_lr():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "montpipe.fl_demo", "secureboost", "--help"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "--min-child-weight" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "montpipe.fl_demo", "lr", "--iterations", "0"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "iterations must be a positive integer" in r.stderr
+
+
 def test_cli_writes_the_report_with_a_projecting_backend(tmp_path, capsys):
-    assert run.main(["secureboost", "--no-ray", "--trees", "0"]) == 2
+    assert sb_run.main(["--no-ray", "--trees", "0"]) == 2
     assert "trees must be an integer >= 1, not 0" in capsys.readouterr().err
-    assert run.main(["secureboost", "--no-ray", "--backend", "gpu", "--key-bits", "512"]) == 2
+    assert sb_run.main(["--no-ray", "--backend", "gpu", "--key-bits", "512"]) == 2
     assert "unknown backend 'gpu'" in capsys.readouterr().err
-    assert run.main(["secureboost", "--no-ray", "--guest-csv", "g.csv"]) == 2
+    assert sb_run.main(["--no-ray", "--guest-csv", "g.csv"]) == 2
     assert "go together" in capsys.readouterr().err
-    assert run.main(["secureboost", "--no-ray", "--data", "synthetic", "--rows", "5"]) == 2
+    assert sb_run.main(["--no-ray", "--data", "synthetic", "--rows", "5"]) == 2
     assert "--rows must be at least 10, not 5" in capsys.readouterr().err
     out = tmp_path / "sb"
-    assert run.main(["secureboost", "--no-ray", "--quiet", "--key-bits", "512", "--trees", "2",
+    assert sb_run.main(["--no-ray", "--quiet", "--key-bits", "512", "--trees", "2",
                      "--depth", "1", "--backend", "model", "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     for key in ("auc_encrypted", "auc_plaintext", "auc_sklearn", "trees_equal_plaintext",
