@@ -203,3 +203,21 @@ def test_on_ray_end_to_end(data):
     res = sb_run.train(data, cfg, use_ray=True, progress=False, timeout=120)
     trees, _, _ = train_plaintext(data.guest_train, data.host_train, data.y_train, cfg)
     assert res["trees"] == [t.nodes for t in trees]
+
+
+def test_a_csv_pair_trains(tmp_path):
+    from montpipe.fl_demo.data import load_csv_pair
+
+    rng = np.random.default_rng(4)
+    n = 60
+    y = np.array([0, 1] * (n // 2))
+    g = rng.normal(size=(n, 2)) + y[:, None]
+    h = rng.normal(size=(n, 3)) - y[:, None]
+    (tmp_path / "g.csv").write_text("\n".join(
+        ["id,y,a,b"] + [f"s{i},{y[i]},{g[i, 0]},{g[i, 1]}" for i in range(n)]))
+    (tmp_path / "h.csv").write_text("\n".join(
+        ["id,c,d,e"] + [f"s{i},{h[i, 0]},{h[i, 1]},{h[i, 2]}" for i in reversed(range(n))]))
+    split = load_csv_pair(tmp_path / "g.csv", tmp_path / "h.csv", seed=1)
+    cfg = SBConfig(trees=2, depth=2, bins=8, key_bits=512)
+    res, parties = _train(split, cfg)
+    _same_trees(res, parties, split, cfg)
