@@ -8,6 +8,7 @@ import warnings
 
 import cocotb
 import gmpy2
+
 from montpipe.device.model import (
     batch_cycles,
     batch_products,

@@ -7,6 +7,7 @@ import random
 
 import cocotb
 import gmpy2
+
 from montpipe.device.model import exponent_digits, montgomery_words, mprime
 from montpipe.device.wire import (
     Capabilities,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cocotb
 import gmpy2
+
 from montpipe.device.model import (
     batch_products,
     exponent_digits,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cocotb
 import gmpy2
+
 from montpipe.device.model import montgomery_words, montmul_cycles, montmul_reference, mprime
 
 from . import _bench

@@ -32,6 +32,7 @@ from amaranth.asserts import AnyConst  # amaranth 0.5 has no other public home f
 from amaranth.back import rtlil
 from amaranth.hdl import Assert, Assume
 from amaranth.lib import wiring
+
 from montpipe.device.model import montmul_cycles
 from montpipe.hdl.montmul import MontMulLane
 

@@ -1,6 +1,7 @@
 import warnings
 
 import pytest
+
 from montpipe.driver import paillier
 from montpipe.driver.backends.cpu import CPUBackend
 

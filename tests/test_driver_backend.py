@@ -7,6 +7,7 @@ import sys
 
 import gmpy2
 import pytest
+
 from montpipe.driver import backend as backend_mod
 from montpipe.driver import paillier
 from montpipe.driver.backends import cpu

@@ -6,6 +6,7 @@ import warnings
 
 import gmpy2
 import pytest
+
 from montpipe.device.config import DeviceConfig
 from montpipe.device.model import batch_cycles, exponent_digits, montgomery_words
 from montpipe.driver import paillier
@@ -45,9 +46,10 @@ def test_projection_equals_the_rtl_cycles_for_the_same_batch(width):
     """The same batch through the Amaranth simulation of a two-lane array (at 36 bits, the
     four-block multipliers' longer pipeline)."""
     pytest.importorskip("amaranth", reason="gateware tests need pip install .[hdl]")
+    from test_hdl_core import run as run_rtl
+
     from montpipe.device.model import request_frame
     from montpipe.hdl.array import ModExpArray
-    from test_hdl_core import run as run_rtl
 
     rng = random.Random(2)
     mod = odd(rng, 70 if width == 16 else 140)

@@ -3,6 +3,7 @@
 import random
 
 import pytest
+
 from montpipe.driver import paillier
 
 phe = pytest.importorskip("phe.paillier", reason="phe is a test dependency (pip install .[test])")

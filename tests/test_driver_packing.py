@@ -3,6 +3,7 @@ every backend path, and loud about anything that would overflow."""
 
 import numpy as np
 import pytest
+
 from montpipe.driver import packing
 from montpipe.driver.backends import cpu as cpu_module
 from montpipe.driver.backends.cpu import CPUBackend

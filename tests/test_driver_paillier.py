@@ -7,6 +7,7 @@ import gmpy2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from montpipe.driver import paillier
 from montpipe.driver.paillier import EncodedNumber, EncryptedNumber
 

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+
 from montpipe.driver import EncryptedVector, paillier
 from montpipe.driver.paillier import EncryptedNumber, PaillierPrivateKey, PaillierPublicKey
 

@@ -4,6 +4,7 @@ import threading
 
 import numpy as np
 import pytest
+
 from montpipe.driver import EncryptedVector, paillier
 from montpipe.driver.backend import Backend
 from montpipe.driver.backends.cpu import CPUBackend

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+
 from montpipe.fl_demo import run
 from montpipe.fl_demo.data import DataError, load_breast_cancer_split, load_csv_pair
 from montpipe.fl_demo.protocol import Arbiter, Config, ProtocolError, train_plaintext

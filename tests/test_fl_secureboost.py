@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+
 from montpipe.driver import packing
 from montpipe.driver.vector import EncryptedVector
 from montpipe.fl_demo import sb_run

@@ -8,6 +8,7 @@ import pytest
 pytest.importorskip("amaranth", reason="gateware tests need pip install .[hdl]")
 
 from amaranth.sim import Simulator
+
 from montpipe.device.wire import Opcode, encode_response
 from montpipe.hdl.board import StatusLEDs
 
@@ -99,6 +100,7 @@ def test_a_failed_reset_does_not_clear_the_latch():
 def test_every_board_top_drives_three_leds(board):
     pytest.importorskip("amaranth_boards", reason="board tops need pip install .[toolchain]")
     from amaranth.hdl import Fragment
+
     from montpipe.device.config import DeviceConfig
     from montpipe.hdl.board import BoardTop, make_platform
 

@@ -8,6 +8,7 @@ import pytest
 pytest.importorskip("amaranth", reason="gateware tests need pip install .[hdl]")
 
 from amaranth.hdl import Fragment
+
 from montpipe.device.config import DeviceConfig
 from montpipe.hdl.array import ModExpArray
 from montpipe.hdl.board import BoardTop

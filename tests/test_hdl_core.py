@@ -8,6 +8,8 @@ import pytest
 
 pytest.importorskip("amaranth", reason="gateware tests need pip install .[hdl]")
 
+from stream_drivers import monitor, send, simulate
+
 from montpipe.device.model import (
     batch_cycles,
     batch_products,
@@ -20,7 +22,6 @@ from montpipe.device.model import (
 )
 from montpipe.hdl.array import ModExpArray
 from montpipe.hdl.core import HEADER_BEATS, ModExpCore, Status
-from stream_drivers import monitor, send, simulate
 
 W, WINDOW, MAX_WORDS, MAX_WINDOWS = 16, 2, 6, 40
 MASK = (1 << W) - 1

@@ -10,6 +10,8 @@ import pytest
 pytest.importorskip("amaranth", reason="gateware tests need pip install .[hdl]")
 
 from amaranth.hdl import Fragment
+from stream_drivers import monitor, simulate
+
 from montpipe.device.model import exponent_digits, montgomery_words, mprime
 from montpipe.device.wire import (
     REQUEST_MARKER,
@@ -24,7 +26,6 @@ from montpipe.device.wire import (
     unpack_words,
 )
 from montpipe.hdl.link import FrameLink
-from stream_drivers import monitor, simulate
 
 W, S, WINDOW, NW, LANES, CONTEXTS, TIMEOUT = 16, 6, 2, 24, 2, 2, 200
 

@@ -11,6 +11,7 @@ pytest.importorskip("amaranth", reason="gateware tests need pip install .[hdl]")
 from amaranth import Const, Module, Signal
 from amaranth.lib import crc
 from amaranth.sim import Simulator
+
 from montpipe.hdl.link_common import FrameBufferSignature, crc32_update, times
 
 

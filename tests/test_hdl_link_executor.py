@@ -7,6 +7,7 @@ import pytest
 pytest.importorskip("amaranth", reason="gateware tests need pip install .[hdl]")
 
 from amaranth.sim import Simulator
+
 from montpipe.device.model import exponent_digits, montgomery_words, mprime, request_frame
 from montpipe.device.wire import (
     LinkStatus,

@@ -8,6 +8,7 @@ import pytest
 pytest.importorskip("amaranth", reason="gateware tests need pip install .[hdl]")
 
 from amaranth.sim import Simulator
+
 from montpipe.device.wire import REQUEST_MARKER, LinkStatus, Opcode, encode_request
 from montpipe.hdl.link_receiver import LinkReceiver
 

@@ -9,6 +9,8 @@ import pytest
 
 pytest.importorskip("amaranth", reason="gateware tests need pip install .[hdl]")
 
+from stream_drivers import monitor, simulate
+
 from montpipe.device.wire import (
     Capabilities,
     LinkStatus,
@@ -19,7 +21,6 @@ from montpipe.device.wire import (
 from montpipe.hdl.core import Status
 from montpipe.hdl.link_common import Contents
 from montpipe.hdl.link_responder import LinkResponder
-from stream_drivers import monitor, simulate
 
 W, S = 16, 6
 CAPS = Capabilities(1, W, W * S - 2, 2, 2, 24, 2, 125_000)

@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("amaranth", reason="gateware tests need pip install .[hdl]")
 
 from amaranth.sim import Simulator
+
 from montpipe.device.model import (
     exponent_digits,
     modexp_cycles,

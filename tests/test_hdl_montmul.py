@@ -8,6 +8,7 @@ import pytest
 amaranth = pytest.importorskip("amaranth", reason="gateware tests need pip install .[hdl]")
 
 from amaranth.sim import Simulator  # noqa: E402
+
 from montpipe.device.model import (  # noqa: E402
     montgomery_words,
     montmul_cycles,

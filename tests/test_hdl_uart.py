@@ -6,8 +6,9 @@ import pytest
 pytest.importorskip("amaranth", reason="gateware tests need pip install .[hdl]")
 
 from amaranth import Module
-from montpipe.hdl.uart import UARTRx, UARTTx, uart_divisor
 from stream_drivers import send, simulate
+
+from montpipe.hdl.uart import UARTRx, UARTTx, uart_divisor
 
 DIV = 5
 
