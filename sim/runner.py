@@ -81,33 +81,16 @@ TEST_MODULES = {"montmul": "montpipe.sim.cocotb_montmul",
                 "link": "montpipe.sim.cocotb_link"}
 
 
+MULT18X18D_MODEL = Path(__file__).with_name("mult18x18d.v")
+
+
 def mult18x18d_model() -> str:
-    """Verilog for ``MULT18X18D`` as :class:`~montpipe.hdl.montmul.MontMulLane` configures it
-    (unsigned, input registers and the output register on ``CLK0``/``CE0``, no pipeline
-    register). Yosys has only a black box for it; this stand-in lets the ``ecp5_dsp`` lane —
-    what the board builds synthesise above W = 18 — run in the simulators. It checks how the
-    lane wires and times the blocks, given that configuration's documented behaviour."""
-    ins = [f"{p}{k}" for p in "ABC" for k in range(18)]
-    ctl = [f"{n}{k}" for n in ("CLK", "CE", "RST") for k in range(4)] + \
-        ["SIGNEDA", "SIGNEDB", "SOURCEA", "SOURCEB"]
-    outs = [f"P{k}" for k in range(36)]
-    params = ["REG_INPUTA_CLK", "REG_INPUTA_CE", "REG_INPUTA_RST", "REG_INPUTB_CLK",
-              "REG_INPUTB_CE", "REG_INPUTB_RST", "REG_PIPELINE_CLK", "REG_OUTPUT_CLK",
-              "REG_OUTPUT_CE", "REG_OUTPUT_RST", "CAS_MATCH_REG", "MULT_BYPASS", "GSR",
-              "RESETMODE"]
-
-    def bus(name, width):
-        return "{" + ", ".join(f"{name}{k}" for k in reversed(range(width))) + "}"
-
-    return "\n".join([
-        "// MULT18X18D stand-in for simulation (montpipe.sim.runner.mult18x18d_model)",
-        f"module MULT18X18D({', '.join(ins + ctl + outs)});",
-        *(f"  input {p};" for p in ins + ctl), *(f"  output {p};" for p in outs),
-        *(f'  parameter {p} = "NONE";' for p in params),
-        f"  wire [17:0] A = {bus('A', 18)};", f"  wire [17:0] B = {bus('B', 18)};",
-        "  reg [17:0] ar, br;", "  reg [35:0] pr;",
-        "  always @(posedge CLK0) if (CE0) begin ar <= A; br <= B; pr <= ar * br; end",
-        f"  assign {bus('P', 36)} = pr;", "endmodule", ""])
+    """Verilog of the project's ``MULT18X18D`` model (``sim/mult18x18d.v``): every pin, the
+    register stages with their clock, clock-enable and reset selections, signedness. Yosys has
+    only a black box for it; the ``ecp5_dsp`` lane (what the board builds synthesise above
+    W = 18) and every gate-level netlist run with it. What it leaves out is in
+    ``docs/gate-level.md``."""
+    return MULT18X18D_MODEL.read_text()
 
 
 def verilator_root() -> Path | None:
@@ -164,29 +147,46 @@ def run(job: Job, simulator: str, *, root: Path = Path("build/sim"), waves: bool
     """Build ``job``'s design for ``simulator`` (once; rebuilt when its Verilog changes), run
     its cocotb tests, return what they checked. Raises :class:`SimulationFailedError`."""
     from amaranth.back import verilog
-    from cocotb_tools.check_results import get_results
-    from cocotb_tools.runner import get_runner
 
-    prepare(simulator)
     top = job.name.replace("-", "_")
     directory = (root / simulator / job.name).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     source = directory / f"{top}.v"
     _write_if_changed(source, verilog.convert(_make_design(job.design, job.params), name=top))
+    sources = [source]
+    if job.design.endswith("_ecp5"):
+        model = directory / "mult18x18d_model.v"
+        _write_if_changed(model, mult18x18d_model())
+        sources.append(model)
+    return run_sources(sources, top, TEST_MODULES[job.design], job.tests, job.plan, simulator,
+                       directory, name=job.name, waves=waves, verbose=verbose)
+
+
+def run_sources(sources: list[Path], top: str, test_module: str, tests: list[str], plan: dict,
+                simulator: str, directory: Path, *, name: str = "", waves: bool = False,
+                verbose: bool = False, build_args: list[str] = (),
+                includes: list[Path] = ()) -> dict:
+    """Build Verilog ``sources`` with ``top`` for ``simulator`` in ``directory`` and run the
+    cocotb ``tests`` of ``test_module`` on it with ``plan``; return what they checked (with
+    ``build_s`` and ``run_s``). Raises :class:`SimulationFailedError`."""
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    prepare(simulator)
+    name = name or top
+    directory = Path(directory).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
     plan_path, out_path = directory / "plan.json", directory / "checked.json"
-    plan_path.write_text(json.dumps(job.plan))
+    plan_path.write_text(json.dumps(plan))
     out_path.unlink(missing_ok=True)
 
     runner = get_runner(simulator)
     # Icarus in its default -g2012 mode sets declaration initialisers before time 0, which
     # defeats the time-zero trigger yosys gives `always @*` blocks (their outputs stay X until
     # an input changes); in Verilog-2005 mode the initialiser is an event and they settle
-    build_args = ["-Wno-fatal", "-O3"] if simulator == "verilator" else ["-g2005"]
-    sources = [source]
-    if job.design.endswith("_ecp5"):
-        model = directory / "mult18x18d_model.v"
-        _write_if_changed(model, mult18x18d_model())
-        sources.append(model)
+    args = ["-Wno-fatal", "-O3"] if simulator == "verilator" else ["-g2005"]
+    args += list(build_args)
+    sources = list(sources)
     build_waves = waves
     if waves and simulator == "icarus":
         # cocotb's own dump module is SystemVerilog, which -g2005 refuses: a plain one instead
@@ -195,25 +195,26 @@ def run(job: Job, simulator: str, *, root: Path = Path("build/sim"), waves: bool
         dump.write_text(f'module montpipe_dump();\ninitial begin\n  $dumpfile("{directory}/'
                         f'dump.fst");\n  $dumpvars(0, {top});\nend\nendmodule\n')
         sources.append(dump)
-        build_args += ["-s", "montpipe_dump"]
+        args += ["-s", "montpipe_dump"]
         build_waves = False
     started = time.perf_counter()
     runner.build(sources=sources, hdl_toplevel=top, build_dir=directory / "build",
-                 build_args=build_args, timescale=("1ns", "1ps"), waves=build_waves,
+                 build_args=args, timescale=("1ns", "1ps"), waves=build_waves,
+                 includes=[str(p) for p in includes],
                  always=simulator == "icarus",          # compiles in well under a second
                  log_file=directory / "build.log", verbose=verbose)
     built = time.perf_counter()
     results = runner.test(
-        test_module=TEST_MODULES[job.design], hdl_toplevel=top, testcase=job.tests,
+        test_module=test_module, hdl_toplevel=top, hdl_toplevel_lang="verilog", testcase=tests,
         build_dir=directory / "build", test_dir=directory, waves=waves,
         results_xml=str(directory / "results.xml"), log_file=directory / "test.log",
         extra_env={"MONTPIPE_SIM_PLAN": str(plan_path), "MONTPIPE_SIM_OUT": str(out_path)},
         timescale=("1ns", "1ps"), verbose=verbose)
-    tests, failed = get_results(Path(results))
-    if failed or tests != len(job.tests):
-        raise SimulationFailedError(f"{job.name} on {simulator}: {failed} of {tests} cocotb tests "
-                               f"failed (expected {len(job.tests)} run); see "
-                               f"{directory / 'test.log'}")
+    count, failed = get_results(Path(results))
+    if failed or count != len(tests):
+        raise SimulationFailedError(f"{name} on {simulator}: {failed} of {count} cocotb tests "
+                                    f"failed (expected {len(tests)} run); see "
+                                    f"{directory / 'test.log'}")
     checked = json.loads(out_path.read_text())
     checked.update(build_s=built - started, run_s=time.perf_counter() - built,
                    directory=str(directory))

