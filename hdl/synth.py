@@ -16,6 +16,7 @@ builds the configuration ``make test`` checks the whole flow with.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -74,6 +75,23 @@ def _toolchain_env() -> dict:
            "OPENFPGALOADER": "true", "DFU_SUFFIX": "true",
            "PATH": scripts + os.pathsep + os.environ.get("PATH", "")}
     return env
+
+
+@contextlib.contextmanager
+def toolchain_environment():
+    """The YoWASP tools in the environment for the duration (Amaranth's platform build finds
+    its tools through it); yields the variables set."""
+    env = _toolchain_env()
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield env
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _version(tool: str, env: dict) -> str:
@@ -153,26 +171,18 @@ def build(board: str, config: DeviceConfig, out: Path, *, seed: int = 1, placer:
     top = BoardTop(board, config)
     directory = out / board
     directory.mkdir(parents=True, exist_ok=True)
-    env = _toolchain_env()
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     # what is being built: taken now, not when the build ends (the sources may change meanwhile)
     revision, source_hash = git_revision(GATEWARE), gateware_hash()
     started = time.perf_counter()
     failed = None
     options = (f"--placer {placer} --router router2 --timing-allow-fail --seed {seed} "
                f"--report montpipe.report.json {nextpnr_opts}").strip()
-    try:
-        platform.build(top, name="montpipe", build_dir=str(directory), do_program=False,
-                       script_after_read=COLLISIONS_DONT_CARE, nextpnr_opts=options)
-    except Exception as exc:
-        failed = f"{type(exc).__name__}: {exc}"
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with toolchain_environment() as env:
+        try:
+            platform.build(top, name="montpipe", build_dir=str(directory), do_program=False,
+                           script_after_read=COLLISIONS_DONT_CARE, nextpnr_opts=options)
+        except Exception as exc:
+            failed = f"{type(exc).__name__}: {exc}"
     wall = time.perf_counter() - started
     pnr_path = directory / "montpipe.report.json"
     pnr = json.loads(pnr_path.read_text()) if pnr_path.exists() else {}

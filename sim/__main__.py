@@ -1,7 +1,9 @@
 """``python -m montpipe.sim``: run the cocotb tests, write ``build/sim/<simulator>/report.json``.
 
 ``make sim`` runs the full set on both simulators; ``SIM=icarus`` or ``SIM=verilator`` picks
-one, ``WAVES=1`` writes waveforms (``dump.vcd`` / ``*.fst`` in each job's directory), and
+one; ``--level gate`` (``make sim LEVEL=gate``) simulates the synthesised and routed netlists
+instead (``montpipe.sim.gate``, report ``build/sim/gate/report.json``); ``WAVES=1`` writes
+waveforms (``dump.vcd`` / ``*.fst`` in each job's directory), and
 ``--seed`` (or ``MONTPIPE_SIM_SEED``) replays a run's vectors.
 """
 
@@ -60,7 +62,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--update-readme", action="store_true",
                         help="with --sim verilator --set full: copy the full-size shapes' table "
                              "into the README")
+    parser.add_argument("--level", choices=["rtl", "gate"], default="rtl",
+                        help="rtl: the Verilog Amaranth writes (default); gate: the ECP5 "
+                             "netlists synth_ecp5 and nextpnr make, with the cell models")
     args = parser.parse_args(argv)
+    if args.level == "gate":
+        from . import gate
+
+        return gate.main(args)
     if args.update_readme and (args.sim != "verilator" or args.which != "full"):
         parser.error("--update-readme takes the full set on Verilator (--sim verilator "
                      "--set full), the only run with the full-size shapes")
