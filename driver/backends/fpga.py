@@ -251,6 +251,18 @@ class FPGABackend(Backend):
                     return r
                 self.stats.extra["stale_responses"] += 1
 
+    def link_status(self) -> dict:
+        """The device's link counters (STATUS): frames accepted, bad CRCs, errors, timeouts
+        since its last reset. Nothing may be in flight."""
+        with self._device_lock:
+            tag = self._next_tag()
+            r = self._command(encode_request(Opcode.STATUS, tag), tag, self.timeout or 2.0)
+        if r.status != LinkStatus.OK or len(r.payload) != 16:
+            raise DeviceError(f"device at {self.transport.name} answered STATUS with status "
+                              f"{r.status!r} and {len(r.payload)} bytes (16 expected)")
+        values = [int.from_bytes(r.payload[4 * k:4 * k + 4], "little") for k in range(4)]
+        return dict(zip(("frames", "bad_crc", "errors", "timeouts"), values, strict=True))
+
     def _retry(self, cause: str, count: int = 1) -> None:
         self.stats.extra["retries"] += count
         causes = self.stats.extra["retry_causes"]
