@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.montpipe-installed
 EXTRAS ?= test,bench,fl,hdl,sim,toolchain
 
-.PHONY: all venv test demo walkthrough bench lint verilog sim simboard synth clean
+.PHONY: all venv test demo walkthrough bench lint verilog sim simboard synth program \
+	selftest clean
 
 all: test
 
@@ -51,8 +52,13 @@ verilog: $(STAMP)
 # cocotb on Icarus Verilog and Verilator against gmpy2, full set (the Paillier shapes at full
 # size on Verilator: ~10 minutes); SIM=icarus|verilator picks one, WAVES=1 writes waveforms,
 # SEED=n replays vectors. Reports: build/sim/<simulator>/report.json
+# LEVEL=gate: the ECP5 netlists instead (synth_ecp5's and nextpnr's, with the cell models, on
+# Verilator): the reference lane, the small board top synthesised and routed, and the reference
+# ULX3S build on the Paillier shapes (hours: ONLY=lane|board|reference picks one). Report:
+# build/sim/gate/report.json
+LEVEL ?= rtl
 sim: $(STAMP)
-	$(PY) -m montpipe.sim --set full $(if $(SIM),--sim $(SIM)) $(if $(WAVES),--waves) $(if $(SEED),--seed $(SEED))
+	$(PY) -m montpipe.sim --level $(LEVEL) --set full $(if $(SIM),--sim $(SIM)) $(if $(WAVES),--waves) $(if $(SEED),--seed $(SEED)) $(if $(ONLY),--only $(ONLY))
 
 # the simulated board (Verilator) behind a pseudo-terminal, linked at build/sim/board/tty, until
 # Ctrl-C: MONTPIPE_BACKEND=fpga MONTPIPE_FPGA_PORT=build/sim/board/tty talks to it
@@ -69,6 +75,15 @@ simboard: $(STAMP)
 BOARD ?= ulx3s-85f
 synth: $(STAMP)
 	$(PY) -m montpipe.hdl.synth --board $(BOARD) $(if $(SEEDS),--seeds $(SEEDS)) $(SYNTH_ARGS)
+
+# load build/synth/$(BOARD)/montpipe.bit with openFPGALoader: SRAM, or FLASH=1 for the flash
+program: $(STAMP)
+	$(PY) -m montpipe.driver.program --board $(BOARD) $(if $(filter 1,$(FLASH)),--flash)
+
+# the board's self-test over its serial port (PORT=/dev/ttyUSB0), or PORT=sim for the
+# simulated board; writes build/selftest.json
+selftest: $(STAMP)
+	$(PY) -m montpipe.driver.selftest $(if $(filter sim,$(PORT)),--sim,--port $(PORT) --board $(BOARD)) --json build/selftest.json
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

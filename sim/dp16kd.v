@@ -15,8 +15,9 @@
 //    REGMODE "OUTREG" adds an output register loaded while OCE is high; RST clears the latch
 //    and the register, at the clock edge whatever CE (RESETMODE "SYNC") or at once ("ASYNC");
 //  * every *MUX parameter may be "INV" to invert its pin.
-// Not modelled: GSR after time 0, a read of a word being written through the other port in
-// the same cycle (undefined on the silicon: returned as the old word here), timing.
+// Not modelled: GSR after time 0; a read of a word being written through the other port in
+// the same cycle (undefined on the silicon: the old word here); with RESETMODE "ASYNC" a port
+// held in reset ignores its clock (writes included); timing.
 // (docs/gate-level.md; tests/test_sim_dp16kd.py checks it.)
 
 module DP16KD(
@@ -253,22 +254,23 @@ module DP16KD(
             if (w >= 18)
                 for (k = 0; k < w / 9; k = k + 1)
                     if (ad[k]) merged[9 * k +: 9] = di[9 * k +: 9];
-            if (w < 9) merged = di & ((36'b1 << w) - 1);
+            if (w < 18) merged = di & ((36'b1 << w) - 1);
         end
     endfunction
 
+    // (non-blocking: both ports read the array as it was before the edge)
     task write_word(input [13:0] ad, input integer w, input [35:0] di);
         integer k;
         begin
             case (w)
-                1: mem[ad[13:3]][ad[2:0]] = di[0];
-                2: mem[ad[13:3]][{ad[2:1], 1'b0} +: 2] = di[1:0];
-                4: mem[ad[13:3]][{ad[2], 2'b0} +: 4] = di[3:0];
-                9: mem[ad[13:3]] = di[8:0];
+                1: mem[ad[13:3]][ad[2:0]] <= di[0];
+                2: mem[ad[13:3]][{ad[2:1], 1'b0} +: 2] <= di[1:0];
+                4: mem[ad[13:3]][{ad[2], 2'b0} +: 4] <= di[3:0];
+                9: mem[ad[13:3]] <= di[8:0];
                 18: for (k = 0; k < 2; k = k + 1)
-                        if (ad[k]) mem[{ad[13:4], k[0]}] = di[9 * k +: 9];
+                        if (ad[k]) mem[{ad[13:4], k[0]}] <= di[9 * k +: 9];
                 default: for (k = 0; k < 4; k = k + 1)
-                        if (ad[k]) mem[{ad[13:5], k[1:0]}] = di[9 * k +: 9];
+                        if (ad[k]) mem[{ad[13:5], k[1:0]}] <= di[9 * k +: 9];
             endcase
         end
     endtask

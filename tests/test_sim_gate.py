@@ -1,0 +1,91 @@
+"""The reduced gate-level set (``montpipe.sim.gate``) on Verilator: the reference build's lane
+and the small board top, each synthesised by the board build's Yosys script and simulated as
+the mapped ECP5 netlist with the cell models, against gmpy2 and the cycle model."""
+
+import json
+import random
+from argparse import Namespace
+
+import pytest
+
+pytest.importorskip("amaranth_boards", reason="gate-level runs need pip install .[toolchain]")
+pytest.importorskip("cocotb", reason="gate-level runs need pip install .[sim]")
+
+from montpipe.sim import gate, runner
+
+SEED = random.SystemRandom().randrange(1 << 31)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    try:
+        runner.prepare("verilator")
+        gate.share_dir()
+    except (runner.SimulatorMissingError, RuntimeError) as exc:
+        pytest.skip(f"{exc} — the gate-level set did not run")
+    out = tmp_path_factory.mktemp("gate")
+    args = Namespace(sim="verilator", which="reduced", seed=SEED, only=None, out=out,
+                     waves=False)
+    status = gate.main(args)
+    data = json.loads((out / "gate" / "report.json").read_text())
+    assert status == 0, data["failures"]
+    return data
+
+
+@pytest.mark.slow
+def test_reference_lane_netlist_matches_gmpy2_and_the_cycle_model(report):
+    (lane,) = [r for r in report["runs"] if r["item"] == "lane"]
+    assert lane["passed"] and lane["mismatches"] == 0 and lane["netlist"] == "synthesis"
+    assert lane["results_checked"] >= 12, lane
+    assert lane["all_cycles_equal_model"]
+    # the netlist is the mapped one: the block RAMs and the four multipliers of each product
+    assert lane["cells"]["MULT18X18D"] == 8 and lane["cells"]["DP16KD"] >= 1
+    assert lane["cycles_per_second"] > 0 and lane["rtl_cycles_per_second"] > 0
+
+
+@pytest.mark.slow
+def test_board_top_through_its_pins(report):
+    (board,) = [r for r in report["runs"] if r["item"] == "board"]
+    assert board["passed"] and board["mismatches"] == 0
+    # CAPS, a context, five exponentiations, BAD_CRC, STATUS, RESET
+    assert board["results_checked"] == 10
+    assert {"EHXPLLL", "TRELLIS_FF", "LUT4", "MULT18X18D"} <= set(board["cells"])
+    # latency = engine cycles (the model's) + the link's part, one figure per frame length
+    assert len(board["link_overhead_cycles"]) == 3 and min(board["link_overhead_cycles"]) > 0
+    assert report["seed"] == SEED and "--level gate" in report["command"]
+
+
+def test_mult18x18d_and_dp16kd_models_replace_the_black_boxes(tmp_path):
+    """The copies a run compiles: the vendor file without its empty DP16KD, the project's
+    models in its place; the TRELLIS_IO pads become wires in the written netlist."""
+    try:
+        lattice = gate.share_dir() / "lattice"
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    sources, includes = gate._model_copies(lattice, tmp_path)
+    vendor = sources[0].read_text()
+    assert "module DP16KD(" not in vendor and "module TRELLIS_FF(" in \
+        (includes[0] / "common_sim.vh").read_text()
+    assert sources[1:] == [runner.MULT18X18D_MODEL, gate.DP16KD_MODEL]
+    assert "module DP16KD(" in gate.DP16KD_MODEL.read_text()
+
+
+def test_dp16kd_model_follows_the_memory_guide(tmp_path):
+    """The project's DP16KD model against the guide's behaviour as Yosys uses the block
+    (``montpipe.sim.cocotb_dp16kd``), on whichever simulator is installed."""
+    for simulator in ("icarus", "verilator"):
+        try:
+            runner.prepare(simulator)
+            break
+        except runner.SimulatorMissingError:
+            continue
+    else:
+        pytest.skip("neither Icarus Verilog nor Verilator is installed")
+    harness = tmp_path / "dp16kd_check.v"
+    harness.write_text(gate.dp16kd_harness(gate.DP16KD_CONFIGS))
+    plan = {"configs": gate.DP16KD_CONFIGS, "seed": SEED, "steps": 800}
+    checked = runner.run_sources([harness, gate.DP16KD_MODEL], "dp16kd_check",
+                                 "montpipe.sim.cocotb_dp16kd", ["dp16kd_against_the_guide"],
+                                 plan, simulator, tmp_path / "run", name=f"dp16kd ({SEED})")
+    assert checked["tests"]["dp16kd_against_the_guide"]["operations"] == \
+        2 * 800 * len(gate.DP16KD_CONFIGS)
