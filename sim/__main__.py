@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--level", choices=["rtl", "gate"], default="rtl",
                         help="rtl: the Verilog Amaranth writes (default); gate: the ECP5 "
                              "netlists synth_ecp5 and nextpnr make, with the cell models")
+    parser.add_argument("--shapes", default="crt,encrypt",
+                        help="gate level: the reference build's Paillier shapes (crt: a CRT "
+                             "half of a 2048-bit key; encrypt: r^n mod n², hours)")
     args = parser.parse_args(argv)
     if args.level == "gate":
         from . import gate

@@ -565,14 +565,14 @@ def reference_job(seed: int, shapes: tuple[str, ...] = ("crt", "encrypt")) -> Ga
                    make, "montpipe.sim.cocotb_board", ["board_through_the_pins"], plan)
 
 
-def jobs(which: str, seed: int) -> list[GateJob]:
+def jobs(which: str, seed: int, shapes: tuple[str, ...] = ("crt", "encrypt")) -> list[GateJob]:
     """``reduced`` (``make test``): the reference lane on short products and the small board
     top, both on Verilator; ``full`` (``make sim LEVEL=gate``): the lane up to 4096 bits, the
     board top synthesised and routed, the reference build on the Paillier shapes."""
     if which == "reduced":
         return [lane_job(seed, full=False), board_job(seed)]
     return [lane_job(seed, full=True), board_job(seed), board_job(seed, kind="routed"),
-            reference_job(seed)]
+            reference_job(seed, shapes)]
 
 
 def run_job(job: GateJob, simulator: str, out: Path, *, waves: bool = False,
@@ -630,15 +630,19 @@ def main(args) -> int:
     ``<out>/gate/report.json``."""
     import platform as host
 
+    from .__main__ import _git_revision
     from .runner import SimulationFailedError, SimulatorMissingError, prepare
 
     simulators = ("verilator",) if args.sim == "all" else (args.sim,)
-    selected = jobs(args.which, args.seed)
+    shapes = tuple(getattr(args, "shapes", "crt,encrypt").split(","))
+    selected = jobs(args.which, args.seed, shapes)
     if args.only:
         selected = [j for j in selected if args.only in j.name]
     command = " ".join(["python -m montpipe.sim --level gate", f"--sim {args.sim}",
                         f"--set {args.which}", f"--seed {args.seed}"] +
-                       ([f"--only {args.only}"] if args.only else []))
+                       ([f"--only {args.only}"] if args.only else []) +
+                       ([f"--shapes {','.join(shapes)}"] if shapes != ("crt", "encrypt")
+                        else []))
     print(f"montpipe.sim gate level: seed {args.seed} (replay with --seed {args.seed})",
           flush=True)
     runs, failures, status = [], [], 0
@@ -652,7 +656,9 @@ def main(args) -> int:
         for job in selected:
             started = time.perf_counter()
             try:
-                entry = run_job(job, simulator, args.out / "gate", waves=args.waves)
+                # the full set also runs the lane at RTL for the speed ratio
+                entry = run_job(job, simulator, args.out / "gate", waves=args.waves,
+                                rtl_speed=args.which == "full")
             except SimulationFailedError as exc:
                 entry = exc.entry
                 failures.append(str(exc))
@@ -671,16 +677,21 @@ def main(args) -> int:
                       f"0 mismatches, {entry['simulated_cycles']:,} cycles at {speed:,.0f}/s"
                       + (f" (RTL {rtl:,.0f}/s)" if rtl else "") +
                       f", {time.perf_counter() - started:.0f} s in all", flush=True)
-            entry["version"] = version
+            entry.update(version=version, command=command, seed=args.seed,
+                         git_revision=_git_revision(),
+                         date=time.strftime("%Y-%m-%d %H:%M:%S"))
             runs.append(entry)
     report = args.out / "gate" / "report.json"
     report.parent.mkdir(parents=True, exist_ok=True)
-    from .__main__ import _git_revision
-
+    # runs of other items (an --only run, the hours-long reference) stay in the report, each
+    # with the command that made it; a run of the same item, netlist and simulator replaces it
+    earlier = json.loads(report.read_text()).get("runs", []) if report.exists() else []
+    key = ("item", "netlist", "simulator")
+    done = {tuple(r.get(k) for k in key) for r in runs}
+    runs = [r for r in earlier if tuple(r.get(k) for k in key) not in done] + runs
     report.write_text(json.dumps({
-        "level": "gate", "set": args.which, "seed": args.seed, "command": command,
-        "git_revision": _git_revision(), "machine": host.machine(),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S"), "passed": not failures,
-        "failures": failures, "runs": runs}, indent=2) + "\n")
+        "level": "gate", "machine": host.machine(),
+        "passed": all(r.get("passed") for r in runs), "failures": failures,
+        "runs": runs}, indent=2) + "\n")
     print(f"  wrote {report}")
     return status
