@@ -17,7 +17,8 @@
 //  * sources: SOURCEA selects SRIA instead of A; SOURCEB with SOURCEB_MODE "B_SHIFT" (SRIB
 //    instead of B), "C_SHIFT" (SRIB instead of C), "B_C_DYNAMIC" (C instead of SRIB);
 //    CAS_MATCH_REG "TRUE" puts a second A register in front of SROA.
-// Not modelled (a netlist asking for them stops the simulation with a message): SOURCEB_MODE
+// The A/B/C pin multiplexers of nextpnr's packed netlist (A16MUX = "0": the pin tied low) are
+// followed. Not modelled (a netlist asking for them stops the simulation with a message): SOURCEB_MODE
 // "HIGHSPEED", HIGHSPEED_CLK other than "NONE", MULT_BYPASS "ENABLED", the global set/reset (GSR)
 // after time 0. CLKn_DIV only matter with HIGHSPEED_CLK and are ignored. No timing.
 // (docs/gate-level.md; tests/test_sim_mult18x18d.py checks each point.)
@@ -93,6 +94,62 @@ module MULT18X18D(
     parameter SOURCEB_MODE = "B_SHIFT";
     parameter MULT_BYPASS = "DISABLED";
     parameter RESETMODE = "SYNC";
+    // nextpnr's packed netlist ties unused operand pins through these: "0", "1", "INV", or
+    // the pin itself
+    parameter A0MUX = "A0";
+    parameter A1MUX = "A1";
+    parameter A2MUX = "A2";
+    parameter A3MUX = "A3";
+    parameter A4MUX = "A4";
+    parameter A5MUX = "A5";
+    parameter A6MUX = "A6";
+    parameter A7MUX = "A7";
+    parameter A8MUX = "A8";
+    parameter A9MUX = "A9";
+    parameter A10MUX = "A10";
+    parameter A11MUX = "A11";
+    parameter A12MUX = "A12";
+    parameter A13MUX = "A13";
+    parameter A14MUX = "A14";
+    parameter A15MUX = "A15";
+    parameter A16MUX = "A16";
+    parameter A17MUX = "A17";
+    parameter B0MUX = "B0";
+    parameter B1MUX = "B1";
+    parameter B2MUX = "B2";
+    parameter B3MUX = "B3";
+    parameter B4MUX = "B4";
+    parameter B5MUX = "B5";
+    parameter B6MUX = "B6";
+    parameter B7MUX = "B7";
+    parameter B8MUX = "B8";
+    parameter B9MUX = "B9";
+    parameter B10MUX = "B10";
+    parameter B11MUX = "B11";
+    parameter B12MUX = "B12";
+    parameter B13MUX = "B13";
+    parameter B14MUX = "B14";
+    parameter B15MUX = "B15";
+    parameter B16MUX = "B16";
+    parameter B17MUX = "B17";
+    parameter C0MUX = "C0";
+    parameter C1MUX = "C1";
+    parameter C2MUX = "C2";
+    parameter C3MUX = "C3";
+    parameter C4MUX = "C4";
+    parameter C5MUX = "C5";
+    parameter C6MUX = "C6";
+    parameter C7MUX = "C7";
+    parameter C8MUX = "C8";
+    parameter C9MUX = "C9";
+    parameter C10MUX = "C10";
+    parameter C11MUX = "C11";
+    parameter C12MUX = "C12";
+    parameter C13MUX = "C13";
+    parameter C14MUX = "C14";
+    parameter C15MUX = "C15";
+    parameter C16MUX = "C16";
+    parameter C17MUX = "C17";
 
     // "CLKn"/"CEn"/"RSTn" -> n; "NONE" (or anything else) -> -1
 `define MULT18X18D_SEL(p, n) ((p) == {n, "0"} ? 0 : (p) == {n, "1"} ? 1 : (p) == {n, "2"} ? 2 : (p) == {n, "3"} ? 3 : -1)
@@ -125,9 +182,65 @@ module MULT18X18D(
         end
     end
 
-    wire [17:0] a_in = {A17, A16, A15, A14, A13, A12, A11, A10, A9, A8, A7, A6, A5, A4, A3, A2, A1, A0};
-    wire [17:0] b_in = {B17, B16, B15, B14, B13, B12, B11, B10, B9, B8, B7, B6, B5, B4, B3, B2, B1, B0};
-    wire [17:0] c_in = {C17, C16, C15, C14, C13, C12, C11, C10, C9, C8, C7, C6, C5, C4, C3, C2, C1, C0};
+`define MULT18X18D_PIN(mux, pin, name) ((mux) == "0" ? 1'b0 : (mux) == "1" ? 1'b1 : (mux) == "INV" ? ~(pin) : (pin))
+    wire [17:0] a_in = {
+        `MULT18X18D_PIN(A17MUX, A17, "A17"),
+        `MULT18X18D_PIN(A16MUX, A16, "A16"),
+        `MULT18X18D_PIN(A15MUX, A15, "A15"),
+        `MULT18X18D_PIN(A14MUX, A14, "A14"),
+        `MULT18X18D_PIN(A13MUX, A13, "A13"),
+        `MULT18X18D_PIN(A12MUX, A12, "A12"),
+        `MULT18X18D_PIN(A11MUX, A11, "A11"),
+        `MULT18X18D_PIN(A10MUX, A10, "A10"),
+        `MULT18X18D_PIN(A9MUX, A9, "A9"),
+        `MULT18X18D_PIN(A8MUX, A8, "A8"),
+        `MULT18X18D_PIN(A7MUX, A7, "A7"),
+        `MULT18X18D_PIN(A6MUX, A6, "A6"),
+        `MULT18X18D_PIN(A5MUX, A5, "A5"),
+        `MULT18X18D_PIN(A4MUX, A4, "A4"),
+        `MULT18X18D_PIN(A3MUX, A3, "A3"),
+        `MULT18X18D_PIN(A2MUX, A2, "A2"),
+        `MULT18X18D_PIN(A1MUX, A1, "A1"),
+        `MULT18X18D_PIN(A0MUX, A0, "A0")};
+    wire [17:0] b_in = {
+        `MULT18X18D_PIN(B17MUX, B17, "B17"),
+        `MULT18X18D_PIN(B16MUX, B16, "B16"),
+        `MULT18X18D_PIN(B15MUX, B15, "B15"),
+        `MULT18X18D_PIN(B14MUX, B14, "B14"),
+        `MULT18X18D_PIN(B13MUX, B13, "B13"),
+        `MULT18X18D_PIN(B12MUX, B12, "B12"),
+        `MULT18X18D_PIN(B11MUX, B11, "B11"),
+        `MULT18X18D_PIN(B10MUX, B10, "B10"),
+        `MULT18X18D_PIN(B9MUX, B9, "B9"),
+        `MULT18X18D_PIN(B8MUX, B8, "B8"),
+        `MULT18X18D_PIN(B7MUX, B7, "B7"),
+        `MULT18X18D_PIN(B6MUX, B6, "B6"),
+        `MULT18X18D_PIN(B5MUX, B5, "B5"),
+        `MULT18X18D_PIN(B4MUX, B4, "B4"),
+        `MULT18X18D_PIN(B3MUX, B3, "B3"),
+        `MULT18X18D_PIN(B2MUX, B2, "B2"),
+        `MULT18X18D_PIN(B1MUX, B1, "B1"),
+        `MULT18X18D_PIN(B0MUX, B0, "B0")};
+    wire [17:0] c_in = {
+        `MULT18X18D_PIN(C17MUX, C17, "C17"),
+        `MULT18X18D_PIN(C16MUX, C16, "C16"),
+        `MULT18X18D_PIN(C15MUX, C15, "C15"),
+        `MULT18X18D_PIN(C14MUX, C14, "C14"),
+        `MULT18X18D_PIN(C13MUX, C13, "C13"),
+        `MULT18X18D_PIN(C12MUX, C12, "C12"),
+        `MULT18X18D_PIN(C11MUX, C11, "C11"),
+        `MULT18X18D_PIN(C10MUX, C10, "C10"),
+        `MULT18X18D_PIN(C9MUX, C9, "C9"),
+        `MULT18X18D_PIN(C8MUX, C8, "C8"),
+        `MULT18X18D_PIN(C7MUX, C7, "C7"),
+        `MULT18X18D_PIN(C6MUX, C6, "C6"),
+        `MULT18X18D_PIN(C5MUX, C5, "C5"),
+        `MULT18X18D_PIN(C4MUX, C4, "C4"),
+        `MULT18X18D_PIN(C3MUX, C3, "C3"),
+        `MULT18X18D_PIN(C2MUX, C2, "C2"),
+        `MULT18X18D_PIN(C1MUX, C1, "C1"),
+        `MULT18X18D_PIN(C0MUX, C0, "C0")};
+`undef MULT18X18D_PIN
     wire [17:0] sria = {SRIA17, SRIA16, SRIA15, SRIA14, SRIA13, SRIA12, SRIA11, SRIA10, SRIA9, SRIA8, SRIA7, SRIA6, SRIA5, SRIA4, SRIA3, SRIA2, SRIA1, SRIA0};
     wire [17:0] srib = {SRIB17, SRIB16, SRIB15, SRIB14, SRIB13, SRIB12, SRIB11, SRIB10, SRIB9, SRIB8, SRIB7, SRIB6, SRIB5, SRIB4, SRIB3, SRIB2, SRIB1, SRIB0};
     wire [3:0] clk = {CLK3, CLK2, CLK1, CLK0};
