@@ -34,10 +34,9 @@ from pathlib import Path
 
 import gmpy2
 
-from ..hdl.model import batch_cycles, exponent_digits, montgomery_words
+from ..device.model import batch_cycles, exponent_digits, montgomery_words
+from ..device.wire import PROTOCOL_VERSION, modexp_wire_bytes
 from .backends.fpga import DeviceError, FPGABackend
-from .backends.model import modexp_wire_bytes
-from .protocol import PROTOCOL_VERSION
 
 __all__ = ["Check", "main", "run_checks"]
 

@@ -16,7 +16,15 @@ import gmpy2
 from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
 from cocotb.triggers import Edge, FallingEdge, First, Timer
-from montpipe.driver.protocol import (
+
+from montpipe.device.model import (
+    batch_cycles,
+    batch_products,
+    exponent_digits,
+    montgomery_words,
+    mprime,
+)
+from montpipe.device.wire import (
     Capabilities,
     LinkStatus,
     Opcode,
@@ -26,13 +34,6 @@ from montpipe.driver.protocol import (
     load_context_request,
     modexp_request,
     unpack_words,
-)
-from montpipe.hdl.model import (
-    batch_cycles,
-    batch_products,
-    exponent_digits,
-    montgomery_words,
-    mprime,
 )
 
 from . import _bench

@@ -704,7 +704,7 @@ def main(args) -> int:
     ``<out>/gate/report.json``."""
     import platform as host
 
-    from .__main__ import _git_revision
+    from .._provenance import git_revision
     from .runner import SimulationFailedError, SimulatorMissingError, prepare
 
     simulators = ("verilator",) if args.sim == "all" else (args.sim,)
@@ -752,7 +752,7 @@ def main(args) -> int:
                       + (f" (RTL {rtl:,.0f}/s)" if rtl else "") +
                       f", {time.perf_counter() - started:.0f} s in all", flush=True)
             entry.update(version=version, command=command, seed=args.seed,
-                         git_revision=_git_revision(),
+                         git_revision=git_revision(),
                          date=time.strftime("%Y-%m-%d %H:%M:%S"))
             runs.append(entry)
     report = args.out / "gate" / "report.json"

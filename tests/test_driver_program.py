@@ -7,6 +7,7 @@ import stat
 import sys
 
 import pytest
+
 from montpipe.driver import program
 
 

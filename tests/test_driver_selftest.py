@@ -9,8 +9,8 @@ import pytest
 
 pytest.importorskip("amaranth", reason="the simulated board needs pip install .[hdl]")
 
+from montpipe.device.wire import PROTOCOL_VERSION
 from montpipe.driver import selftest
-from montpipe.driver.protocol import PROTOCOL_VERSION
 
 
 def test_selftest_passes_on_the_simulated_board(tmp_path, capsys):
