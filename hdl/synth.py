@@ -28,7 +28,7 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from .._provenance import ROOT, git_revision
+from .._provenance import ROOT, git_revision, update_readme
 from ..device.config import DeviceConfig
 from ..device.model import (
     batch_cycles,
@@ -319,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--table", nargs="+", type=Path, metavar="REPORT",
                     help="print the configurations of these report.json files as a table")
+    ap.add_argument("--update-readme", action="store_true",
+                    help="with --table: copy the table into the README")
     ap.add_argument("--board", default="ulx3s-85f", choices=sorted(BOARDS))
     ap.add_argument("--small", action="store_true", help="the small make-test configuration")
     for name, kind in (("lanes", int), ("width", int), ("max-words", int), ("window", int),
@@ -337,7 +339,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("build/synth"))
     args = ap.parse_args(argv)
     if args.table:
-        print(table(args.table), end="")
+        md = table(args.table)
+        print(md, end="")
+        if args.update_readme:
+            update_readme(f"Made by `python -m montpipe.hdl.synth --table "
+                          f"{' '.join(map(str, args.table))} --update-readme`; each report "
+                          f"holds the command that rebuilds it.\n\n{md}", "synth")
         return 0
     config = SMALL if args.small else FULL
     overrides = {k: getattr(args, k) for k in ("lanes", "width", "max_words", "window",
