@@ -19,7 +19,13 @@ import numpy as np
 if TYPE_CHECKING:
     from .paillier import PaillierPublicKey
 
-__all__ = ["EncodedNumber", "encode_array", "natural_exponent", "signed_mantissa"]
+__all__ = [
+    "EncodedNumber",
+    "encode_array",
+    "exponent_range",
+    "natural_exponent",
+    "signed_mantissa",
+]
 
 # how far (in base-16 digits) an array's shared exponent may reach below its largest element's
 _EXACT_RANGE_DIGITS = 16
@@ -27,6 +33,9 @@ _EXACT_RANGE_DIGITS = 16
 
 class EncodedNumber:
     """A float or int encoded for Paillier encryption (python-paillier compatible).
+
+    A subclass may set another ``BASE`` (with its ``LOG2_BASE``), as python-paillier allows:
+    encoding, decoding and exponent arithmetic then use that base.
 
     Parameters
     ----------
@@ -69,7 +78,8 @@ class EncodedNumber:
         """
         scalar = _as_python_number(scalar)
         if precision is None:
-            prec_exponent = 0 if isinstance(scalar, int) else natural_exponent(scalar)
+            prec_exponent = 0 if isinstance(scalar, int) else \
+                natural_exponent(scalar, cls.LOG2_BASE)
         else:
             if not (isinstance(precision, numbers.Real) and precision > 0):
                 raise ValueError(f"precision must be a positive number, not {precision!r}")
@@ -77,8 +87,10 @@ class EncodedNumber:
         exponent = prec_exponent if max_exponent is None else min(max_exponent, prec_exponent)
         int_rep = round(fractions.Fraction(scalar) * fractions.Fraction(cls.BASE) ** -exponent)
         if abs(int_rep) > public_key.max_int:
+            # the message names the bound, not the value: it may be someone's secret
             raise ValueError(
-                f"Integer needs to be within +/- {public_key.max_int} but got {int_rep}"
+                f"Integer needs to be within +/- max_int ({public_key.max_int.bit_length()} "
+                f"bits for this key) at exponent {exponent}; the value is too large"
             )
         return cls(public_key, int_rep % public_key.n, exponent)
 
@@ -89,7 +101,7 @@ class EncodedNumber:
         mantissa = signed_mantissa(self.encoding, self.public_key.n, self.public_key.max_int)
         if mantissa is None:
             raise OverflowError("Overflow detected in decrypted number")
-        return decode_mantissa(mantissa, self.exponent)
+        return decode_mantissa(mantissa, self.exponent, self.BASE)
 
     def decrease_exponent_to(self, new_exp: int) -> EncodedNumber:
         """The same value at a lower exponent (more precision); raising it is a ``ValueError``."""
@@ -113,10 +125,27 @@ def _as_python_number(scalar):
     raise TypeError(f"Don't know the precision of type {type(scalar)}.")
 
 
-def natural_exponent(value: float) -> int:
+def natural_exponent(value: float, log2_base: float = EncodedNumber.LOG2_BASE) -> int:
     """The exponent python-paillier picks for a float: keep all 53 mantissa bits."""
     bin_lsb_exponent = math.frexp(value)[1] - EncodedNumber.FLOAT_MANTISSA_BITS
-    return math.floor(bin_lsb_exponent / EncodedNumber.LOG2_BASE)
+    return math.floor(bin_lsb_exponent / log2_base)
+
+
+#: float64's range: its smallest (subnormal) value is 2**-1074, its largest below 2**1024
+_FLOAT_MIN_LOG2, _FLOAT_MAX_LOG2 = 1074, 1024
+
+
+def exponent_range(n: int) -> tuple[int, int]:
+    """The exponents (base 16) a ciphertext under modulus ``n`` can usefully carry.
+
+    Below the lower end even the largest mantissa, ``n``, times ``16**exponent`` is below the
+    smallest float64: every value decodes to zero. Above the upper end every nonzero value
+    exceeds the largest float64 times the largest integer the key holds (``max_int``). Loaders
+    refuse exponents outside the range: aligning two exponents costs an exponentiation by
+    ``16**(difference)``, which a hostile document could otherwise make arbitrarily long.
+    """
+    bits = int(n).bit_length()
+    return -((bits + _FLOAT_MIN_LOG2) // 4), (bits + _FLOAT_MAX_LOG2 + 3) // 4
 
 
 def signed_mantissa(residue: int, n: int, max_int: int) -> int | None:
@@ -129,11 +158,12 @@ def signed_mantissa(residue: int, n: int, max_int: int) -> int | None:
     return None
 
 
-def decode_mantissa(mantissa: int, exponent: int):
+def decode_mantissa(mantissa: int, exponent: int, base: int = EncodedNumber.BASE):
+    """``mantissa * base ** exponent``: an int for ``exponent >= 0``, else a float."""
     if exponent >= 0:
-        return mantissa * EncodedNumber.BASE**exponent
+        return mantissa * base**exponent
     try:
-        return mantissa / EncodedNumber.BASE**-exponent
+        return mantissa / base**-exponent
     except OverflowError as e:
         raise OverflowError("decoded result too large for a float") from e
 
@@ -225,8 +255,10 @@ def encode_array(
     max_int = public_key.max_int
     for i, mnt in enumerate(mantissas):
         if abs(mnt) > max_int:
+            # the message names the element and the bound, not the value (it may be secret)
             raise ValueError(
-                f"values[{i}] encodes to {mnt} at exponent {exponent}, outside +/- max_int "
-                f"({max_int}); use a larger key or a coarser precision"
+                f"values[{i}] encodes at exponent {exponent} to a mantissa outside +/- max_int "
+                f"({max_int.bit_length()} bits for this key); use a larger key or a coarser "
+                f"precision"
             )
     return mantissas, exponent, shape

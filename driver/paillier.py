@@ -17,7 +17,7 @@ bit-for-bit python-paillier's for the same ``r_value``. What differs:
   python-paillier's ``r ** n`` with ``r`` uniform in ``[1, n)``.
 * The default key length is 2048 bits; shorter keys work and raise a :class:`SecurityWarning`.
 * Out-of-range plaintexts and ciphertexts are a ``ValueError`` instead of a silently wrong
-  result.
+  result; messages name the bound, never the plaintext.
 """
 
 from __future__ import annotations
@@ -29,20 +29,28 @@ import secrets
 import threading
 import warnings
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import gmpy2
 
+from . import serialization
 from .backend import Backend, get_backend
 from .encoding import EncodedNumber
+
+if TYPE_CHECKING:  # at run time module __getattr__ (bottom) imports it on first use
+    from .vector import EncryptedVector
 
 __all__ = [
     "DEFAULT_KEYSIZE",
     "EncodedNumber",
     "EncryptedNumber",
+    "EncryptedVector",
     "PaillierPrivateKey",
     "PaillierPrivateKeyring",
     "PaillierPublicKey",
     "SecurityWarning",
+    "check_djn_base",
+    "check_modulus",
     "generate_paillier_keypair",
 ]
 
@@ -52,6 +60,69 @@ _MODES = ("djn", "standard")
 
 class SecurityWarning(UserWarning):
     """A key or parameter is weaker than current guidance (2048-bit moduli)."""
+
+
+# -- checks of key material from elsewhere ------------------------------------------------
+
+#: a loaded modulus must have no prime factor below this (trial division by their product)
+SMALL_FACTOR_BOUND = 1 << 15
+#: a DJN base whose order is at most this is refused: its powers take that few values
+SMALL_ORDER_BOUND = 1024
+_SMALL_PRIMES = int(gmpy2.primorial(SMALL_FACTOR_BOUND))
+
+
+def check_modulus(n: int, where: str = "n") -> int:
+    """Check a modulus that came from elsewhere (a document) for what makes it no Paillier
+    modulus; return it.
+
+    Raises ``ValueError`` for an ``n`` that is even, under 32 bits, prime, a perfect power
+    (``p**2``) or has a prime factor below :data:`SMALL_FACTOR_BOUND`, and warns
+    (:class:`SecurityWarning`) below 2048 bits.
+    """
+    if n % 2 == 0 or n.bit_length() < 32:
+        raise ValueError(f"{where} must be an odd composite modulus of at least 32 bits, "
+                         f"not a {n.bit_length()}-bit {'even' if n % 2 == 0 else 'odd'} number")
+    if gmpy2.is_prime(n, 25):
+        raise ValueError(f"{where} is prime; a Paillier modulus is the product of two primes")
+    if gmpy2.is_power(n):
+        raise ValueError(f"{where} is a perfect power (p**2, say); a Paillier modulus is the "
+                         f"product of two different primes")
+    if math.gcd(n, _SMALL_PRIMES) != 1:
+        raise ValueError(f"{where} has a prime factor below {SMALL_FACTOR_BOUND}; a Paillier "
+                         f"modulus is the product of two large primes")
+    if n.bit_length() < 2048:
+        warnings.warn(
+            f"{where} is a {n.bit_length()}-bit Paillier modulus, below the 2048 bits current "
+            "guidance asks for; use it for tests and compatibility only",
+            SecurityWarning,
+            stacklevel=3,
+        )
+    return n
+
+
+def check_djn_base(n: int, hs: int, where: str = "hs") -> int:
+    """Check a DJN base ``h_s`` for what makes it useless as a source of randomness; return it.
+
+    Raises ``ValueError`` unless ``1 < hs < n**2``, ``hs`` is coprime to ``n``, ``hs`` is not
+    ``±1`` modulo ``n`` (then its powers are ``±(1+n)**k``: encryptions of ``k`` with no
+    randomness; this covers ``1``, ``-1`` and ``n + 1``) and its order exceeds
+    :data:`SMALL_ORDER_BOUND`. Whether ``hs`` is an ``n``-th residue needs the factors: the
+    private key checks that.
+    """
+    nsquare = n * n
+    if not 1 < hs < nsquare or math.gcd(hs, n) != 1:
+        raise ValueError(f"{where} must be in (1, n**2) and coprime to n")
+    if hs % n in (1, n - 1):
+        raise ValueError(f"{where} is ±1 modulo n, so its powers are ±(1+n)**k: ciphertexts "
+                         f"built with it carry no randomness")
+    x = gmpy2.mpz(hs)
+    acc = x
+    for k in range(2, SMALL_ORDER_BOUND + 1):
+        acc = acc * x % nsquare
+        if acc == 1:
+            raise ValueError(f"{where} has order {k} modulo n**2, so ciphertexts built with it "
+                             f"take only {k} random factors; expected a base of large order")
+    return hs
 
 
 # -- key generation -----------------------------------------------------------------------
@@ -153,12 +224,23 @@ class PaillierPublicKey:
             raise TypeError(
                 f"backend must be a Backend instance, a backend name or None, not {backend!r}"
             )
-        self._hs = None if hs is None else int(hs)
-        if self._hs is not None and not (1 < self._hs < self.nsquare and
-                                         math.gcd(self._hs, n) == 1):
-            raise ValueError("hs must be in (1, n**2) and coprime to n")
+        self._hs = None if hs is None else check_djn_base(n, _index(hs, "hs"))
         self._djn_table = None
         self._lock = threading.Lock()
+
+    # -- pickling (python-paillier's keys pickle) -------------------------------------------
+
+    def __getstate__(self) -> dict:
+        # the lock and the fixed-base table stay behind; a backend instance travels as its
+        # registered name (the receiving process has its own device or threads)
+        spec = self._backend_spec
+        if isinstance(spec, Backend):
+            spec = spec.name
+        return {"n": self.n, "mode": self.mode, "hs": self._hs, "backend": spec}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["n"], backend=state["backend"], mode=state["mode"],
+                      hs=state["hs"])
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -257,9 +339,10 @@ class PaillierPublicKey:
         if not isinstance(plaintext, int):
             raise TypeError(f"Expected int type plaintext but got: {type(plaintext)}")
         if not 0 <= plaintext < self.n:
+            # the bound, not the value: a plaintext is what encryption keeps secret
             raise ValueError(
-                f"plaintext must be in [0, n) for this {self.n.bit_length()}-bit key, "
-                f"not {plaintext}"
+                f"plaintext must be in [0, n) for this {self.n.bit_length()}-bit key; it is "
+                f"{'negative' if plaintext < 0 else 'n or more'}"
             )
         return plaintext
 
@@ -321,7 +404,7 @@ class PaillierPublicKey:
         All elements share one exponent (see :func:`montpipe.driver.encoding.encode_array`);
         the random factors are computed in one backend call.
         """
-        from .vector import EncryptedVector
+        from .vector import EncryptedVector  # the vector module builds on this one
 
         return EncryptedVector.encrypt(self, values, precision, exponent=exponent, mode=mode)
 
@@ -330,23 +413,37 @@ class PaillierPublicKey:
     def to_json(self, *, with_hs: bool = False) -> str:
         """The documented JSON form (``docs/serialization.md``); ``with_hs`` includes this
         key's DJN base, for parties that trust the writer to have drawn it honestly."""
-        from . import serialization
+        return serialization.dumps(self._to_dict(with_hs))
 
-        return serialization.dumps(serialization.public_key_to_dict(self, with_hs=with_hs))
+    def _to_dict(self, with_hs: bool) -> dict:
+        return serialization.public_key_to_dict(self.n, self.key_id, self.mode,
+                                                self.hs if with_hs else None)
 
     @classmethod
     def from_json(cls, text: str, *, backend: str | Backend | None = None,
                   trust_hs: bool = False) -> PaillierPublicKey:
         """Load a key written by :meth:`to_json`; malformed input is a ``ValueError``.
 
-        A DJN base ``hs`` in the document is used only with ``trust_hs=True``; otherwise this
-        key draws its own (an adversarial base, ``hs = 1`` say, would leave ciphertexts
-        readable by anyone).
+        ``n`` is checked with :func:`check_modulus` (prime, perfect powers and small factors
+        are refused; below 2048 bits is a :class:`SecurityWarning`) and a DJN base ``hs`` with
+        :func:`check_djn_base`. The base is used only with ``trust_hs=True``; otherwise this
+        key draws its own (a base chosen by someone else could be one whose powers hide less
+        than they should).
         """
-        from . import serialization
+        return cls._from_dict(serialization.loads(text), backend, trust_hs)
 
-        return serialization.public_key_from_dict(serialization.loads(text), backend=backend,
-                                                  trust_hs=trust_hs)
+    @classmethod
+    def _from_dict(cls, doc: dict, backend, trust_hs: bool) -> PaillierPublicKey:
+        where = serialization.PUBLIC_KEY
+        n, mode, hs, key_id = serialization.public_key_fields(doc)
+        check_modulus(n, f"{where}: n")
+        if hs is not None and trust_hs:
+            check_djn_base(n, hs, f"{where}: hs")
+        # an untrusted base is not used, so it is not checked either: this key draws its own
+        pk = cls(n, backend=backend, mode=mode, hs=hs if trust_hs else None)
+        if key_id is not None and key_id != pk.key_id:
+            raise ValueError(f"{where}: key_id {key_id!r} does not match n")
+        return pk
 
 
 # -- private key --------------------------------------------------------------------------
@@ -372,9 +469,21 @@ class PaillierPrivateKey:
         self.p, self.q = (q, p) if q < p else (p, q)
         self.psquare = self.p * self.p
         self.qsquare = self.q * self.q
-        self.p_inverse = int(gmpy2.invert(self.p, self.q))
-        self.hp = self.h_function(self.p, self.psquare)
-        self.hq = self.h_function(self.q, self.qsquare)
+        # Key set-up touches nothing but the secret primes, so it runs on exponentiations with
+        # a fixed exponent length and no data-dependent branches (GMP's mpz_powm_sec):
+        # inverses by Fermat, and h_p without the exponentiation h_function does, because with
+        # g = 1 + n, L_p(g**(p-1) mod p**2) = (p-1)*q = -q (mod p). The values are
+        # python-paillier's.
+        self.p_inverse = _inverse_mod_prime(self.p % self.q, self.q)
+        self.hp = (self.p - _inverse_mod_prime(self.q % self.p, self.p)) % self.p
+        self.hq = (self.q - _inverse_mod_prime(self.p % self.q, self.q)) % self.q
+        hs = public_key._hs
+        if hs is not None:
+            # n-th residues are exactly the elements whose order divides lcm(p-1, q-1)
+            lam = (self.p - 1) * (self.q - 1) // math.gcd(self.p - 1, self.q - 1)
+            if gmpy2.powmod_sec(hs, lam, public_key.nsquare) != 1:
+                raise ValueError("the public key's DJN base hs is not an n-th residue, so "
+                                 "ciphertexts built with it do not decrypt to their plaintext")
 
     @staticmethod
     def from_totient(public_key: PaillierPublicKey, totient: int) -> PaillierPrivateKey:
@@ -471,7 +580,7 @@ class PaillierPrivateKey:
     def decrypt_vector(self, encrypted_vector, *, dtype=None):
         """Decrypt an :class:`EncryptedVector` to a numpy array (float64, or ints when the
         exponent is non-negative); ``OverflowError`` names the first overflowed element."""
-        from .vector import EncryptedVector
+        from .vector import EncryptedVector  # the vector module builds on this one
 
         if not isinstance(encrypted_vector, EncryptedVector):
             raise TypeError(
@@ -483,17 +592,22 @@ class PaillierPrivateKey:
 
     def to_json(self) -> str:
         """The documented JSON form, including the public key (``docs/serialization.md``)."""
-        from . import serialization
-
-        return serialization.dumps(serialization.private_key_to_dict(self))
+        return serialization.dumps(serialization.private_key_to_dict(
+            self.public_key._to_dict(with_hs=True), self.p, self.q))
 
     @classmethod
     def from_json(cls, text: str, *, backend: str | Backend | None = None) -> PaillierPrivateKey:
         """Load a key written by :meth:`to_json`; malformed or inconsistent input is a
-        ``ValueError``."""
-        from . import serialization
-
-        return serialization.private_key_from_dict(serialization.loads(text), backend=backend)
+        ``ValueError`` (also a DJN base that is not an ``n``-th residue)."""
+        where = serialization.PRIVATE_KEY
+        public_doc, p, q = serialization.private_key_fields(serialization.loads(text))
+        # the key's owner wrote this h_s for itself: keep it (its table is then reusable)
+        pk = PaillierPublicKey._from_dict(public_doc, backend, trust_hs=True)
+        if p * q != pk.n:
+            raise ValueError(f"{where}: p * q does not equal the public key's n")
+        if p == q or not (gmpy2.is_prime(p) and gmpy2.is_prime(q)):
+            raise ValueError(f"{where}: p and q must be two different primes")
+        return cls(pk, p, q)
 
 
 class PaillierPrivateKeyring(Mapping):
@@ -565,7 +679,7 @@ class EncryptedNumber:
         return self.__add__(other)
 
     def __mul__(self, other):
-        if isinstance(other, EncryptedNumber) or _is_encrypted_vector(other):
+        if isinstance(other, EncryptedNumber):
             raise NotImplementedError(
                 "Paillier cannot multiply two ciphertexts; multiply by a plaintext instead"
             )
@@ -680,25 +794,32 @@ class EncryptedNumber:
 
     def to_json(self) -> str:
         """The documented JSON form; the ciphertext is obfuscated first."""
-        from . import serialization
-
-        return serialization.dumps(serialization.encrypted_number_to_dict(self))
+        pk = self.public_key
+        return serialization.dumps(serialization.encrypted_number_to_dict(
+            pk.key_id, self.exponent, self.ciphertext(be_secure=True)))
 
     @classmethod
     def from_json(cls, text: str, public_key: PaillierPublicKey) -> EncryptedNumber:
         """Load under ``public_key``; a wrong key, a ciphertext outside ``[1, n**2)`` or not
-        coprime to ``n``, or malformed JSON is a ``ValueError``."""
-        from . import serialization
-
-        return serialization.encrypted_number_from_dict(serialization.loads(text), public_key)
-
-
-def _is_encrypted_vector(x) -> bool:
-    return isinstance(x, EncryptedVector)  # bound at the bottom of this module
+        coprime to ``n``, an exponent outside
+        :func:`~montpipe.driver.encoding.exponent_range`, or malformed JSON is a
+        ``ValueError``."""
+        c, exponent = serialization.encrypted_number_fields(
+            serialization.loads(text), public_key.n, public_key.key_id)
+        x = cls(public_key, c, exponent)
+        x._set_obfuscated()
+        return x
 
 
 def _is_vector(x) -> bool:
-    return _is_encrypted_vector(x) or (hasattr(x, "shape") and getattr(x, "ndim", 0) > 0)
+    """Arrays and encrypted vectors (both have ``ndim``): their reflected operator runs."""
+    return hasattr(x, "shape") and getattr(x, "ndim", 0) > 0
+
+
+def _inverse_mod_prime(a: int, p: int) -> int:
+    """``a**-1 mod p`` for a prime ``p`` not dividing ``a``, as ``a**(p-2)`` with the
+    constant-time exponentiation (GMP's extended Euclid branches on its operands)."""
+    return int(gmpy2.powmod_sec(a, p - 2, p))
 
 
 def _index(value, name: str) -> int:
@@ -708,7 +829,11 @@ def _index(value, name: str) -> int:
         raise TypeError(f"{name} must be an integer, not {type(value).__name__}") from None
 
 
-# The vector type lives in its own module; re-exported so `paillier.EncryptedVector` works.
-from .vector import EncryptedVector  # noqa: E402
+def __getattr__(name: str):
+    # `paillier.EncryptedVector` works (python-paillier users find everything here), but the
+    # vector module, which builds on this one, is imported only when asked for
+    if name == "EncryptedVector":
+        from .vector import EncryptedVector
 
-__all__ += ["EncryptedVector"]
+        return EncryptedVector
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

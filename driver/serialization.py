@@ -3,6 +3,11 @@
 Every document is an object with ``"type"`` and ``"version"``; big integers are strings of
 lower-case hexadecimal with a ``0x`` prefix (JSON numbers lose precision in most readers).
 Loading validates everything and raises ``ValueError`` with the field at fault.
+
+This module reads and writes documents as plain fields (integers, exponents, key ids); the
+classes in :mod:`montpipe.driver.paillier` and :mod:`montpipe.driver.vector` build themselves
+from those fields and add the checks that need cryptography (primality, the DJN base). It
+imports neither, so the layers point one way: encoding ← serialization ← paillier ← vector.
 """
 
 from __future__ import annotations
@@ -10,9 +15,7 @@ from __future__ import annotations
 import json
 import math
 
-import gmpy2
-
-from .paillier import EncryptedNumber, PaillierPrivateKey, PaillierPublicKey
+from .encoding import exponent_range
 
 VERSION = 1
 PUBLIC_KEY = "montpipe/paillier-public-key"
@@ -20,19 +23,50 @@ PRIVATE_KEY = "montpipe/paillier-private-key"
 ENCRYPTED_NUMBER = "montpipe/paillier-encrypted-number"
 ENCRYPTED_VECTOR = "montpipe/paillier-encrypted-vector"
 
+#: how deeply a document may nest (a private key holds a public key: 2); JSON nested deeper is
+#: refused before it is parsed, so hostile nesting costs neither recursion nor memory
+MAX_DEPTH = 8
+
 
 def dumps(doc: dict) -> str:
     return json.dumps(doc, separators=(",", ":"))
 
 
+def _depth(text: str) -> int:
+    """The deepest nesting of ``[``/``{`` outside strings (a scan, no recursion)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
 def loads(text) -> dict:
+    """Parse a document: a JSON object, at most :data:`MAX_DEPTH` deep; else ``ValueError``
+    (``TypeError`` for an argument that is not text)."""
     if isinstance(text, bytes | bytearray):
         text = text.decode("utf-8", errors="replace")
     if not isinstance(text, str):
         raise TypeError(f"expected a JSON string, not {type(text).__name__}")
+    if _depth(text) > MAX_DEPTH:
+        raise ValueError(f"malformed JSON: nested more than {MAX_DEPTH} deep; montpipe's "
+                         f"documents nest at most 2 deep")
     try:
         doc = json.loads(text)
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, RecursionError) as e:
         raise ValueError(f"malformed JSON: {e}") from None
     if not isinstance(doc, dict):
         raise ValueError(f"expected a JSON object, not {type(doc).__name__}")
@@ -48,19 +82,28 @@ def _int(doc: dict, key: str, where: str) -> int:
         raise ValueError(f"{where}: missing field {key!r}")
     v = doc[key]
     if not isinstance(v, str) or not v.startswith("0x"):
-        raise ValueError(f"{where}: field {key!r} must be a '0x…' hexadecimal string, not {v!r}")
+        shown = repr(v) if not isinstance(v, str) else repr(v[:40])
+        raise ValueError(f"{where}: field {key!r} must be a '0x…' hexadecimal string, "
+                         f"not {shown}")
     try:
         return int(v, 16)
     except ValueError:
         raise ValueError(f"{where}: field {key!r} is not hexadecimal: {v[:40]!r}") from None
 
 
-def _small_int(doc: dict, key: str, where: str) -> int:
-    if key not in doc:
-        raise ValueError(f"{where}: missing field {key!r}")
-    v = doc[key]
+def _exponent(doc: dict, n: int, where: str) -> int:
+    if "exponent" not in doc:
+        raise ValueError(f"{where}: missing field 'exponent'")
+    v = doc["exponent"]
     if not isinstance(v, int) or isinstance(v, bool):
-        raise ValueError(f"{where}: field {key!r} must be an integer, not {v!r}")
+        raise ValueError(f"{where}: field 'exponent' must be an integer, not {v!r}")
+    lo, hi = exponent_range(n)
+    if not lo <= v <= hi:
+        raise ValueError(
+            f"{where}: field 'exponent' is {v}, outside [{lo}, {hi}]: below, every value "
+            f"under this {n.bit_length()}-bit key decodes to zero; above, every nonzero value "
+            f"exceeds the largest float64 times the largest integer the key holds"
+        )
     return v
 
 
@@ -74,106 +117,91 @@ def _check_header(doc: dict, kind: str) -> None:
         )
 
 
-def _check_key_id(doc: dict, public_key: PaillierPublicKey, where: str) -> None:
-    key_id = doc.get("key_id")
-    if key_id != public_key.key_id:
+def _check_key_id(doc: dict, key_id: str, where: str) -> None:
+    got = doc.get("key_id")
+    if got != key_id:
         raise ValueError(
-            f"{where}: encrypted under key {key_id!r}, but loading with key {public_key.key_id!r}"
+            f"{where}: encrypted under key {got!r}, but loading with key {key_id!r}"
         )
 
 
-def _check_ciphertext(c: int, public_key: PaillierPublicKey, where: str) -> int:
-    if not 0 < c < public_key.nsquare:
+def _check_ciphertext(c: int, n: int, where: str) -> int:
+    if not 0 < c < n * n:
         raise ValueError(f"{where}: ciphertext is outside [1, n**2) for this key")
-    if math.gcd(c, public_key.n) != 1:
+    if math.gcd(c, n) != 1:
         raise ValueError(f"{where}: ciphertext is not coprime to n, so it is not a ciphertext")
     return c
 
 
 # -- keys ---------------------------------------------------------------------------------
 
-def public_key_to_dict(pk: PaillierPublicKey, *, with_hs: bool = False) -> dict:
-    doc = {"type": PUBLIC_KEY, "version": VERSION, "key_id": pk.key_id, "n": _hex(pk.n),
-           "mode": pk.mode}
-    if with_hs:
-        doc["hs"] = _hex(pk.hs)
+def public_key_to_dict(n: int, key_id: str, mode: str, hs: int | None = None) -> dict:
+    doc = {"type": PUBLIC_KEY, "version": VERSION, "key_id": key_id, "n": _hex(n),
+           "mode": mode}
+    if hs is not None:
+        doc["hs"] = _hex(hs)
     return doc
 
 
-def public_key_from_dict(doc: dict, backend=None, *, trust_hs: bool = False) -> PaillierPublicKey:
+def public_key_fields(doc: dict) -> tuple[int, str, int | None, str | None]:
+    """``(n, mode, hs or None, key_id or None)`` of a public-key document, in form only (the
+    key checks what they mean)."""
     _check_header(doc, PUBLIC_KEY)
     n = _int(doc, "n", PUBLIC_KEY)
-    if n < 15 or n % 2 == 0:
-        raise ValueError(f"{PUBLIC_KEY}: n must be an odd composite modulus, not {n}")
     hs = _int(doc, "hs", PUBLIC_KEY) if "hs" in doc else None
-    if hs is not None and not (1 < hs < n * n and math.gcd(hs, n) == 1):
-        raise ValueError(f"{PUBLIC_KEY}: hs must be in (1, n**2) and coprime to n")
-    if not trust_hs:
-        # A DJN base chosen by someone else could be one whose powers do not hide anything
-        # (hs = 1 makes ciphertexts readable by all); by default draw our own.
-        hs = None
     mode = doc.get("mode", "djn")
     if mode not in ("djn", "standard"):
         raise ValueError(f"{PUBLIC_KEY}: mode must be 'djn' or 'standard', not {mode!r}")
-    pk = PaillierPublicKey(n, backend=backend, mode=mode, hs=hs)
-    if "key_id" in doc and doc["key_id"] != pk.key_id:
-        raise ValueError(f"{PUBLIC_KEY}: key_id {doc['key_id']!r} does not match n")
-    return pk
+    key_id = doc.get("key_id")
+    if key_id is not None and not isinstance(key_id, str):
+        raise ValueError(f"{PUBLIC_KEY}: key_id must be a string, not {key_id!r}")
+    return n, mode, hs, key_id
 
 
-def private_key_to_dict(sk: PaillierPrivateKey) -> dict:
-    return {"type": PRIVATE_KEY, "version": VERSION,
-            "public_key": public_key_to_dict(sk.public_key, with_hs=True),
-            "p": _hex(sk.p), "q": _hex(sk.q)}
+def private_key_to_dict(public_doc: dict, p: int, q: int) -> dict:
+    return {"type": PRIVATE_KEY, "version": VERSION, "public_key": public_doc,
+            "p": _hex(p), "q": _hex(q)}
 
 
-def private_key_from_dict(doc: dict, backend=None) -> PaillierPrivateKey:
+def private_key_fields(doc: dict) -> tuple[dict, int, int]:
+    """``(public-key document, p, q)`` of a private-key document."""
     _check_header(doc, PRIVATE_KEY)
     if not isinstance(doc.get("public_key"), dict):
         raise ValueError(f"{PRIVATE_KEY}: missing or malformed field 'public_key'")
-    # the key's owner wrote this h_s for itself: keep it (its table is then reusable)
-    pk = public_key_from_dict(doc["public_key"], backend=backend, trust_hs=True)
-    p, q = _int(doc, "p", PRIVATE_KEY), _int(doc, "q", PRIVATE_KEY)
-    if p * q != pk.n:
-        raise ValueError(f"{PRIVATE_KEY}: p * q does not equal the public key's n")
-    if p == q or not (gmpy2.is_prime(p) and gmpy2.is_prime(q)):
-        raise ValueError(f"{PRIVATE_KEY}: p and q must be two different primes")
-    return PaillierPrivateKey(pk, p, q)
+    return doc["public_key"], _int(doc, "p", PRIVATE_KEY), _int(doc, "q", PRIVATE_KEY)
 
 
 # -- ciphertexts --------------------------------------------------------------------------
 
-def encrypted_number_to_dict(x: EncryptedNumber) -> dict:
-    return {"type": ENCRYPTED_NUMBER, "version": VERSION, "key_id": x.public_key.key_id,
-            "exponent": x.exponent, "ciphertext": _hex(x.ciphertext(be_secure=True))}
+def encrypted_number_to_dict(key_id: str, exponent: int, ciphertext: int) -> dict:
+    return {"type": ENCRYPTED_NUMBER, "version": VERSION, "key_id": key_id,
+            "exponent": exponent, "ciphertext": _hex(ciphertext)}
 
 
-def encrypted_number_from_dict(doc: dict, public_key: PaillierPublicKey) -> EncryptedNumber:
+def encrypted_number_fields(doc: dict, n: int, key_id: str) -> tuple[int, int]:
+    """``(ciphertext, exponent)`` of an encrypted-number document for the key ``(n, key_id)``."""
     _check_header(doc, ENCRYPTED_NUMBER)
-    _check_key_id(doc, public_key, ENCRYPTED_NUMBER)
-    c = _check_ciphertext(_int(doc, "ciphertext", ENCRYPTED_NUMBER), public_key,
-                          ENCRYPTED_NUMBER)
-    x = EncryptedNumber(public_key, c, _small_int(doc, "exponent", ENCRYPTED_NUMBER))
-    x._set_obfuscated()
-    return x
+    _check_key_id(doc, key_id, ENCRYPTED_NUMBER)
+    c = _check_ciphertext(_int(doc, "ciphertext", ENCRYPTED_NUMBER), n, ENCRYPTED_NUMBER)
+    return c, _exponent(doc, n, ENCRYPTED_NUMBER)
 
 
-def encrypted_vector_to_dict(v) -> dict:
-    return {"type": ENCRYPTED_VECTOR, "version": VERSION, "key_id": v.public_key.key_id,
-            "exponent": v.exponent, "ciphertexts": [_hex(c) for c in v.ciphertexts(True)]}
+def encrypted_vector_to_dict(key_id: str, exponent: int, ciphertexts: list[int]) -> dict:
+    return {"type": ENCRYPTED_VECTOR, "version": VERSION, "key_id": key_id,
+            "exponent": exponent, "ciphertexts": [_hex(c) for c in ciphertexts]}
 
 
-def encrypted_vector_from_dict(doc: dict, public_key: PaillierPublicKey):
-    from .vector import EncryptedVector
-
+def encrypted_vector_fields(doc: dict, n: int, key_id: str) -> tuple[list[int], int]:
+    """``(ciphertexts, exponent)`` of an encrypted-vector document for the key
+    ``(n, key_id)``."""
     _check_header(doc, ENCRYPTED_VECTOR)
-    _check_key_id(doc, public_key, ENCRYPTED_VECTOR)
+    _check_key_id(doc, key_id, ENCRYPTED_VECTOR)
     items = doc.get("ciphertexts")
     if not isinstance(items, list):
         raise ValueError(f"{ENCRYPTED_VECTOR}: field 'ciphertexts' must be a list")
+    exponent = _exponent(doc, n, ENCRYPTED_VECTOR)
     cts = []
     for i, item in enumerate(items):
         where = f"{ENCRYPTED_VECTOR}: ciphertexts[{i}]"
-        cts.append(_check_ciphertext(_int({"c": item}, "c", where), public_key, where))
-    exponent = _small_int(doc, "exponent", ENCRYPTED_VECTOR)
-    return EncryptedVector(public_key, cts, exponent, obfuscated=True)
+        cts.append(_check_ciphertext(_int({"c": item}, "c", where), n, where))
+    return cts, exponent

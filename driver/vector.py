@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from . import serialization
 from .encoding import EncodedNumber, decode_mantissa, encode_array, signed_mantissa
 from .paillier import EncryptedNumber, PaillierPrivateKey, PaillierPublicKey
 
@@ -103,6 +104,9 @@ class EncryptedVector:
     @property
     def shape(self) -> tuple[int]:
         return (len(self._cts),)
+
+    #: one dimension, like the arrays it combines with
+    ndim = 1
 
     def __iter__(self) -> Iterator[EncryptedNumber]:
         return iter(self.to_encrypted_numbers())
@@ -375,16 +379,17 @@ class EncryptedVector:
 
     def to_json(self) -> str:
         """The documented JSON form; ciphertexts are obfuscated first."""
-        from . import serialization
-
-        return serialization.dumps(serialization.encrypted_vector_to_dict(self))
+        pk = self.public_key
+        return serialization.dumps(serialization.encrypted_vector_to_dict(
+            pk.key_id, self.exponent, self.ciphertexts(True)))
 
     @classmethod
     def from_json(cls, text: str, public_key: PaillierPublicKey) -> EncryptedVector:
-        """Load under ``public_key``; bad input is a ``ValueError`` naming the element."""
-        from . import serialization
-
-        return serialization.encrypted_vector_from_dict(serialization.loads(text), public_key)
+        """Load under ``public_key``; bad input is a ``ValueError`` naming the element (an
+        exponent outside :func:`~montpipe.driver.encoding.exponent_range` too)."""
+        cts, exponent = serialization.encrypted_vector_fields(
+            serialization.loads(text), public_key.n, public_key.key_id)
+        return cls(public_key, cts, exponent, obfuscated=True)
 
 
 def _signed(encoded: EncodedNumber) -> int:

@@ -1,9 +1,19 @@
 import warnings
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from montpipe.driver import paillier
 from montpipe.driver.backends.cpu import CPUBackend
+
+# Property tests run a few dozen examples each in `make test` (seconds in all); `make fuzz`
+# runs them with --hypothesis-profile=fuzz for as long as one cares to wait.
+_QUIET = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+settings.register_profile("montpipe", max_examples=40, deadline=None,
+                          suppress_health_check=_QUIET)
+settings.register_profile("fuzz", max_examples=4000, deadline=None,
+                          suppress_health_check=_QUIET)
+settings.load_profile("montpipe")
 
 
 def _keypair(bits, **kw):

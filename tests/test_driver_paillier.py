@@ -4,6 +4,7 @@ import math
 import warnings
 
 import gmpy2
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -279,3 +280,60 @@ def test_property_float_homomorphisms(keypair_factory, x, y):
     assert sk.decrypt(ex) == x
     assert sk.decrypt(ex + y) == pytest.approx(x + y, rel=1e-12, abs=1e-12)
     assert sk.decrypt(ex * y) == pytest.approx(x * y, rel=1e-12, abs=1e-300)
+
+
+# -- python-paillier parity and hardening -----------------------------------------------------
+
+def test_keys_numbers_and_vectors_pickle(keypair_factory):
+    import pickle
+
+    pk, sk = keypair_factory(512)
+    x = pk.encrypt(-2.75)
+    v = pk.encrypt_vector([1.5, -3.0])
+    ring = paillier.PaillierPrivateKeyring([sk])
+    pk2, sk2, x2, v2, ring2 = pickle.loads(pickle.dumps((pk, sk, x, v, ring)))
+    assert pk2 == pk and pk2.hs == pk.hs and pk2.mode == pk.mode  # the DJN base travels
+    assert sk2 == sk and sk2.hp == sk.hp and sk2.public_key is pk2
+    assert sk2.decrypt(x2) == -2.75 and x2.exponent == x.exponent
+    assert list(sk2.decrypt_vector(v2)) == [1.5, -3.0]
+    assert ring2.decrypt(pk2.encrypt(7)) == 7
+    assert sk.decrypt(pk2.encrypt(5) + x) == 2.25  # the copy encrypts for the original
+
+
+def test_error_messages_do_not_carry_the_plaintext(keypair_factory):
+    pk, _ = keypair_factory(256)
+    secret = pk.n + 987654321987654321
+    for fn in (lambda: pk.raw_encrypt(secret), lambda: pk.raw_encrypt(-secret),
+               lambda: pk.raw_encrypt_batch([1, secret]), lambda: pk.encrypt(secret),
+               lambda: pk.encrypt(-secret), lambda: pk.encrypt_vector([1, secret]),
+               lambda: pk.encrypt_vector(np.array([secret], dtype=object))):
+        with pytest.raises(ValueError) as info:
+            fn()
+        text = str(info.value)
+        assert "987654321" not in text and "max_int" in text or "[0, n)" in text, text
+
+
+def test_private_key_set_up_runs_on_constant_time_exponentiations(keypair_factory,
+                                                                    monkeypatch):
+    """Key set-up computes the same values as python-paillier, but only through
+    mpz_powm_sec: no extended Euclid (gmpy2.invert) and no variable-time powmod on p, q."""
+    from phe import paillier as phe
+
+    pk, sk = keypair_factory(512)
+    expected = phe.PaillierPrivateKey(phe.PaillierPublicKey(pk.n), sk.p, sk.q)
+    calls = []
+
+    def forbidden(name):
+        def fn(*args):
+            raise AssertionError(f"key set-up called gmpy2.{name}")
+        return fn
+
+    real_sec = gmpy2.powmod_sec
+    monkeypatch.setattr(gmpy2, "invert", forbidden("invert"))
+    monkeypatch.setattr(gmpy2, "powmod", forbidden("powmod"))
+    monkeypatch.setattr(gmpy2, "powmod_sec",
+                        lambda b, e, m: calls.append(int(e).bit_length()) or real_sec(b, e, m))
+    key = paillier.PaillierPrivateKey(paillier.PaillierPublicKey(pk.n, hs=pk.hs), sk.p, sk.q)
+    assert (key.hp, key.hq, key.p_inverse) == (expected.hp, expected.hq, expected.p_inverse)
+    # three inverses by Fermat (exponents p-2, q-2, q-2) and the n-th residue check of hs
+    assert len(calls) == 4

@@ -100,3 +100,80 @@ def test_bad_documents_are_clear_value_errors(keys, keypair_factory):
 def test_loading_requires_text():
     with pytest.raises(TypeError, match="expected a JSON string"):
         paillier.PaillierPublicKey.from_json(42)
+
+
+# -- hostile documents ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("exponent", [1_000_000, -10_000_000, 10_000, -10_000])
+def test_exponents_no_value_can_need_are_refused(keys, exponent):
+    pk, _ = keys
+    doc = {**_doc(pk.encrypt_vector([1.0, 2.0, 3.0]).to_json()), "exponent": exponent}
+    with pytest.raises(ValueError, match=r"field 'exponent' is -?\d+, outside \[-396, 384\]"):
+        EncryptedVector.from_json(json.dumps(doc), pk)
+    number = {**_doc(pk.encrypt(1.5).to_json()), "exponent": exponent}
+    with pytest.raises(ValueError, match="field 'exponent'"):
+        EncryptedNumber.from_json(json.dumps(number), pk)
+
+
+def test_exponent_range_holds_every_float_and_products(keys):
+    from montpipe.driver.encoding import exponent_range
+
+    pk, sk = keys
+    lo, hi = exponent_range(pk.n)
+    for values in ([5e-324], [1.7e308], [-2.2250738585072014e-308]):
+        v = EncryptedVector.from_json(pk.encrypt_vector(values).to_json(), pk)
+        np.testing.assert_array_equal(sk.decrypt_vector(v), values)
+    for product in (pk.encrypt(1e-150) * 1e-150, pk.encrypt(1e150) * 1e150):
+        loaded = EncryptedNumber.from_json(product.to_json(), pk)
+        assert sk.decrypt(loaded) == pytest.approx(sk.decrypt(product), rel=1e-12)
+    # the bounds are where they say: below lo the largest mantissa decodes to 0.0
+    assert pk.max_int / 16 ** -(lo - 1) == 0.0
+    assert 16 ** (hi - 1) < pk.max_int * 2 ** 1024 <= 16 ** hi
+
+
+def _order_two(sk):
+    """The square root of 1 modulo n**2 that is 1 modulo p**2 and -1 modulo q**2."""
+    import gmpy2
+
+    p2, q2 = sk.psquare, sk.qsquare
+    return int((1 + p2 * ((-2 * gmpy2.invert(p2, q2)) % q2)) % (p2 * q2))
+
+
+def test_useless_djn_bases_are_refused(keys):
+    pk, sk = keys
+    doc = _doc(sk.to_json())
+    nth_nonresidue = pk.hs * (pk.n + 1) % pk.nsquare   # an encryption of 1, not of 0
+    for hs, message in [(pk.n + 1, "±1 modulo n"), (pk.nsquare - 1, "±1 modulo n"),
+                        (_order_two(sk), "order 2"), (nth_nonresidue, "not an n-th residue")]:
+        hostile = {**doc, "public_key": {**doc["public_key"], "hs": hex(hs)}}
+        with pytest.raises(ValueError, match=message):
+            PaillierPrivateKey.from_json(json.dumps(hostile))
+        if message != "not an n-th residue":  # the public key alone cannot tell that one
+            with pytest.raises(ValueError, match=message):
+                PaillierPublicKey.from_json(json.dumps(hostile["public_key"]), trust_hs=True)
+            with pytest.raises(ValueError, match=message):
+                PaillierPublicKey(pk.n, hs=hs)
+
+
+@pytest.mark.parametrize("text", ["[" * 1000 + "]" * 1000, "{\"a\":" * 5000 + "1" + "}" * 5000,
+                                  "[" * 200_000])
+def test_deep_json_is_a_value_error(text):
+    with pytest.raises(ValueError, match="nested more than 8 deep"):
+        PaillierPublicKey.from_json(text)
+
+
+def test_moduli_that_are_no_paillier_moduli_are_refused(keys):
+    import gmpy2
+
+    pk, sk = keys
+    prime = int(gmpy2.next_prime(pk.n))
+    for n, message in [(prime, "is prime"), (sk.p * sk.p, "perfect power"),
+                       (sk.p ** 3, "perfect power"), (101 * sk.q, "prime factor below"),
+                       (15, "at least 32 bits"), (3 * 5 * 7 * 11 * 13 * 17 * 19 * 23 * 29 * 31,
+                                                       "prime factor below")]:
+        doc = {**_doc(pk.to_json()), "n": hex(n)}
+        doc.pop("key_id")
+        with pytest.raises(ValueError, match=message):
+            PaillierPublicKey.from_json(json.dumps(doc))
+    with pytest.warns(paillier.SecurityWarning, match="512-bit Paillier modulus"):
+        PaillierPublicKey.from_json(pk.to_json())

@@ -222,7 +222,7 @@ def test_errors_are_clear(keys, keypair_factory):
         pk.encrypt_vector([np.inf])
     with pytest.raises(TypeError, match="dtype"):
         pk.encrypt_vector(np.array(["a", "b"]))
-    with pytest.raises(ValueError, match=r"values\[1\] encodes to .* outside"):
+    with pytest.raises(ValueError, match=r"values\[1\] encodes .* outside"):
         pk.encrypt_vector(np.array([1, pk.max_int + 1], dtype=object))
     with pytest.raises(ValueError, match="lengths 3 and 2"):
         v + pk.encrypt_vector([1.0, 2.0])
