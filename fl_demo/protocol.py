@@ -129,7 +129,10 @@ class _Party:
         self._fail_at: tuple[int, str] | None = None
 
     def set_public_key(self, public_key_json: str) -> str:
-        self.pk = paillier.PaillierPublicKey.from_json(public_key_json, backend=self.backend)
+        try:
+            self.pk = paillier.PaillierPublicKey.from_json(public_key_json, backend=self.backend)
+        except (ValueError, TypeError) as e:
+            raise ProtocolError(f"{self.role} refused the public key: {e}") from None
         return self.pk.key_id
 
     def inject_failure(self, iteration: int, step: str, hang_seconds: float = 0.0) -> None:
@@ -162,15 +165,24 @@ class _Party:
         with self.meter.time("communication"):
             try:
                 return EncryptedVector.from_json(text, self.pk)
-            except ValueError as e:
+            except (ValueError, TypeError) as e:  # TypeError: not text at all (None, say)
                 raise ProtocolError(f"{self.role} refused {what} from {sender}: {e}") from None
 
     def _load_number(self, text: str, what: str, sender: str) -> paillier.EncryptedNumber:
         with self.meter.time("communication"):
             try:
                 return paillier.EncryptedNumber.from_json(text, self.pk)
-            except ValueError as e:
+            except (ValueError, TypeError) as e:
                 raise ProtocolError(f"{self.role} refused {what} from {sender}: {e}") from None
+
+    def _field(self, message, name: str, sender: str):
+        """A field of a message from another party: anything else is a ProtocolError."""
+        if not isinstance(message, dict) or name not in message:
+            shown = f"fields {sorted(map(str, message))}" if isinstance(message, dict) else \
+                f"a {type(message).__name__}"
+            raise ProtocolError(f"{self.role} expected a message with field {name!r} from "
+                                f"{sender}, got {shown}")
+        return message[name]
 
     def _send(self, x) -> str:
         with self.meter.time("communication"):
@@ -190,6 +202,10 @@ class _Party:
 
     def _unmask(self, raw: list[int]) -> np.ndarray:
         n = self.pk.n
+        if not isinstance(raw, list | tuple) or not all(
+                isinstance(x, int) and not isinstance(x, bool) for x in raw):
+            raise ProtocolError(f"{self.role} expected the decrypted gradient as a list of "
+                                f"integers, got {type(raw).__name__}")
         if len(raw) != len(self._mask):
             raise ProtocolError(f"{self.role} got {len(raw)} gradient values back, expected "
                                 f"{len(self._mask)}")
@@ -199,7 +215,11 @@ class _Party:
             if mantissa is None:
                 raise ProtocolError(f"{self.role}: gradient element {i} overflowed the "
                                     "fixed-point range")
-            out.append(decode_mantissa(mantissa, self._grad_exponent))
+            try:
+                out.append(decode_mantissa(mantissa, self._grad_exponent))
+            except OverflowError:
+                raise ProtocolError(f"{self.role}: gradient element {i} is beyond float64"
+                                    ) from None
         return np.array(out, dtype=np.float64)
 
     def _step(self, grad: np.ndarray) -> None:
@@ -279,9 +299,9 @@ class Guest(_Party):
     def residual(self, iteration: int, idx: np.ndarray, host_msg: dict) -> tuple[str, str]:
         self._maybe_fail(iteration, "residual")
         self._idx = idx
-        quarter = self._load(host_msg["u_quarter"], "[[u_h/4]]", "host")
-        square = self._load(host_msg["u_square"], "[[u_h²]]", "host")
-        reg_h = self._load_number(host_msg["reg"], "[[½α|w_h|²]]", "host")
+        quarter = self._load(self._field(host_msg, "u_quarter", "host"), "[[u_h/4]]", "host")
+        square = self._load(self._field(host_msg, "u_square", "host"), "[[u_h²]]", "host")
+        reg_h = self._load_number(self._field(host_msg, "reg", "host"), "[[½α|w_h|²]]", "host")
         if len(quarter) != len(idx) or len(square) != len(idx):
             raise ProtocolError(f"guest got host vectors of lengths {len(quarter)}, "
                                 f"{len(square)} for a batch of {len(idx)}")

@@ -229,3 +229,43 @@ def test_parties_pinned_to_a_node(data):
                       nodes={"guest": "ab12"})
     finally:
         ray.shutdown()
+
+
+@pytest.mark.filterwarnings("ignore::montpipe.driver.paillier.SecurityWarning")
+def test_hostile_messages_are_protocol_errors(data):
+    """Whatever another party sends (None, a missing field, JSON nested deep, an exponent
+    no value needs), the receiving party answers with a ProtocolError naming it."""
+    import json
+
+    from montpipe.fl_demo.protocol import Guest, Host
+
+    cfg = Config(iterations=1, key_bits=512)
+    arb = Arbiter(cfg)
+    host = Host(data.host_train, cfg)
+    guest = Guest(data.guest_train, data.y_train, cfg)
+    for party in (host, guest):
+        party.set_public_key(arb.public_key_json())
+    idx = np.arange(4)
+    msg = host.forward(0, idx)
+    big = json.dumps({**json.loads(msg["u_quarter"]), "exponent": 10_000})
+    deep = "[" * 100_000
+    bad_messages = [None, {}, {**msg, "u_square": None}, {k: msg[k] for k in ("u_quarter",)},
+                    {**msg, "u_quarter": deep}, {**msg, "u_quarter": big},
+                    {**msg, "reg": json.dumps({**json.loads(msg["reg"]), "exponent": -10**7})},
+                    [msg]]
+    for bad in bad_messages:
+        with pytest.raises(ProtocolError, match="guest"):
+            guest.residual(0, idx, bad)
+    for bad in (None, deep, big, 42):
+        with pytest.raises(ProtocolError, match="host refused"):
+            host.gradient(0, bad)
+        with pytest.raises(ProtocolError, match="arbiter refused"):
+            arb.decrypt_gradient(0, "host", bad)
+        with pytest.raises(ProtocolError, match="arbiter refused"):
+            arb.decrypt_loss(0, bad)
+        with pytest.raises(ProtocolError, match="refused the public key"):
+            Host(data.host_train, cfg).set_public_key(bad)
+    host.gradient(0, guest.residual(0, idx, msg)[0])
+    for bad in (None, [None] * 30, "x", [1.5] * 30):
+        with pytest.raises(ProtocolError, match="list of integers|got"):
+            host.update(0, bad)
