@@ -267,5 +267,5 @@ def test_hostile_messages_are_protocol_errors(data):
             Host(data.host_train, cfg).set_public_key(bad)
     host.gradient(0, guest.residual(0, idx, msg)[0])
     for bad in (None, [None] * 30, "x", [1.5] * 30):
-        with pytest.raises(ProtocolError, match="list of integers|got"):
+        with pytest.raises(ProtocolError, match="list of integers"):
             host.update(0, bad)
