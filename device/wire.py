@@ -166,13 +166,35 @@ class Capabilities:
         return struct.pack(self.FORMAT, self.version, self.width, self.n_max_bits, self.lanes,
                            self.window, self.max_windows, self.contexts, self.clock_khz)
 
+    def max_response_length(self) -> int:
+        """The largest ``length`` field a response from this device can carry: a MODEXP result
+        of the widest context (``s = ceil((N_MAX + 2) / W)`` words), CAPS or STATUS."""
+        words = -(-(self.n_max_bits + 2) // self.width)
+        return 4 + max(words * word_bytes(self.width), struct.calcsize(self.FORMAT),
+                       _STATUS_PAYLOAD)
+
+
+#: STATUS's response payload: four u32 counters
+_STATUS_PAYLOAD = 16
+
 
 class ResponseParser:
     """Feed bytes, get whole responses. Bytes before a marker, and frames whose CRC fails, are
     skipped (counted in ``discarded``/``bad_crc``): the parser resynchronises on the next
-    marker, as the device does."""
+    marker, as the device does.
+
+    ``max_length`` is the largest ``length`` a response may carry (give
+    :meth:`Capabilities.max_response_length` once the device's CAPS are known): a marker
+    followed by a longer one is noise, dropped at once. A marker followed by a plausible
+    length that is still waiting for its bytes does not hold up a whole, CRC-valid frame that
+    starts after it: that frame is taken, and the bytes before it dropped, so a stray marker
+    costs nothing rather than a timeout.
+    """
 
     def __init__(self, max_length: int = 4096) -> None:
+        if not isinstance(max_length, int) or not 4 <= max_length <= 0xFFFF:
+            raise ValueError(f"max_length must be an integer from 4 to 65535, not "
+                             f"{max_length!r}")
         self._buf = bytearray()
         self.max_length = max_length
         self.discarded = 0
@@ -199,7 +221,13 @@ class ResponseParser:
                 continue
             total = 1 + 2 + length + 4
             if len(self._buf) < total:
-                return out
+                later = self._whole_frame_after(1)
+                if later < 0:
+                    return out
+                # the marker at 0 was noise: a whole frame has arrived behind it
+                self.discarded += later
+                del self._buf[:later]
+                continue
             body = bytes(self._buf[1:3 + length])
             (crc,) = struct.unpack_from("<I", self._buf, 3 + length)
             if zlib.crc32(body) != crc:
@@ -212,3 +240,18 @@ class ResponseParser:
                 status = LinkStatus(status)
             out.append(Response(opcode & 0x7F, tag, status, body[6:]))
             del self._buf[:total]
+
+    def _whole_frame_after(self, start: int) -> int:
+        """The offset of the first marker at or after ``start`` that begins a complete frame
+        with a valid CRC, or -1."""
+        buf = self._buf
+        at = buf.find(RESPONSE_MARKER, start)
+        while 0 <= at and at + 7 <= len(buf):
+            (length,) = struct.unpack_from("<H", buf, at + 1)
+            end = at + 3 + length
+            if 4 <= length <= self.max_length and end + 4 <= len(buf):
+                (crc,) = struct.unpack_from("<I", buf, end)
+                if zlib.crc32(buf[at + 1:end]) == crc:
+                    return at
+            at = buf.find(RESPONSE_MARKER, at + 1)
+        return -1

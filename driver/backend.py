@@ -31,6 +31,7 @@ __all__ = [
     "BackendStats",
     "FixedBasePower",
     "available_backends",
+    "check_fixed_base_exponents",
     "default_backend",
     "get_backend",
     "group_order",
@@ -217,7 +218,7 @@ class _PowmodFixedBase(FixedBasePower):
         self.backend, self.base, self.modulus, self.max_bits = backend, base, modulus, max_bits
 
     def pow(self, exponents: Sequence[int]) -> list[int]:
-        _check_fixed_base_exponents(exponents, self.max_bits)
+        check_fixed_base_exponents(exponents, self.max_bits)
         self.backend.stats.fixed_base_powmods += len(exponents)
         return self.backend.powmod([self.base] * len(exponents), list(exponents), self.modulus)
 
@@ -246,7 +247,11 @@ def group_order(groups: Sequence[int], count: int, n_groups: int):
     return order, starts
 
 
-def _check_fixed_base_exponents(exponents: Sequence[int], max_bits: int) -> None:
+def check_fixed_base_exponents(exponents: Sequence[int], max_bits: int) -> None:
+    """Check that every exponent fits a fixed-base table of ``max_bits``: ``ValueError``
+    naming the first that is negative or longer. Every :class:`FixedBasePower` implementation
+    calls it before any work, so all backends refuse the same exponents with the same words.
+    """
     for i, e in enumerate(exponents):
         if e < 0 or int(e).bit_length() > max_bits:
             raise ValueError(

@@ -25,6 +25,8 @@ from montpipe.device.wire import (
     encode_response,
     load_context_request,
     modexp_request,
+    pack_words,
+    unpack_words,
     word_bytes,
 )
 from montpipe.driver import generate_paillier_keypair
@@ -77,7 +79,7 @@ def _expected(bases, exps, m):
 
 def test_fpga_backend_on_the_simulated_board(shared_board):
     rng = random.Random(11)
-    backend = FPGABackend(shared_board.port, timeout=30)
+    backend = FPGABackend(shared_board.port, timeout=30, trust_device_with_secrets=True)
     try:
         caps = backend.caps
         assert (caps.version, caps.width, caps.lanes) == (1, SIM_CONFIG.width, 2)
@@ -134,7 +136,8 @@ def test_paillier_at_1024_bit_keys_on_the_sim_backend():
     exponentiation on the simulated gateware, against gmpy2."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")         # 1024-bit keys warn (SecurityWarning)
-        backend = SimBackend()
+        # the decryption halves too: this test is of the gateware's constant-time path
+        backend = SimBackend(trust_device_with_secrets=True)
         try:
             pk, sk = generate_paillier_keypair(n_length=1024, backend=backend, mode="standard")
             n, nn = pk.n, pk.nsquare
@@ -433,3 +436,123 @@ def test_encode_response_frames_like_the_device():
     assert frame[0] == 0x5A and struct.unpack("<I", frame[-4:])[0] == zlib.crc32(body)
     (r,) = ResponseParser().feed(frame)
     assert (r.opcode, r.tag, r.status, r.payload) == (Opcode.STATUS, 7, 0, b"\x01\x02")
+
+
+# -- secrets, answers and checks against an emulated device ------------------------------------
+
+
+class _EmulatedDevice(Transport):
+    """A montpipe device in Python (gmpy2 for the arithmetic), recording every modulus loaded
+    and every exponent received, so tests can see what crossed the link. ``lie`` makes the
+    first MODEXP result wrong; ``impostor`` answers the first MODEXP first with an OK frame
+    under opcode 0 and a plausible value."""
+
+    name = "emulated"
+
+    def __init__(self, lie: bool = False, impostor: bool = False) -> None:
+        self.caps = Capabilities(1, 16, 2048, 4, 2, 1024, 4, 100_000)
+        self.out, self.contexts = bytearray(), {}
+        self.moduli, self.exponents = [], []
+        self.lie, self.impostor = lie, impostor
+
+    def write(self, data: bytes) -> None:
+        length, opcode, tag = struct.unpack_from("<HBH", data, 1)
+        payload, W = data[6:3 + length], self.caps.width
+        size = word_bytes(W)
+        if opcode == Opcode.CAPS:
+            self.out += encode_response(opcode, tag, 0, self.caps.encode())
+        elif opcode == Opcode.LOAD_CONTEXT:
+            slot, words = struct.unpack_from("<BH", payload)
+            m = unpack_words(payload[3 + size:3 + size + words * size], W)
+            self.contexts[slot] = (m, words)
+            self.moduli.append(m)
+            self.out += encode_response(opcode, tag, 0)
+        elif opcode == Opcode.MODEXP:
+            slot, _const, ndigits = struct.unpack_from("<BBH", payload)
+            m, words = self.contexts[slot]
+            base = unpack_words(payload[4:4 + words * size], W)
+            digits = payload[4 + words * size:]
+            e = sum(d << (self.caps.window * i) for i, d in enumerate(digits))
+            self.exponents.append(e)
+            value = int(gmpy2.powmod(base, e, m))
+            if self.impostor:
+                self.impostor = False
+                fake = (value + 1) % m
+                self.out += encode_response(0, tag, 0, pack_words(fake, words, W))
+            if self.lie:
+                self.lie, value = False, (value + 1) % m
+            self.out += encode_response(opcode, tag, 0, pack_words(value, words, W))
+
+    def read(self, timeout: float) -> bytes:
+        data, self.out = bytes(self.out), bytearray()
+        if not data:
+            time.sleep(min(timeout, 0.001))
+        return data
+
+    def close(self) -> None:
+        pass
+
+
+def test_secrets_stay_on_the_host_unless_trusted(keypair_factory, monkeypatch):
+    monkeypatch.delenv("MONTPIPE_TRUST_DEVICE_WITH_SECRETS", raising=False)
+    _, sk = keypair_factory(512)
+    from montpipe.driver.paillier import PaillierPrivateKey, PaillierPublicKey
+
+    for trusted in (False, True):
+        device = _EmulatedDevice()
+        backend = FPGABackend(transport=device, trust_device_with_secrets=trusted)
+        pk = PaillierPublicKey(sk.public_key.n, backend=backend)
+        key = PaillierPrivateKey(pk, sk.p, sk.q)
+        assert key.decrypt(pk.encrypt(-12.5)) == -12.5
+        sent = set(device.moduli)
+        assert pk.nsquare in sent
+        assert ({sk.psquare, sk.qsquare} <= sent) is trusted
+        assert ({sk.p - 1, sk.q - 1} & set(device.exponents) != set()) is trusted
+        assert backend.describe()["secrets"] == ("device" if trusted else "host")
+        assert backend.stats.extra["host_secret_powmods"] == (0 if trusted else 2)
+        backend.close()
+    monkeypatch.setenv("MONTPIPE_TRUST_DEVICE_WITH_SECRETS", "1")
+    assert FPGABackend(transport=_EmulatedDevice()).trust_device_with_secrets
+    monkeypatch.setenv("MONTPIPE_TRUST_DEVICE_WITH_SECRETS", "maybe")
+    with pytest.raises(ValueError, match="MONTPIPE_TRUST_DEVICE_WITH_SECRETS must be 1 or 0"):
+        FPGABackend(transport=_EmulatedDevice())
+
+
+def test_an_ok_under_another_opcode_is_no_result():
+    rng = random.Random(3)
+    m, bases, exps = _batch(rng, 256, 3)
+    device = _EmulatedDevice(impostor=True)
+    backend = FPGABackend(transport=device, spot_check=0.0, timeout=5)
+    assert backend.powmod(bases, exps, m) == _expected(bases, exps, m)
+    assert backend.stats.extra["stale_responses"] == 1
+
+
+def test_spot_checks_are_on_by_default(monkeypatch):
+    monkeypatch.delenv("MONTPIPE_FPGA_SPOT_CHECK", raising=False)
+    rng = random.Random(4)
+    m, bases, exps = _batch(rng, 256, 1)
+    backend = FPGABackend(transport=_EmulatedDevice(lie=True))
+    assert backend.spot_check == 0.01 and backend.describe()["spot_check"] == 0.01
+    with pytest.raises(DeviceResultError, match="spot check failed for exponentiation 0"):
+        backend.powmod(bases, exps, m)
+    assert backend.powmod(bases, exps, m) == _expected(bases, exps, m)
+    assert backend.stats.extra["spot_checked"] == 2   # at least one a batch
+    monkeypatch.setenv("MONTPIPE_FPGA_SPOT_CHECK", "0")
+    assert FPGABackend(transport=_EmulatedDevice()).spot_check == 0.0
+
+
+def test_the_parser_drops_lengths_beyond_the_devices_frames():
+    """A stray marker and a length no response of this device can carry is dropped at once;
+    one with a plausible length does not hold back the whole frame behind it."""
+    caps = _EmulatedDevice().caps
+    good = encode_response(Opcode.MODEXP, 7, 0, bytes(range(20)))
+    limit = caps.max_response_length()
+    assert limit == 4 + montgomery_words(2048, 16) * 2
+    for stray in (b"\x5a" + struct.pack("<H", limit + 1), b"\x5a" + struct.pack("<H", 300),
+                  b"\x5a\x40\x00\x03\x07", b"\x5a"):
+        parser = ResponseParser(limit)
+        (r,) = parser.feed(stray + good)
+        assert (r.opcode, r.tag, r.payload) == (Opcode.MODEXP, 7, bytes(range(20)))
+        assert parser.feed(good)[0].tag == 7           # and the parser is in step after it
+    with pytest.raises(ValueError, match="max_length"):
+        ResponseParser(70_000)

@@ -97,7 +97,9 @@ def test_paillier_through_the_model_backend():
     enc = pk.encrypt_vector(values)
     assert list(sk.decrypt_vector(enc * 2.0)) == [3.0, -4.5, 6.0]
     stats = pk.backend.stats.as_dict()
-    assert stats["device_powmods"] >= 3 * 3 and stats["projected_device_seconds"] > 0
+    # 3 DJN encryptions and 3 scalar products on the device; the 2·3 CRT halves on the host
+    assert stats["device_powmods"] >= 3 + 3 and stats["projected_device_seconds"] > 0
+    assert stats["host_secret_powmods"] == 6
     assert pk.backend.describe()["device"]["lanes"] == 2
 
 
@@ -165,3 +167,27 @@ def test_the_fl_demo_reports_projected_device_time():
     summary = run.summarise(res, data, cfg, backends)
     assert set(summary["projected_device_seconds"]) == {"arbiter", "guest", "host"}
     assert all(v > 0 for v in summary["projected_device_seconds"].values())
+
+
+def test_the_model_projects_both_settings_for_secrets(keypair_factory, monkeypatch):
+    """Decryption's CRT halves (a private key's moduli and exponents) are projected onto the
+    device only when it is trusted with secrets; otherwise they are host work, as on the
+    fpga backend, and describe() says which."""
+    monkeypatch.delenv("MONTPIPE_TRUST_DEVICE_WITH_SECRETS", raising=False)
+    from montpipe.driver.paillier import PaillierPrivateKey, PaillierPublicKey
+
+    _, sk = keypair_factory(512)
+    counts = {}
+    for trusted in (False, True):
+        backend = ModelBackend(trust_device_with_secrets=trusted)
+        pk = PaillierPublicKey(sk.public_key.n, backend=backend, mode="standard")
+        key = PaillierPrivateKey(pk, sk.p, sk.q)
+        cts = pk.raw_encrypt_batch([1, 2, 3])
+        assert key.raw_decrypt_batch(cts) == [1, 2, 3]
+        extra = backend.stats.extra
+        counts[trusted] = (extra["device_powmods"], extra["host_secret_powmods"])
+        assert backend.describe()["secrets"] == ("device" if trusted else "host")
+        assert backend.describe()["trust_device_with_secrets"] is trusted
+    assert counts == {False: (3, 6), True: (9, 0)}
+    monkeypatch.setenv("MONTPIPE_TRUST_DEVICE_WITH_SECRETS", "yes")
+    assert ModelBackend().describe()["secrets"] == "device"

@@ -23,7 +23,7 @@ import numpy as np
 from ..backend import (
     Backend,
     FixedBasePower,
-    _check_fixed_base_exponents,
+    check_fixed_base_exponents,
     group_order,
 )
 
@@ -406,7 +406,7 @@ class _NativeFixedBase(FixedBasePower):
 
     def pow(self, exponents: Sequence[int]) -> list[int]:
         exponents = list(exponents)
-        _check_fixed_base_exponents(exponents, self.max_bits)
+        check_fixed_base_exponents(exponents, self.max_bits)
         t0 = time.perf_counter()
         work = 1.2 * (self.max_bits / self.window) * _limbs(self.modulus) ** 2 * len(exponents)
         parts = self.backend._run(

@@ -7,8 +7,13 @@ pseudo-terminal for the ``sim`` backend (:mod:`montpipe.driver.backends.sim`): t
 * **Open:** CAPS, checked against the protocol version this driver speaks; a missing port, a
   silent device or another version is a :class:`DeviceError` naming the port.
 * **Contexts:** each modulus is loaded once (m, m′, R² mod m: one division on the host) into
-  one of the device's context slots, least recently used first out; a Paillier key uses three
-  (n², p², q²).
+  one of the device's context slots, least recently used first out; a Paillier key uses n²,
+  and p² and q² only when secrets may go to the device (below).
+* **Secrets stay on the host** unless ``trust_device_with_secrets=True`` (or
+  ``MONTPIPE_TRUST_DEVICE_WITH_SECRETS=1``): a batch marked ``secret`` (decryption's CRT
+  halves: the exponents p−1, q−1 and the moduli p², q², from which anyone reading the link
+  could factor n) runs on the CPU backend, counted in ``host_secret_powmods``. Encryption's
+  random exponents are not key secrets and do go to the device (see the README).
 * **Batches:** every exponentiation of a batch goes out as a tagged MODEXP; up to ``lanes + 1``
   are in flight (every lane busy and the next request waiting in the link's second buffer, so
   the device never idles between results), and results are put back in batch order by tag.
@@ -17,12 +22,14 @@ pseudo-terminal for the ``sim`` backend (:mod:`montpipe.driver.backends.sim`): t
   exponents are inverted on the host; bases are reduced modulo the modulus on the host.
 * **Faults:** a bad or missing response, a BUSY, a lost context (device reset) or a result that
   overtakes a request sent before it (so that request was lost: results leave in request order)
-  sends the request again with a new tag; a late answer to a retired tag is dropped. A request
+  sends the request again with a new tag; a late answer to a retired tag, or an answer with
+  another command's opcode, is dropped (``stale_responses``). A request
   sent ``retries + 1`` times, or a device that stays silent for ``timeout`` seconds and then
   does not answer CAPS, ends the batch with a :class:`DeviceError` naming it. Results are never
   guessed: every value returned came from a well-framed, CRC-checked response to its own tag.
 * **Spot checks:** ``spot_check=f`` re-computes a random fraction ``f`` of each batch's device
-  results on the CPU and raises :class:`DeviceResultError` on a mismatch.
+  results on the CPU (at least one a batch; default 1 %, ``MONTPIPE_FPGA_SPOT_CHECK``) and
+  raises :class:`DeviceResultError` on a mismatch; ``spot_check=0`` turns it off.
 * **Heterogeneous:** ``split=True`` gives a share of each batch to the CPU backend, in
   proportion to the throughputs measured so far on both sides, and runs both at once.
 
@@ -62,8 +69,10 @@ from ...device.wire import (
 from ..backend import Backend
 from ..transport import DeviceNotFoundError, SerialTransport, Transport
 from .cpu import CPUBackend
+from .model import trust_from_env
 
-__all__ = ["DeviceError", "DeviceResultError", "FPGABackend"]
+__all__ = ["DEFAULT_SPOT_CHECK", "DeviceError", "DeviceResultError", "FPGABackend",
+           "spot_check_from_env"]
 
 #: statuses that mean "the link lost or refused this frame": send it again
 _RETRY = {LinkStatus.BAD_CRC, LinkStatus.SHORT_FRAME, LinkStatus.LONG_FRAME, LinkStatus.BUSY,
@@ -113,7 +122,13 @@ class FPGABackend(Backend):
     retries:
         Times one request may be sent again before the batch fails.
     spot_check:
-        Fraction of each batch's device results re-computed on the CPU (0 = off, 1 = all).
+        Fraction of each batch's device results re-computed on the CPU, at least one a batch
+        (0 = off, 1 = all); default ``MONTPIPE_FPGA_SPOT_CHECK``, else
+        :data:`DEFAULT_SPOT_CHECK`.
+    trust_device_with_secrets:
+        Send exponentiations marked ``secret`` (a private key's moduli and exponents) to the
+        device; default ``MONTPIPE_TRUST_DEVICE_WITH_SECRETS`` (``1``/``yes``), else off: they
+        run on the CPU backend and never cross the link.
     split:
         Share each batch between the device and the CPU backend by measured throughput.
     cpu:
@@ -126,11 +141,14 @@ class FPGABackend(Backend):
 
     def __init__(self, port: str | None = None, *, transport: Transport | None = None,
                  baudrate: int = 3_000_000, timeout: float | None = None,
-                 cycle_rate: float | None = None, retries: int = 4, spot_check: float = 0.0,
-                 split: bool = False, cpu: Backend | None = None,
-                 open_timeout: float = 2.0) -> None:
+                 cycle_rate: float | None = None, retries: int = 4,
+                 spot_check: float | None = None, split: bool = False,
+                 cpu: Backend | None = None, open_timeout: float = 2.0,
+                 trust_device_with_secrets: bool | None = None) -> None:
         super().__init__()
-        if not 0.0 <= spot_check <= 1.0:
+        if spot_check is None:
+            spot_check = spot_check_from_env()
+        if not isinstance(spot_check, int | float) or not 0.0 <= spot_check <= 1.0:
             raise ValueError(f"spot_check must be a fraction from 0 to 1, not {spot_check!r}")
         if not isinstance(retries, int) or retries < 0:
             raise ValueError(f"retries must be a non-negative integer, not {retries!r}")
@@ -138,6 +156,8 @@ class FPGABackend(Backend):
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         self.timeout, self.retries, self.spot_check, self.split = timeout, retries, \
             spot_check, split
+        self.trust_device_with_secrets = trust_from_env() if trust_device_with_secrets is None \
+            else bool(trust_device_with_secrets)
         self._own_cpu = cpu is None
         self.cpu = cpu if cpu is not None else CPUBackend()
         self._rng = random.Random(secrets.randbits(64))
@@ -145,7 +165,8 @@ class FPGABackend(Backend):
         self._batches = 0
         self.stats.extra.update(device_powmods=0, cpu_powmods=0, bytes_out=0, bytes_in=0,
                                 retries=0, retry_causes={}, stale_responses=0, timeouts=0,
-                                contexts_loaded=0, device_busy_seconds=0.0, spot_checked=0)
+                                contexts_loaded=0, device_busy_seconds=0.0, spot_checked=0,
+                                host_secret_powmods=0)
         self._rates: dict[tuple[int, int], list[float]] = {}  # (bits, ebits) → [device, cpu]
         opened = transport is None
         if transport is None:
@@ -170,6 +191,12 @@ class FPGABackend(Backend):
                 transport.close()
             raise
         self.cycle_rate = cycle_rate or self.caps.clock_khz * 1e3 or 100e6
+        # from now on a length no response of this device can have is noise
+        self._parser = self._new_parser()
+
+    def _new_parser(self) -> ResponseParser:
+        caps = getattr(self, "caps", None)
+        return ResponseParser(caps.max_response_length()) if caps else ResponseParser()
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -209,7 +236,9 @@ class FPGABackend(Backend):
                 "max_modulus_bits": self.max_modulus_bits, "width": c.width, "lanes": c.lanes,
                 "window": c.window, "max_exponent_bits": c.max_windows * c.window,
                 "contexts": c.contexts, "clock_khz": c.clock_khz, "protocol": c.version,
-                "split": self.split, "spot_check": self.spot_check}
+                "split": self.split, "spot_check": self.spot_check,
+                "trust_device_with_secrets": self.trust_device_with_secrets,
+                "secrets": "device" if self.trust_device_with_secrets else "host"}
 
     @property
     def max_modulus_bits(self) -> int | None:
@@ -246,8 +275,7 @@ class FPGABackend(Backend):
                 raise DeviceError(f"device at {self.transport.name} did not answer opcode "
                                   f"{frame[3]:#04x} (tag {tag}) within {timeout:g} s")
             for r in self._receive(min(left, 0.1)):
-                # opcode 0: the link's receiver answering for the frame (BAD_CRC and such)
-                if r.tag == tag and r.opcode in (frame[3], 0):
+                if r.tag == tag and _answers(r, frame[3]):
                     return r
                 self.stats.extra["stale_responses"] += 1
 
@@ -291,7 +319,7 @@ class FPGABackend(Backend):
                 r = self._command(frame, tag, self._timeout_for(s, 0, len(frame)))
             except DeviceError:
                 self._retry("context timeout")
-                self._parser = ResponseParser()
+                self._parser = self._new_parser()
                 continue
             if r.status == LinkStatus.OK:
                 self.stats.extra["contexts_loaded"] += 1
@@ -352,8 +380,7 @@ class FPGABackend(Backend):
                                           words=ctx.words, const_time=secret))
             responses = self._receive(0.05)
             for r in responses:
-                # opcode 0: the link's receiver answering for a frame (BUSY, BAD_CRC, ...)
-                op = pending.pop(r.tag, None) if r.opcode in (Opcode.MODEXP, 0) else None
+                op = pending.pop(r.tag, None) if _answers(r, Opcode.MODEXP) else None
                 if op is None:
                     self.stats.extra["stale_responses"] += 1
                     continue
@@ -409,7 +436,7 @@ class FPGABackend(Backend):
         pending.clear()
         for op in reversed(lost):
             ops.appendleft(op)
-        self._parser = ResponseParser()            # a frame cut short is not coming back
+        self._parser = self._new_parser()          # a frame cut short is not coming back
         tag = self._next_tag()
         try:
             r = self._command(caps_request(tag), tag, max(2.0, timeout))
@@ -462,11 +489,16 @@ class FPGABackend(Backend):
             else:
                 bases[i] %= modulus
         max_bits = self.caps.max_windows * self.caps.window
-        device = [i for i, e in enumerate(exps) if e.bit_length() <= max_bits] \
-            if self.device_takes(modulus) else []
         out: list[int | None] = [None] * len(bases)
-        host = sorted(set(range(len(bases))) - set(device))
-        self.stats.fallbacks += len(host)         # what the device cannot take
+        if secret and not self.trust_device_with_secrets:
+            # a private key's modulus and exponents never cross the link unless the user says
+            device, host = [], list(range(len(bases)))
+            self.stats.extra["host_secret_powmods"] += len(host)
+        else:
+            device = [i for i, e in enumerate(exps) if e.bit_length() <= max_bits] \
+                if self.device_takes(modulus) else []
+            host = sorted(set(range(len(bases))) - set(device))
+            self.stats.fallbacks += len(host)     # what the device cannot take
         if self.split and len(device) > 1:
             share = self._cpu_share(modulus, exps, len(device))
             host += device[len(device) - share:]
@@ -486,7 +518,7 @@ class FPGABackend(Backend):
             self.stats.extra["device_powmods"] += len(device)
             for i, v in zip(device, values, strict=True):
                 out[i] = v
-            self._spot_check(device, bases, exps, out, modulus, batch)
+            self._spot_check(device, bases, exps, out, modulus, batch, secret)
         if cpu_future is not None:
             t_cpu0, values, t_cpu = cpu_future.result()
             for i, v in zip(host, values, strict=True):
@@ -552,27 +584,24 @@ class FPGABackend(Backend):
     @classmethod
     def from_env(cls) -> FPGABackend:
         """The backend ``MONTPIPE_BACKEND=fpga`` gives: the port from ``MONTPIPE_FPGA_PORT``, a
-        spot-checked fraction from ``MONTPIPE_FPGA_SPOT_CHECK``, and ``MONTPIPE_FPGA_SPLIT=1``
-        to split exponentiations over the lanes."""
-        spot = os.environ.get("MONTPIPE_FPGA_SPOT_CHECK", "").strip()
-        try:
-            fraction = float(spot) if spot else 0.0
-        except ValueError:
-            raise ValueError(f"MONTPIPE_FPGA_SPOT_CHECK must be a fraction, not {spot!r}") \
-                from None
+        spot-checked fraction from ``MONTPIPE_FPGA_SPOT_CHECK`` (default
+        :data:`DEFAULT_SPOT_CHECK`), ``MONTPIPE_FPGA_SPLIT=1`` to split exponentiations over
+        the lanes, and ``MONTPIPE_TRUST_DEVICE_WITH_SECRETS=1`` to send secrets to the device."""
         split = os.environ.get("MONTPIPE_FPGA_SPLIT", "").strip() in ("1", "yes")
-        return cls(spot_check=fraction, split=split)
+        return cls(split=split)
 
     # -- checks --------------------------------------------------------------------------------
 
-    def _spot_check(self, device, bases, exps, out, modulus, batch) -> None:
+    def _spot_check(self, device, bases, exps, out, modulus, batch, secret) -> None:
         if not self.spot_check:
             return
         count = max(1, round(self.spot_check * len(device)))
         sample = self._rng.sample(device, min(count, len(device)))
         m = gmpy2.mpz(modulus)
+        # a secret exponent is checked without leaking it through the host's timing
+        power = gmpy2.powmod_sec if secret and modulus % 2 and modulus > 1 else gmpy2.powmod
         for i in sample:
-            want = int(gmpy2.powmod(bases[i], exps[i], m))
+            want = int(power(bases[i], exps[i], m)) if exps[i] else 1 % modulus
             self.stats.extra["spot_checked"] += 1
             if out[i] != want:
                 raise DeviceResultError(f"{batch}: spot check failed for exponentiation {i}: "
@@ -584,3 +613,26 @@ class FPGABackend(Backend):
             self.cpu.close()
         self.transport.close()
 
+
+def _answers(r: Response, opcode: int) -> bool:
+    """Whether ``r`` can be the answer to a request with ``opcode``: its own opcode, or opcode
+    0 (the link's receiver answering for the frame: BAD_CRC, BUSY, ...) with an error status.
+    An OK under any other opcode is no result of this request, whatever its tag."""
+    if r.opcode == opcode:
+        return True
+    return r.opcode == 0 and r.status != LinkStatus.OK
+
+
+#: the spot-check fraction without MONTPIPE_FPGA_SPOT_CHECK: one result in a hundred (and at
+#: least one a batch) re-computed on the CPU catches a device that is wrong often at the cost
+#: of 1 % of the work; 0 turns checks off
+DEFAULT_SPOT_CHECK = 0.01
+
+
+def spot_check_from_env() -> float:
+    """``MONTPIPE_FPGA_SPOT_CHECK`` as a fraction, else :data:`DEFAULT_SPOT_CHECK`."""
+    spot = os.environ.get("MONTPIPE_FPGA_SPOT_CHECK", "").strip()
+    try:
+        return float(spot) if spot else DEFAULT_SPOT_CHECK
+    except ValueError:
+        raise ValueError(f"MONTPIPE_FPGA_SPOT_CHECK must be a fraction, not {spot!r}") from None

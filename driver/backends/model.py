@@ -11,7 +11,10 @@ What it projects is the device alone, as it is built now: modular exponentiation
 run-time operand length up to ``n_max_bits`` (wider or even moduli go to the CPU and count as
 fallbacks), negative exponents inverted on the host first, fixed-base powers and multi-
 exponentiations as ordinary exponentiations (the gateware has neither tables nor Pippenger),
-secret exponents in constant-time mode over their declared length. Multiplications and products
+secret exponents in constant-time mode over their declared length, and only when the device is
+trusted with secrets (``trust_device_with_secrets``, as the ``fpga`` backend: by default a
+private key's exponentiations stay on the host and are counted in ``host_secret_powmods``, not
+projected). Multiplications and products
 stay on the host and are not projected. The link to the host is projected separately
 (``projected_link_seconds``, request and result frames at the link's byte rate): on a board the
 two overlap, so the larger bounds throughput.
@@ -35,10 +38,10 @@ from ...device.model import (
     montmul_cycles,
 )
 from ...device.wire import modexp_wire_bytes
-from ..backend import FixedBasePower, _check_fixed_base_exponents
+from ..backend import FixedBasePower, check_fixed_base_exponents
 from .cpu import CPUBackend
 
-__all__ = ["DeviceConfig", "ModelBackend", "default_device"]
+__all__ = ["DeviceConfig", "ModelBackend", "default_device", "trust_from_env"]
 
 #: the committed synthesis reports, shipped with the package; the reference board's is the
 #: default (file times are no guide: a fresh clone gives every file the same age)
@@ -95,27 +98,55 @@ def default_device() -> tuple[DeviceConfig, str]:
     return DeviceConfig(**fields), source
 
 
+def trust_from_env() -> bool:
+    """``MONTPIPE_TRUST_DEVICE_WITH_SECRETS``: ``1``/``yes`` lets secrets go to the device;
+    empty, ``0`` or ``no`` keeps them on the host; anything else is a ``ValueError``."""
+    text = os.environ.get("MONTPIPE_TRUST_DEVICE_WITH_SECRETS", "").strip().lower()
+    if text in ("1", "yes", "true"):
+        return True
+    if text in ("", "0", "no", "false"):
+        return False
+    raise ValueError(f"MONTPIPE_TRUST_DEVICE_WITH_SECRETS must be 1 or 0, not {text!r}")
+
+
 class ModelBackend(CPUBackend):
-    """CPU results, projected device time. ``device`` defaults to :func:`default_device`'s
-    (``source`` says where it came from); the other arguments are the CPU backend's."""
+    """CPU results, projected device time.
+
+    Parameters
+    ----------
+    device:
+        What the projection assumes; default :func:`default_device`'s (``source`` says where
+        it came from).
+    trust_device_with_secrets:
+        Project secret batches (decryption) onto the device too, as the ``fpga`` backend runs
+        them there when trusted; default ``MONTPIPE_TRUST_DEVICE_WITH_SECRETS``, else off.
+    cpu_options:
+        The CPU backend's arguments.
+    """
 
     name = "model"
 
-    def __init__(self, device: DeviceConfig | None = None, **cpu_options) -> None:
+    def __init__(self, device: DeviceConfig | None = None, *,
+                 trust_device_with_secrets: bool | None = None, **cpu_options) -> None:
         super().__init__(**cpu_options)
         if device is None:
             self.device, self.source = default_device()
         else:
             self.device, self.source = device, "given"
+        self.trust_device_with_secrets = trust_from_env() if trust_device_with_secrets is None \
+            else bool(trust_device_with_secrets)
         self.stats.extra.update(projected_device_seconds=0.0, projected_link_seconds=0.0,
                                 device_cycles=0, device_powmods=0, device_products=0,
                                 device_word_products=0, link_bytes=0,
-                                grouped_mulmods=0, projected_grouped_product_seconds=0.0)
+                                grouped_mulmods=0, projected_grouped_product_seconds=0.0,
+                                host_secret_powmods=0)
 
     def describe(self) -> dict:
         device = {**asdict(self.device), "n_max_bits": self.device.n_max_bits,
                   "source": self.source}
-        return {**super().describe(), "name": self.name, "device": device}
+        return {**super().describe(), "name": self.name, "device": device,
+                "trust_device_with_secrets": self.trust_device_with_secrets,
+                "secrets": "device" if self.trust_device_with_secrets else "host"}
 
     # -- projection -------------------------------------------------------------------------
 
@@ -159,6 +190,9 @@ class ModelBackend(CPUBackend):
 
     def _project_or_fall_back(self, count: int, exponents, modulus, secret=False) -> None:
         if count == 0:
+            return
+        if secret and not self.trust_device_with_secrets:
+            self.stats.extra["host_secret_powmods"] += count   # the fpga backend keeps these
             return
         exps = [exponents] * count if isinstance(exponents, int) else list(exponents)
         if self.project(exps, modulus, secret=secret) is None:
@@ -211,7 +245,7 @@ class _ModelFixedBase(FixedBasePower):
         self.base, self.modulus, self.max_bits = inner.base, inner.modulus, max_bits
 
     def pow(self, exponents: Sequence[int]) -> list[int]:
-        _check_fixed_base_exponents(exponents, self.max_bits)
+        check_fixed_base_exponents(exponents, self.max_bits)
         out = self.inner.pow(exponents)
         self.backend._project_or_fall_back(len(exponents), list(exponents), self.modulus)
         return out
