@@ -246,7 +246,7 @@ class ResponseParser:
         with a valid CRC, or -1."""
         buf = self._buf
         at = buf.find(RESPONSE_MARKER, start)
-        while 0 <= at and at + 7 <= len(buf):
+        while at >= 0 and at + 7 <= len(buf):
             (length,) = struct.unpack_from("<H", buf, at + 1)
             end = at + 3 + length
             if 4 <= length <= self.max_length and end + 4 <= len(buf):
