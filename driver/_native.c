@@ -393,6 +393,13 @@ typedef struct {
     int window;
     Py_ssize_t max_bits;
     size_t table_bytes;
+    /* constant-time mode: the table as limbs, 2^w entries of nlimbs a window (entry 0 is 1),
+     * read in full by mpn_sec_tabselect for every window, one mpn_sec_mul and mpn_sec_div_r a
+     * window whatever the digit; the mpz table above is then freed */
+    mp_limb_t *sec;
+    mp_size_t nlimbs;
+    unsigned long long sec_products;   /* counted for tests: products and entries read */
+    unsigned long long sec_reads;
 } FixedBaseObject;
 
 static void
@@ -404,6 +411,7 @@ FixedBase_dealloc(FixedBaseObject *self)
             mpz_clear(self->table[i]);
         PyMem_RawFree(self->table);
     }
+    PyMem_RawFree(self->sec);
     if (self->rpow != NULL) {
         for (Py_ssize_t j = 0; j <= self->digits + 1; j++)
             mpz_clear(self->rpow[j]);
@@ -428,21 +436,24 @@ FixedBase_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         self->table = NULL;
         self->rpow = NULL;
         self->ifma = NULL;
+        self->sec = NULL;
     }
     return (PyObject *)self;
 }
 
+static int fixed_base_make_sec(FixedBaseObject *self);
+
 static int
 FixedBase_init(FixedBaseObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {"base", "modulus", "max_bits", "window", NULL};
+    static char *kwlist[] = {"base", "modulus", "max_bits", "window", "constant_time", NULL};
     PyObject *base_obj, *mod_obj;
     Py_ssize_t max_bits;
-    int window = 8;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOn|i", kwlist,
-                                     &base_obj, &mod_obj, &max_bits, &window))
+    int window = 8, constant_time = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOn|ip", kwlist, &base_obj, &mod_obj,
+                                     &max_bits, &window, &constant_time))
         return -1;
-    if (self->table != NULL) {
+    if (self->table != NULL || self->sec != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "FixedBase is already initialised");
         return -1;
     }
@@ -456,6 +467,10 @@ FixedBase_init(FixedBaseObject *self, PyObject *args, PyObject *kwargs)
     }
     if (modulus_from_py(self->modulus, mod_obj) < 0)
         return -1;
+    if (constant_time && mpz_cmp_ui(self->modulus, 1) <= 0) {
+        PyErr_SetString(PyExc_ValueError, "constant_time needs a modulus above 1");
+        return -1;
+    }
     mpz_t base;
     mpz_init(base);
     if (mpz_set_pylong(base, base_obj, "base", 0) < 0) {
@@ -496,6 +511,8 @@ FixedBase_init(FixedBaseObject *self, PyObject *args, PyObject *kwargs)
     Py_END_ALLOW_THREADS
     mpz_clear(base);
     self->table_bytes = (size_t)count * limbs * sizeof(mp_limb_t);
+    if (constant_time)
+        return fixed_base_make_sec(self);
 #ifdef MP_HAVE_IFMA
     ifma_ctx *ctx = ifma_alloc(sizeof(ifma_ctx));
     if (ctx != NULL && ifma_setup(ctx, self->modulus)) {
@@ -517,6 +534,103 @@ FixedBase_init(FixedBaseObject *self, PyObject *args, PyObject *kwargs)
     }
 #endif
     return 0;
+}
+
+/* The constant-time table: every entry padded to the modulus' limbs, a 1 in front of every
+ * window's row, so that a window's product is the same work whatever its digit. */
+static int
+fixed_base_make_sec(FixedBaseObject *self)
+{
+    mp_size_t n = (mp_size_t)mpz_size(self->modulus);
+    Py_ssize_t per = ((Py_ssize_t)1 << self->window) - 1;
+    size_t entries = (size_t)self->digits * ((size_t)per + 1);
+    self->sec = PyMem_RawCalloc(entries * (size_t)n, sizeof(mp_limb_t));
+    if (self->sec == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->nlimbs = n;
+    for (Py_ssize_t j = 0; j < self->digits; j++) {
+        mp_limb_t *row = self->sec + (size_t)j * ((size_t)per + 1) * (size_t)n;
+        row[0] = 1;
+        for (Py_ssize_t d = 1; d <= per; d++) {
+            const mpz_t *x = &self->table[j * per + d - 1];
+            memcpy(row + (size_t)d * (size_t)n, mpz_limbs_read(*x),
+                   mpz_size(*x) * sizeof(mp_limb_t));
+        }
+    }
+    for (size_t i = 0; i < (size_t)self->digits * (size_t)per; i++)
+        mpz_clear(self->table[i]);
+    PyMem_RawFree(self->table);
+    self->table = NULL;
+    self->table_bytes = entries * (size_t)n * sizeof(mp_limb_t);
+    return 0;
+}
+
+/* bits [bit, bit + w) of a zero-padded exponent; branches on the position only */
+static mp_limb_t
+sec_digit(const mp_limb_t *e, mp_size_t elimbs, mp_bitcnt_t bit, int w)
+{
+    mp_size_t i = (mp_size_t)(bit / GMP_NUMB_BITS);
+    unsigned s = (unsigned)(bit % GMP_NUMB_BITS);
+    mp_limb_t v = e[i] >> s;
+    if (s != 0 && i + 1 < elimbs)
+        v |= e[i + 1] << (GMP_NUMB_BITS - s);
+    return v & (((mp_limb_t)1 << w) - 1);
+}
+
+static void
+fixed_base_pow_sec(const FixedBaseObject *self, mp_limb_t *acc, const mp_limb_t *e,
+                   mp_size_t elimbs, mp_limb_t *sel, mp_limb_t *prod, mp_limb_t *scratch)
+{
+    mp_size_t n = self->nlimbs;
+    size_t row = ((size_t)1 << self->window) * (size_t)n;
+    const mp_limb_t *m = mpz_limbs_read(self->modulus);
+    for (Py_ssize_t j = 0; j < self->digits; j++) {
+        mp_limb_t d = sec_digit(e, elimbs, (mp_bitcnt_t)j * (mp_bitcnt_t)self->window,
+                                self->window);
+        mpn_sec_tabselect(j == 0 ? acc : sel, self->sec + (size_t)j * row, n,
+                          (mp_size_t)1 << self->window, (mp_size_t)d);
+        if (j == 0)
+            continue;
+        mpn_sec_mul(prod, acc, n, sel, n, scratch);
+        mpn_sec_div_r(prod, 2 * n, m, n, scratch);
+        mpn_copyi(acc, prod, n);
+    }
+}
+
+static PyObject *
+fixed_base_pow_sec_batch(FixedBaseObject *self, mpz_vec *exps)
+{
+    mp_size_t n = self->nlimbs;
+    mp_size_t elimbs = (mp_size_t)((self->max_bits + GMP_NUMB_BITS - 1) / GMP_NUMB_BITS) + 1;
+    mp_size_t itch = mpn_sec_mul_itch(n, n);
+    if (mpn_sec_div_r_itch(2 * n, n) > itch)
+        itch = mpn_sec_div_r_itch(2 * n, n);
+    mp_limb_t *buf = PyMem_RawMalloc(sizeof(mp_limb_t) * (size_t)(elimbs + 4 * n + itch));
+    if (buf == NULL)
+        return PyErr_NoMemory();
+    mp_limb_t *e = buf, *acc = e + elimbs, *sel = acc + n, *prod = sel + n,
+              *scratch = prod + 2 * n;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < exps->n; i++) {
+        /* the exponent into a buffer of fixed length (it fits: checked against max_bits) */
+        memset(e, 0, sizeof(mp_limb_t) * (size_t)elimbs);
+        memcpy(e, mpz_limbs_read(exps->v[i]), mpz_size(exps->v[i]) * sizeof(mp_limb_t));
+        fixed_base_pow_sec(self, acc, e, elimbs, sel, prod, scratch);
+        mpz_t *out = &exps->v[i];
+        mp_limb_t *w = mpz_limbs_write(*out, n);
+        mpn_copyi(w, acc, n);
+        mpz_limbs_finish(*out, n);
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(buf);
+    /* under the GIL: the counts the tests compare (the same for every exponent) */
+    self->sec_products += (unsigned long long)exps->n * (unsigned long long)(self->digits - 1);
+    self->sec_reads += (unsigned long long)exps->n * (unsigned long long)self->digits *
+                       ((unsigned long long)1 << self->window);
+    PyObject *result = list_from_vec(exps);
+    return result;
 }
 
 static void
@@ -557,6 +671,11 @@ FixedBase_pow(FixedBaseObject *self, PyObject *arg)
             vec_free(&exps);
             return NULL;
         }
+    }
+    if (self->sec != NULL) {
+        PyObject *result = fixed_base_pow_sec_batch(self, &exps);
+        vec_free(&exps);
+        return result;
     }
     int done_ifma = 0;
 #ifdef MP_HAVE_IFMA
@@ -609,6 +728,18 @@ FixedBase_get_modulus(FixedBaseObject *self, void *closure)
     return pylong_from_mpz(self->modulus);
 }
 
+static PyObject *
+FixedBase_get_constant_time(FixedBaseObject *self, void *closure)
+{
+    return PyBool_FromLong(self->sec != NULL);
+}
+
+static PyObject *
+FixedBase_get_sec_counts(FixedBaseObject *self, void *closure)
+{
+    return Py_BuildValue("(KK)", self->sec_products, self->sec_reads);
+}
+
 static PyMethodDef FixedBase_methods[] = {
     {"pow", (PyCFunction)FixedBase_pow, METH_O,
      "pow(exponents) -> list[int]: base ** e mod modulus for every e (0 <= e < 2**max_bits)."},
@@ -620,6 +751,10 @@ static PyGetSetDef FixedBase_getset[] = {
     {"max_bits", (getter)FixedBase_get_max_bits, NULL, "largest exponent length", NULL},
     {"table_bytes", (getter)FixedBase_get_table_bytes, NULL, "size of the table", NULL},
     {"modulus", (getter)FixedBase_get_modulus, NULL, "the modulus", NULL},
+    {"constant_time", (getter)FixedBase_get_constant_time, NULL,
+     "whether powers read the whole table and multiply once a window", NULL},
+    {"sec_counts", (getter)FixedBase_get_sec_counts, NULL,
+     "(products, table entries read) by constant-time powers so far", NULL},
     {NULL},
 };
 
@@ -629,7 +764,8 @@ static PyTypeObject FixedBaseType = {
     .tp_basicsize = sizeof(FixedBaseObject),
     .tp_dealloc = (destructor)FixedBase_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "FixedBase(base, modulus, max_bits, window=8): a fixed-base windowed table.",
+    .tp_doc = "FixedBase(base, modulus, max_bits, window=8, constant_time=False): a fixed-base\n"
+              "windowed table; constant_time reads every entry and multiplies once a window.",
     .tp_methods = FixedBase_methods,
     .tp_getset = FixedBase_getset,
     .tp_init = (initproc)FixedBase_init,

@@ -557,7 +557,8 @@ class PaillierPrivateKey:
         for a, b in zip(xp, xq, strict=True):
             mp = (a - 1) // p * hp % p
             mq = (b - 1) // q * hq % q
-            out.append(int(mp + (mq - mp) * p_inverse % q * p))
+            # + q keeps the difference positive: no sign-dependent step on secret residues
+            out.append(int(mp + (mq + q - mp) * p_inverse % q * p))
         return out
 
     def decrypt(self, encrypted_number: EncryptedNumber):

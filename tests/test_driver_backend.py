@@ -254,3 +254,49 @@ def test_error_names_the_callers_index(be):
         be.powmod(bases, [-1] * 16, m)
     if be.describe()["kernels"] == "gmp-native":
         assert "bases[9]" in str(info.value)
+
+
+# -- constant time where it is promised --------------------------------------------------------
+
+def test_constant_time_djn_powers_read_the_whole_table_and_multiply_every_window(
+        keypair_factory):
+    """With constant_time, h_s ** alpha costs the same products and table reads for every
+    alpha (none, one bit, all bits, random): the table is read in full and a window whose
+    digit is 0 is multiplied by 1, not skipped."""
+    from montpipe.driver.paillier import PaillierPublicKey
+
+    pk0, sk = keypair_factory(512)
+    backend = CPUBackend(workers=1, constant_time=True)
+    pk = PaillierPublicKey(pk0.n, backend=backend)
+    table = pk._djn()
+    assert table.constant_time and table.window == 4
+    bits = pk.djn_exponent_bits
+    windows = -(-bits // table.window)
+    alphas = [0, 1, 1 << (bits - 1), (1 << bits) - 1, secrets.randbits(bits), 1 << 17]
+    before = table.counts
+    for alpha in alphas:
+        start = table.counts
+        assert table.pow([alpha]) == [pow(pk.hs, alpha, pk.nsquare)]
+        done = tuple(b - a for a, b in zip(start, table.counts))
+        assert done == (windows - 1, windows << table.window), alpha
+    assert table.counts[0] - before[0] == len(alphas) * (windows - 1)
+    assert sk.raw_decrypt_batch(pk.raw_encrypt_batch([5, 6])) == [5, 6]
+    assert not CPUBackend(workers=1).fixed_base(pk.hs, pk.nsquare, bits).constant_time
+
+
+def test_constant_time_without_the_kernels_is_gmps_powm_sec(monkeypatch):
+    """On gmpy2 alone (no kernels built), secret exponentiations and DJN powers go through
+    powmod_sec, never the variable-time powmod."""
+
+    m = rand_odd(300)
+    backend = CPUBackend(use_native=False, constant_time=True)
+    seen = []
+    real = gmpy2.powmod_sec
+    monkeypatch.setattr(cpu.gmpy2, "powmod_sec", lambda b, e, n: seen.append(e) or real(b, e, n))
+    monkeypatch.setattr(cpu.gmpy2, "powmod",
+                        lambda *a: (_ for _ in ()).throw(AssertionError("variable-time powmod")))
+    e = secrets.randbits(200)
+    assert backend.powmod([3, 5], e, m, secret=True) == [pow(3, e, m), pow(5, e, m)]
+    alphas = [secrets.randbits(100) for _ in range(3)]
+    assert backend.fixed_base(7, m, 100).pow(alphas) == [pow(7, a, m) for a in alphas]
+    assert seen == [e, e, *alphas]

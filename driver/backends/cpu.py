@@ -64,6 +64,24 @@ def fixed_base_window(max_bits: int, modulus: int, budget_bytes: int) -> int:
     return best
 
 
+def constant_time_window(max_bits: int, modulus: int, budget_bytes: int) -> int:
+    """The window of a constant-time fixed-base table: every power reads each window's whole
+    row of ``2**w`` entries and multiplies once a window, so a wider window costs reads as it
+    saves products. The least ``ceil(max_bits / w) * (2**w * limbs + 3 * limbs**2)`` (reads
+    plus a product and a reduction in limb operations) within ``budget_bytes``: w = 6 for a
+    2048-bit key's n**2, 4 for a 512-bit key's."""
+    limbs = _limbs(modulus)
+    best, best_cost = 1, None
+    for w in range(1, 17):
+        windows = -(-max_bits // w)
+        if windows * (1 << w) * limbs * 8 > budget_bytes:
+            break
+        cost = windows * ((1 << w) * limbs + 3 * limbs * limbs)
+        if best_cost is None or cost < best_cost:
+            best, best_cost = w, cost
+    return best
+
+
 def native_available() -> bool:
     """Whether the GIL-free GMP kernels were built and import."""
     return _native is not None
@@ -93,7 +111,9 @@ class CPUBackend(Backend):
         runs on one core; the benchmark uses it to show the difference.
     constant_time:
         Run exponentiations marked ``secret`` (decryption) with GMP's ``mpz_powm_sec``, whose
-        memory access pattern does not depend on the exponent; ~13% slower. Default off
+        memory access pattern does not depend on the exponent (~13% slower), and DJN's
+        fixed-base powers ``h_s ** alpha`` (``alpha`` is as secret as the plaintext it hides)
+        on a table read in full with one product a window (GMP's ``mpn_sec_*``). Default off
         (``MONTPIPE_CONSTANT_TIME=1`` turns it on), matching python-paillier's plain powmod.
     """
 
@@ -239,6 +259,8 @@ class CPUBackend(Backend):
                                      ) from None
             m = gmpy2.mpz(modulus)
             es = [e] * (hi - lo) if shared else e
+            if secret and self.constant_time:
+                return [_powmod_sec(b, x, m) for b, x in zip(bases[lo:hi], es, strict=True)]
             return [int(gmpy2.powmod(b, x, m)) for b, x in zip(bases[lo:hi], es, strict=True)]
 
         try:
@@ -315,6 +337,8 @@ class CPUBackend(Backend):
 
     def fixed_base(self, base: int, modulus: int, max_bits: int) -> FixedBasePower:
         if self._native is None:
+            if self.constant_time:
+                return _SecretPowmodFixedBase(self, base, modulus, max_bits)
             return super().fixed_base(base, modulus, max_bits)
         return _NativeFixedBase(self, base, modulus, max_bits)
 
@@ -397,8 +421,17 @@ class _NativeFixedBase(FixedBasePower):
 
     def __init__(self, backend: CPUBackend, base: int, modulus: int, max_bits: int) -> None:
         self.backend, self.base, self.modulus, self.max_bits = backend, base, modulus, max_bits
-        self.window = fixed_base_window(max_bits, modulus, backend.table_budget)
-        self._table = backend._native.FixedBase(base, modulus, max_bits, self.window)
+        self.constant_time = backend.constant_time and modulus > 1
+        choose = constant_time_window if self.constant_time else fixed_base_window
+        self.window = choose(max_bits, modulus, backend.table_budget)
+        self._table = backend._native.FixedBase(base, modulus, max_bits, self.window,
+                                                self.constant_time)
+
+    @property
+    def counts(self) -> tuple[int, int]:
+        """``(products, table entries read)`` by constant-time powers so far: ``windows - 1``
+        and ``windows * 2**window`` a power, whatever its exponent."""
+        return self._table.sec_counts
 
     @property
     def table_bytes(self) -> int:
@@ -416,3 +449,26 @@ class _NativeFixedBase(FixedBasePower):
         self.backend._account(t0, fixed_base_powmods=len(exponents))
         return [x for part in parts for x in part]
 
+
+def _powmod_sec(base: int, exponent: int, modulus) -> int:
+    """``mpz_powm_sec`` through gmpy2 (odd modulus, positive exponent; a negative one inverts
+    the base first, a zero one is 1)."""
+    if exponent < 0:
+        base, exponent = gmpy2.invert(base, modulus), -exponent
+    if exponent == 0:
+        return int(1 % modulus)
+    return int(gmpy2.powmod_sec(base, exponent, modulus))
+
+
+class _SecretPowmodFixedBase(FixedBasePower):
+    """Without the kernels, constant-time fixed-base powers are gmpy2's ``powmod_sec``."""
+
+    def __init__(self, backend: CPUBackend, base: int, modulus: int, max_bits: int) -> None:
+        self.backend, self.base, self.modulus, self.max_bits = backend, base, modulus, max_bits
+
+    def pow(self, exponents: Sequence[int]) -> list[int]:
+        exponents = list(exponents)
+        check_fixed_base_exponents(exponents, self.max_bits)
+        self.backend.stats.fixed_base_powmods += len(exponents)
+        return self.backend.powmod([self.base] * len(exponents), exponents, self.modulus,
+                                   secret=True)
