@@ -1,3 +1,4 @@
+import os
 import warnings
 
 import pytest
@@ -11,7 +12,8 @@ from montpipe.driver.backends.cpu import CPUBackend
 _QUIET = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 settings.register_profile("montpipe", max_examples=40, deadline=None,
                           suppress_health_check=_QUIET)
-settings.register_profile("fuzz", max_examples=4000, deadline=None,
+settings.register_profile("fuzz", max_examples=int(os.environ.get("MONTPIPE_FUZZ_EXAMPLES",
+                                                                   "4000")), deadline=None,
                           suppress_health_check=_QUIET)
 settings.load_profile("montpipe")
 

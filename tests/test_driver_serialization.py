@@ -1,9 +1,12 @@
 """JSON forms of keys and ciphertexts: round trips and every way loading must refuse."""
 
+import contextlib
 import json
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from montpipe.driver import EncryptedVector, paillier
 from montpipe.driver.paillier import EncryptedNumber, PaillierPrivateKey, PaillierPublicKey
@@ -177,3 +180,103 @@ def test_moduli_that_are_no_paillier_moduli_are_refused(keys):
             PaillierPublicKey.from_json(json.dumps(doc))
     with pytest.warns(paillier.SecurityWarning, match="512-bit Paillier modulus"):
         PaillierPublicKey.from_json(pk.to_json())
+
+
+# -- property: every mutated document loads as what it says, or is a ValueError ---------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=8)
+    | st.sampled_from(["0x", "0x0", "0x1", "-0x5", "0xzz", "0x" + "f" * 300]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                  max_size=3),
+    max_leaves=6)
+
+
+@pytest.fixture(scope="module")
+def documents(keys):
+    pk, sk = keys
+    return {
+        "public": json.loads(pk.to_json(with_hs=True)),
+        "private": json.loads(sk.to_json()),
+        "number": json.loads((pk.encrypt(-7.25) * 3).to_json()),
+        "vector": json.loads(pk.encrypt_vector([0.5, -2.0, 1e-9]).to_json()),
+    }
+
+
+def _mutate(doc, draw):
+    """One structural mutation somewhere in the (nested) document."""
+    doc = json.loads(json.dumps(doc))
+    target = doc
+    if "public_key" in doc and draw(st.booleans()):
+        target = doc["public_key"]
+    if "ciphertexts" in doc and draw(st.booleans()):
+        items = doc["ciphertexts"]
+        i = draw(st.integers(0, len(items) - 1))
+        items[i] = draw(json_values | st.integers(0, 2**1100).map(hex))
+        return doc
+    key = draw(st.sampled_from(sorted(target)) | st.text(max_size=5))
+    action = draw(st.sampled_from(["replace", "delete", "hex", "exponent"]))
+    if action == "delete":
+        target.pop(key, None)
+    elif action == "hex":
+        target[key] = hex(draw(st.integers(-2**1100, 2**1100)))
+    elif action == "exponent":
+        target["exponent"] = draw(st.integers(-2000, 2000))
+    else:
+        target[key] = draw(json_values)
+    return doc
+
+
+def _text_mutation(text, draw):
+    i = draw(st.integers(0, len(text)))
+    j = draw(st.integers(i, min(len(text), i + 8)))
+    return text[:i] + draw(st.text(max_size=4)) + text[j:]
+
+
+@pytest.mark.filterwarnings("ignore::montpipe.driver.paillier.SecurityWarning")
+@given(data=st.data())
+def test_property_mutated_documents_load_as_written_or_are_value_errors(keys, documents,
+                                                                        data):
+    pk, sk = keys
+    kind = data.draw(st.sampled_from(sorted(documents)))
+    original = documents[kind]
+    if data.draw(st.booleans()):
+        doc = _mutate(original, data.draw)
+        text = json.dumps(doc)
+    else:
+        text = _text_mutation(json.dumps(original), data.draw)
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            doc = None
+    load = {"public": lambda t: PaillierPublicKey.from_json(t, trust_hs=True),
+            "private": PaillierPrivateKey.from_json,
+            "number": lambda t: EncryptedNumber.from_json(t, pk),
+            "vector": lambda t: EncryptedVector.from_json(t, pk)}[kind]
+    try:
+        loaded = load(text)
+    except ValueError:
+        return
+    # it loaded: then it is exactly what the document says, and a valid object of its kind
+    assert isinstance(doc, dict)
+    if kind == "public":
+        assert loaded.n == int(doc["n"], 16)
+        assert "hs" not in doc or loaded.hs == int(doc["hs"], 16)   # without one, it draws
+    elif kind == "private":
+        assert loaded.p * loaded.q == loaded.public_key.n == int(doc["public_key"]["n"], 16)
+        hs = doc["public_key"].get("hs")
+        assert hs is None or loaded.public_key.hs == int(hs, 16)
+    elif kind == "number":
+        assert loaded.ciphertext(False) == int(doc["ciphertext"], 16)
+        assert loaded.exponent == doc["exponent"]
+        # a forged ciphertext may decrypt into the overflow band, and aligning a high exponent
+        # may need a factor beyond max_int (as in python-paillier)
+        with contextlib.suppress(OverflowError, ValueError):
+            sk.decrypt(loaded + 1.0)
+    else:
+        assert loaded.ciphertexts(False) == [int(c, 16) for c in doc["ciphertexts"]]
+        assert loaded.exponent == doc["exponent"]
+        with contextlib.suppress(OverflowError, ValueError):
+            sk.decrypt_vector(loaded + 1.0)
+    if doc == original:
+        assert json.loads(load(json.dumps(original)).to_json())["type"] == original["type"]
