@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             (lambda: native.powmod(b2, e1024, p2, True), batch),
         f"DJN fixed-base power, 4096-bit modulus, w = {window} (per power)":
             (lambda: table.pow(alphas), batch),
-        f"the same, constant time (MONTPIPE_CONSTANT_TIME=1; no IFMA path), w = {ct_window} (per power)":
+        f"the same, constant time (MONTPIPE_CONSTANT_TIME=1; no IFMA path), w = {ct_window} "
+        "(per power)":
             (lambda: ct_table.pow(alphas), batch),
         "per-element 56-bit exponents, 4096-bit modulus (per power)":
             (lambda: native.powmod(b4, short, n2), batch),
