@@ -2,8 +2,9 @@
 
 :class:`SimBackend` starts a :class:`~montpipe.sim.board.SimulatedBoard` (the gateware built
 with Verilator, behind a pseudo-terminal; built on first use, a few seconds) and is an
-:class:`~montpipe.driver.backends.fpga.FPGABackend` on its port: every exponentiation is
-computed by the simulated gateware and checked nowhere else (turn on ``spot_check`` for that).
+:class:`~montpipe.driver.backends.fpga.FPGABackend` on its port: every exponentiation it takes
+(a private key's only with ``trust_device_with_secrets``) is computed by the simulated gateware,
+a spot-checked fraction again on the CPU (``spot_check``).
 Needs the ``[sim]`` extra (Verilator) and a C++ compiler.
 
 The simulation runs at about a million cycles a second, so a 2048-bit exponentiation with a
