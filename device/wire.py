@@ -169,9 +169,11 @@ class Capabilities:
     def max_response_length(self) -> int:
         """The largest ``length`` field a response from this device can carry: a MODEXP result
         of the widest context (``s = ceil((N_MAX + 2) / W)`` words), CAPS or STATUS."""
-        words = -(-(self.n_max_bits + 2) // self.width)
-        return 4 + max(words * word_bytes(self.width), struct.calcsize(self.FORMAT),
-                       _STATUS_PAYLOAD)
+        width = max(self.width, 1)            # a device reporting nonsense gets no division
+        words = -(-(self.n_max_bits + 2) // width)
+        longest = 4 + max(words * word_bytes(width), struct.calcsize(self.FORMAT),
+                          _STATUS_PAYLOAD)
+        return min(longest, 0xFFFF)           # what the length field can say
 
 
 #: STATUS's response payload: four u32 counters

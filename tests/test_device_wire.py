@@ -96,3 +96,5 @@ def test_max_response_length_follows_the_capabilities():
     assert LIMIT == 4 + 33 * 2
     assert Capabilities(1, 36, 4102, 15, 2, 1024, 4, 75_000).max_response_length() == \
         4 + 114 * 5
+    # a device reporting nonsense still gives a parser, never a division by zero
+    assert Capabilities(1, 0, 65535, 1, 2, 1, 1, 0).max_response_length() == 0xFFFF
