@@ -280,3 +280,16 @@ def test_property_mutated_documents_load_as_written_or_are_value_errors(keys, do
             sk.decrypt_vector(loaded + 1.0)
     if doc == original:
         assert json.loads(load(json.dumps(original)).to_json())["type"] == original["type"]
+
+
+@given(st.lists(st.floats(-1e12, 1e12, allow_nan=False), min_size=1, max_size=6),
+       st.integers(-10**6, 10**6))
+def test_property_documents_round_trip(keys, values, integer):
+    pk, sk = keys
+    original = pk.encrypt_vector(values)
+    v = EncryptedVector.from_json(original.to_json(), pk)
+    assert v.ciphertexts(False) == original.ciphertexts(False)
+    assert v.exponent == original.exponent
+    assert list(sk.decrypt_vector(v)) == list(sk.decrypt_vector(original))
+    x = EncryptedNumber.from_json(pk.encrypt(integer).to_json(), pk)
+    assert sk.decrypt(x) == integer
