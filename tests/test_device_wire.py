@@ -8,6 +8,7 @@ import zlib
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from montpipe.device.wire import (
     RESPONSE_MARKER,
     Capabilities,

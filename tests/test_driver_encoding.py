@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from montpipe.driver.encoding import EncodedNumber, encode_array, exponent_range
 from phe import paillier as phe
+
+from montpipe.driver.encoding import EncodedNumber, encode_array, exponent_range
 
 
 def _subclasses(base):
