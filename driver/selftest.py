@@ -131,8 +131,16 @@ def check_paillier(backend: FPGABackend, key_bits: int, rng: random.Random) -> C
     (obfuscator,) = backend.powmod([r], [n], nsq)
     ciphertext = (1 + message * n) % nsq * obfuscator % nsq
     p, q = private.p, private.q
-    (xp,) = backend.powmod([ciphertext % private.psquare], [p - 1], private.psquare, secret=True)
-    (xq,) = backend.powmod([ciphertext % private.qsquare], [q - 1], private.qsquare, secret=True)
+    # the key was made for this check and is thrown away after it, so its secrets may cross
+    # the link: that is what the check is of (a backend keeps secrets on the host by default)
+    trusted, backend.trust_device_with_secrets = backend.trust_device_with_secrets, True
+    try:
+        (xp,) = backend.powmod([ciphertext % private.psquare], [p - 1], private.psquare,
+                               secret=True)
+        (xq,) = backend.powmod([ciphertext % private.qsquare], [q - 1], private.qsquare,
+                               secret=True)
+    finally:
+        backend.trust_device_with_secrets = trusted
     mp = private.l_function(xp, p) * private.hp % p
     mq = private.l_function(xq, q) * private.hq % q
     decrypted = private.crt(mp, mq)
