@@ -69,3 +69,84 @@ def test_the_paillier_modules_import_one_way():
             if isinstance(node, ast.ImportFrom) and node.level == 1:
                 imported |= {node.module} if node.module else {a.name for a in node.names}
         assert not imported & set(order[i + 1:]), (name, imported)
+
+
+def _module_level(tree):
+    """Every statement that runs when the module is imported: not the bodies of functions, nor
+    imports for type checkers only."""
+    import ast
+
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        yield node
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            todo.extend(child for child in ast.iter_child_nodes(node)
+                        if isinstance(child, ast.stmt | ast.excepthandler))
+
+
+def _module_imports() -> dict[str, set[str]]:
+    """Each montpipe module's imports of other montpipe modules, at module level (an import
+    inside a function runs only when called)."""
+    import ast
+
+    graph: dict[str, set[str]] = {}
+    for path in ROOT.rglob("*.py"):
+        rel = path.relative_to(ROOT)
+        if rel.parts[0] in ("tests", "build", ".venv") or rel.parts[0].startswith("."):
+            continue
+        parts = ["montpipe", *rel.with_suffix("").parts]
+        package = parts if parts[-1] == "__init__" else parts[:-1]
+        package = [p for p in package if p != "__init__"]
+        name = ".".join(p for p in parts if p != "__init__")
+        found = set()
+        for node in _module_level(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = package[:len(package) - node.level + 1] if node.level else []
+                target = ".".join([*base, *(node.module.split(".") if node.module else [])])
+                found.add(target)
+                found.update(f"{target}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+        graph[name] = {t for t in found if t.startswith("montpipe.")}
+    modules = set(graph)
+    return {k: {t for t in v if t in modules} for k, v in graph.items()}
+
+
+def test_layers_point_one_way():
+    """device imports no other montpipe code; hdl no host code; driver neither hdl nor sim."""
+    graph = _module_imports()
+    assert graph, "no modules found"
+    rules = {"montpipe.device": ("montpipe.hdl", "montpipe.driver", "montpipe.sim",
+                                 "montpipe.bench", "montpipe.fl_demo"),
+             "montpipe.hdl": ("montpipe.driver", "montpipe.sim", "montpipe.bench",
+                              "montpipe.fl_demo"),
+             "montpipe.driver": ("montpipe.hdl", "montpipe.sim", "montpipe.bench",
+                                 "montpipe.fl_demo")}
+    wrong = [f"{m} imports {t}" for m, targets in graph.items() for layer, banned in rules.items()
+             if m.startswith(layer) for t in targets if t.startswith(banned)]
+    assert not wrong, wrong
+
+
+def test_no_import_circles():
+    graph = _module_imports()
+    state: dict[str, int] = {}
+    circles = []
+
+    def visit(module, path):
+        state[module] = 1
+        for target in sorted(graph.get(module, ())):
+            if target == module or target.startswith(module + "."):
+                continue                      # a package importing its own submodules
+            if state.get(target) == 1:
+                circles.append(" -> ".join([*path[path.index(target):], target]))
+            elif target not in state:
+                visit(target, [*path, target])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert not circles, circles
