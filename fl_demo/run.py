@@ -331,6 +331,24 @@ def plot(s: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def add_party_options(ap: argparse.ArgumentParser, roles: tuple[str, ...], out: str) -> None:
+    """The options every demo's launcher shares: the data as a CSV pair, each party's backend
+    and Ray node, Ray or not, the wait on a party, the report's folder, the progress bar."""
+    ap.add_argument("--guest-csv", help="guest CSV: id,y,features... (with --host-csv)")
+    ap.add_argument("--host-csv", help="host CSV: id,features...")
+    ap.add_argument("--backend", default=None, help=f"backend of every party "
+                    f"({', '.join(available_backends())}; default cpu)")
+    for r in roles:
+        ap.add_argument(f"--{r}-backend", default=None, help=f"backend of the {r}")
+        ap.add_argument(f"--{r}-node", default=None, help=f"Ray node id to pin the {r} to")
+    ap.add_argument("--address", default=None, help="join this Ray cluster instead of starting one")
+    ap.add_argument("--no-ray", action="store_true", help="run the parties in this process")
+    ap.add_argument("--timeout", type=float, default=600.0,
+                    help="seconds to wait on a party before giving up (Ray mode)")
+    ap.add_argument("--out", default=out, help="folder for report.json and report.png")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m montpipe.fl_demo",
                                  epilog="python -m montpipe.fl_demo secureboost --help: "
@@ -344,19 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-mask", action="store_true",
                     help="send gradients to the arbiter unmasked, as FATE does")
     ap.add_argument("--seed", type=int, default=0, help="train/test split and batch order")
-    ap.add_argument("--guest-csv", help="guest CSV: id,y,features... (with --host-csv)")
-    ap.add_argument("--host-csv", help="host CSV: id,features...")
-    ap.add_argument("--backend", default=None, help=f"backend of every party "
-                    f"({', '.join(available_backends())}; default cpu)")
-    for r in ROLES:
-        ap.add_argument(f"--{r}-backend", default=None, help=f"backend of the {r}")
-        ap.add_argument(f"--{r}-node", default=None, help=f"Ray node id to pin the {r} to")
-    ap.add_argument("--address", default=None, help="join this Ray cluster instead of starting one")
-    ap.add_argument("--no-ray", action="store_true", help="run the parties in this process")
-    ap.add_argument("--timeout", type=float, default=600.0,
-                    help="seconds to wait on a party before giving up (Ray mode)")
-    ap.add_argument("--out", default="build/fl_demo", help="folder for report.json and report.png")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_party_options(ap, ROLES, "build/fl_demo")
     args = ap.parse_args(argv)
 
     config = Config(iterations=args.iterations, learning_rate=args.lr, l2=args.l2,

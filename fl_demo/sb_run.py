@@ -30,6 +30,7 @@ from .data import (
 from .protocol import ProtocolError
 from .run import (
     _call,
+    add_party_options,
     backend_rows,
     print_rows,
     stacked_seconds,
@@ -339,20 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", choices=("breast-cancer", "synthetic"), default="breast-cancer",
                     help="breast-cancer split (as LR) or make_classification 20 000 x 30")
     ap.add_argument("--rows", type=int, default=20_000, help="rows of --data synthetic")
-    ap.add_argument("--guest-csv", help="guest CSV: id,y,features... (with --host-csv)")
-    ap.add_argument("--host-csv", help="host CSV: id,features...")
-    ap.add_argument("--backend", default=None, help=f"backend of both parties "
-                    f"({', '.join(available_backends())}; default cpu)")
-    for r in ROLES:
-        ap.add_argument(f"--{r}-backend", default=None, help=f"backend of the {r}")
-        ap.add_argument(f"--{r}-node", default=None, help=f"Ray node id to pin the {r} to")
-    ap.add_argument("--address", default=None, help="join this Ray cluster instead of starting one")
-    ap.add_argument("--no-ray", action="store_true", help="run the parties in this process")
-    ap.add_argument("--timeout", type=float, default=600.0,
-                    help="seconds to wait on a party before giving up (Ray mode)")
-    ap.add_argument("--out", default="build/fl_demo/secureboost",
-                    help="folder for report.json and report.png")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_party_options(ap, ROLES, "build/fl_demo/secureboost")
     args = ap.parse_args(argv)
     config = SBConfig(trees=args.trees, depth=args.depth, learning_rate=args.lr, bins=args.bins,
                       min_child_weight=args.min_child_weight, l2=args.l2,
