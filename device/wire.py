@@ -14,6 +14,8 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from .config import DeviceConfig
+
 __all__ = [
     "PROTOCOL_VERSION",
     "REQUEST_MARKER",
@@ -165,6 +167,17 @@ class Capabilities:
     def encode(self) -> bytes:
         return struct.pack(self.FORMAT, self.version, self.width, self.n_max_bits, self.lanes,
                            self.window, self.max_windows, self.contexts, self.clock_khz)
+
+    def device_config(self) -> DeviceConfig:
+        """The build these capabilities describe, as the board tops, the simulated board and
+        the ``model`` backend describe one (the UART's rate is not reported: the reference's is
+        assumed). Raises ``ValueError`` for capabilities no build can have."""
+        if self.width < 1:
+            raise ValueError(f"capabilities report a word width of {self.width} bits")
+        return DeviceConfig(lanes=self.lanes, width=self.width,
+                            max_words=(self.n_max_bits + 2) // self.width, window=self.window,
+                            max_windows=self.max_windows, contexts=self.contexts,
+                            clock_mhz=self.clock_khz / 1000)
 
     def max_response_length(self) -> int:
         """The largest ``length`` field a response from this device can carry: a MODEXP result

@@ -38,6 +38,14 @@ from ..device.model import (
     montmul_cycles,
     pipeline,
 )
+from ..device.wire import (
+    PROTOCOL_VERSION,
+    REQUEST_MARKER,
+    RESPONSE_MARKER,
+    Capabilities,
+    LinkStatus,
+    Opcode,
+)
 from .board import BOARDS, COLLISIONS_DONT_CARE, BoardTop, make_platform
 
 SMALL = DeviceConfig(lanes=1, width=16, max_words=8, window=2, max_windows=16, contexts=1,
@@ -51,19 +59,28 @@ FULL = DeviceConfig()
 AVAILABLE = {"LUT4": 83640, "TRELLIS_FF": 83640, "MULT18X18D": 156, "DP16KD": 208}
 
 
-#: the files whose content is the gateware and the wire format it implements, relative to the
-#: repository root: every module of ``hdl`` but the flow's tools (this one and the export)
+#: the files whose content is the gateware, relative to the repository root: every module of
+#: ``hdl`` but the flow's tools (this one and the export), and the device's configuration
 GATEWARE = [*sorted(f"hdl/{p.name}" for p in (ROOT / "hdl").glob("*.py")
-                    if p.name not in ("synth.py", "export.py")),
-            "device/wire.py", "device/config.py"]
+                    if p.name not in ("synth.py", "export.py")), "device/config.py"]
+
+
+def wire_format() -> tuple:
+    """The values of the wire format that the gateware implements: version, markers, opcodes,
+    statuses and the capabilities' layout. The host's codec and parser, which share
+    ``device/wire.py`` with them, are not gateware."""
+    return (PROTOCOL_VERSION, REQUEST_MARKER, RESPONSE_MARKER,
+            [(m.name, m.value) for m in Opcode], [(m.name, m.value) for m in LinkStatus],
+            Capabilities.FORMAT)
 
 
 def gateware_hash() -> str:
-    """SHA-256 over the gateware sources and the wire format they implement."""
+    """SHA-256 over the gateware's sources and the wire format's values they implement."""
     h = hashlib.sha256()
     for name in GATEWARE:
         path = ROOT / name
         h.update(path.name.encode() + b"\0" + path.read_bytes())
+    h.update(repr(wire_format()).encode())
     return h.hexdigest()[:16]
 
 

@@ -99,3 +99,19 @@ def test_max_response_length_follows_the_capabilities():
         4 + 114 * 5
     # a device reporting nonsense still gives a parser, never a division by zero
     assert Capabilities(1, 0, 65535, 1, 2, 1, 1, 0).max_response_length() == 0xFFFF
+
+
+def test_capabilities_decode_to_the_one_device_configuration():
+    """What a device reports is the same description the board tops are built from."""
+    from montpipe.device.config import DeviceConfig
+    from montpipe.device.wire import PROTOCOL_VERSION, Capabilities
+
+    built = DeviceConfig()
+    caps = Capabilities(PROTOCOL_VERSION, built.width, built.n_max_bits, built.lanes,
+                        built.window, built.max_windows, built.contexts,
+                        round(built.clock_mhz * 1000))
+    assert Capabilities.decode(caps.encode()).device_config() == built
+    with pytest.raises(ValueError, match="word width of 0 bits"):
+        Capabilities(1, 0, 100, 1, 2, 4, 1, 1000).device_config()
+    with pytest.raises(ValueError, match="device clock_mhz must be a positive number, not 0"):
+        Capabilities(1, 16, 126, 1, 2, 4, 1, 0).device_config()

@@ -46,7 +46,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import gmpy2
 
@@ -232,10 +232,13 @@ class FPGABackend(Backend):
 
     def describe(self) -> dict:
         c = self.caps
+        try:
+            device = asdict(c.device_config())
+        except ValueError as e:
+            device = {"error": str(e)}
         return {"name": self.name, "port": self.transport.name,
-                "max_modulus_bits": self.max_modulus_bits, "width": c.width, "lanes": c.lanes,
-                "window": c.window, "max_exponent_bits": c.max_windows * c.window,
-                "contexts": c.contexts, "clock_khz": c.clock_khz, "protocol": c.version,
+                "max_modulus_bits": self.max_modulus_bits, "device": device,
+                "max_exponent_bits": c.max_windows * c.window, "protocol": c.version,
                 "split": self.split, "spot_check": self.spot_check,
                 "trust_device_with_secrets": self.trust_device_with_secrets,
                 "secrets": "device" if self.trust_device_with_secrets else "host"}
