@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
 def full_size_table(report: dict) -> str:
     """The full-size shapes of a run (more than 60 words: the Paillier shapes and 4096-bit
     products) as Markdown, with the command and revision that measured them."""
-    rows = [f"Measured by `{report['command']} --update-readme` ({report['version']}, "
+    version = report["version"].split(" (")[0]          # without the install path
+    rows = [f"Measured by `{report['command']} --update-readme` ({version}, "
             f"{report['machine']}, revision {report['git_revision']}; "
             f"{report['operations_checked']:,} results checked against gmpy2).", "",
             "| job | shape | words | cycles measured | = model | multipliers busy |",
