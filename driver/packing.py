@@ -153,9 +153,11 @@ def compress(vector: EncryptedVector, bits: int, per_ciphertext: int) -> Encrypt
     """Shift ``per_ciphertext`` consecutive elements into one ciphertext, ``bits`` apart.
 
     Element ``j * k + i`` lands in slot ``i`` (bits ``i*bits`` up) of output ``j`` (``k`` =
-    ``per_ciphertext``; the last output may hold fewer). Every plaintext must be an integer in
-    ``[0, 2**bits)`` at exponent 0, and ``k * bits`` must stay below ``n``'s width — checked
-    here, since an overflow would silently corrupt the neighbouring slots.
+    ``per_ciphertext``; the last output may hold fewer). ``k * bits`` must stay below ``n``'s
+    width, which is checked here. Every plaintext must be an integer in ``[0, 2**bits)`` at
+    exponent 0, which nobody can check on ciphertexts: that bound is the caller's, and a value
+    beyond it corrupts the slot above it (:func:`decompress` notices only a carry out of the
+    top slot).
     """
     if not isinstance(vector, EncryptedVector):
         raise TypeError(f"expected an EncryptedVector, not {type(vector).__name__}")
@@ -190,6 +192,8 @@ def compress(vector: EncryptedVector, bits: int, per_ciphertext: int) -> Encrypt
 def decompress(plaintexts: Sequence[int], bits: int, per_ciphertext: int, count: int) -> list[int]:
     """The ``count`` slot values from decrypted :func:`compress` outputs, in element order."""
     k, bits = int(per_ciphertext), int(bits)
+    if k < 1:
+        raise ValueError(f"per_ciphertext must be at least 1, not {per_ciphertext}")
     if len(plaintexts) != -(-int(count) // k):
         raise ValueError(f"{len(plaintexts)} plaintexts cannot hold {count} values at "
                          f"{k} a plaintext")

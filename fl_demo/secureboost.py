@@ -19,7 +19,7 @@ trees, bit for bit. A sum over ``c`` samples gives back ``G = (ΣG' − c·2^P) 
 is at most ``N·2^(P+1)`` for g' and ``N·2^(P−2)`` for h', so g' takes
 ``slot_bits(2^(P+1), N)`` bits and h' ``slot_bits(2^(P−2), N)``
 (:func:`gh_layout`; ``(max·N).bit_length()``): ``2P + 2·bitlen(N) − 1`` bits in all (N not a
-power of two), 81 for ``P = 32`` and 456 samples, 93 for 16 000. No sum can carry into the
+power of two), 81 for ``P = 32`` and 456 samples, 91 for 16 000. No sum can carry into the
 next field, and a 2048-bit plaintext holds 25 or 22 such sums side by side.
 """
 
@@ -140,11 +140,14 @@ def gh_layout(precision_bits: int, samples: int) -> SlotLayout:
 
 def _exact_bincount(values: np.ndarray, groups: np.ndarray, n: int) -> np.ndarray:
     """Exact integer sums of int64 ``values < 2^62`` by group, as Python ints (object array):
-    two 31-bit halves summed in float64, exact while a half-sum stays below 2^53."""
+    two 31-bit halves summed in float64, exact while a half-sum stays below 2^53, so while no
+    group has 2^22 terms or more."""
     lo = (values & ((1 << 31) - 1)).astype(np.float64)
     hi = (values >> 31).astype(np.float64)
-    if len(values) >= 1 << 22:
-        raise ValueError(f"{len(values)} terms are too many for exact float sums")
+    largest = int(np.bincount(groups, minlength=n).max()) if len(groups) else 0
+    if largest >= 1 << 22:
+        raise ValueError(f"a group of {largest} terms is too large for exact float sums "
+                         f"(at most {(1 << 22) - 1})")
     s_lo = np.bincount(groups, weights=lo, minlength=n).astype(np.int64)
     s_hi = np.bincount(groups, weights=hi, minlength=n).astype(np.int64)
     return s_hi.astype(object) * (1 << 31) + s_lo.astype(object)

@@ -238,12 +238,13 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def sweep(argv: list[str], seeds: list[int], out: Path, board: str, jobs: int) -> dict:
+def sweep(argv: list[str], seeds: list[int], out: Path, board: str, jobs: int,
+          command: list[str]) -> dict:
     """Build one configuration with each placement seed, ``jobs`` at a time, each in its own
     process and folder (``<out>/seeds/<seed>/``), and keep the best: the highest post-route
     Fmax among the builds that meet timing, else the highest. Its report and bitstream go to
     ``<out>/<board>/``; the report's ``command`` is the single-seed command that rebuilds it,
-    and ``seeds`` holds every seed's outcome."""
+    and ``seeds`` holds every seed's outcome; ``command`` is the sweep's own arguments."""
     import concurrent.futures
 
     def one(seed: int) -> dict:
@@ -265,7 +266,7 @@ def sweep(argv: list[str], seeds: list[int], out: Path, board: str, jobs: int) -
     report["seeds"] = {str(k): {"fmax_mhz": r["fmax_mhz"], "timing_met": r["timing_met"],
                                 "wall_seconds": r["wall_seconds"], "failed": r.get("failed")}
                        for k, r in reports.items()}
-    report["seed_sweep_command"] = "python -m montpipe.hdl.synth " + shlex.join(sys.argv[1:])
+    report["seed_sweep_command"] = "python -m montpipe.hdl.synth " + shlex.join(command)
     target = out / board
     target.mkdir(parents=True, exist_ok=True)
     if report["bitstream"]:
@@ -280,8 +281,8 @@ def best_seed(reports: dict[int, dict]) -> int:
     else the highest of those that built."""
     built = {k: r for k, r in reports.items() if not r.get("failed") and r.get("fmax_mhz")}
     if not built:
-        raise SystemExit("no seed built: " + "; ".join(f"seed {k}: {r.get('failed')}"
-                                                       for k, r in reports.items()))
+        raise RuntimeError("no seed built: " + "; ".join(f"seed {k}: {r.get('failed')}"
+                                                         for k, r in reports.items()))
     return max(built, key=lambda k: (built[k]["timing_met"], built[k]["fmax_mhz"]))
 
 
@@ -370,8 +371,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds:
         argv = sys.argv[1:] if argv is None else argv
         rest = _without(argv, {"--seeds": "many", "--seed": 1, "--out": 1})
-        report = sweep(rest, args.seeds, args.out, args.board,
-                       jobs=min(len(args.seeds), os.cpu_count() or 1))
+        try:
+            report = sweep(rest, args.seeds, args.out, args.board,
+                           jobs=min(len(args.seeds), os.cpu_count() or 1), command=argv)
+        except RuntimeError as exc:
+            print(f"{args.board}: FAILED: {exc}")
+            return 1
         print("seeds: " + ", ".join(f"{k}: {v['fmax_mhz']} MHz"
                                     f"{' met' if v['timing_met'] else ''}"
                                     for k, v in report["seeds"].items()))

@@ -9,7 +9,7 @@ project's ``MULT18X18D`` model (``sim/mult18x18d.v``) and :data:`STAND_INS` for 
 cells. The board top can also be placed and routed by nextpnr-ecp5 and its packed netlist
 (``--write``) read back into Yosys and simulated the same way.
 
-What is simulated (:func:`plans`):
+What is simulated (:func:`jobs`):
 
 * ``lane``: one Montgomery lane exactly as the reference build instantiates it (W = 36, the
   sequencer's slots, four ``MULT18X18D`` a multiplier), products up to 4096 bits, every result
@@ -642,7 +642,7 @@ def jobs(which: str, seed: int, shapes: tuple[str, ...] = ("crt", "encrypt"),
     """``reduced`` (``make test``): the reference lane on short products and the small board
     top, both on Verilator; ``full`` (``make sim LEVEL=gate``): the lane up to 4096 bits, the
     board top synthesised, the reference build on the Paillier shapes. ``routed`` adds the
-    board top as nextpnr packed and routed it, which does not pass yet (docs/gate-level.md)."""
+    board top as nextpnr packed and routed it, which does not pass (docs/gate-level.md)."""
     if which == "reduced":
         return [lane_job(seed, full=False), board_job(seed)]
     return [lane_job(seed, full=True), board_job(seed),

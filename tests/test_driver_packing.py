@@ -8,7 +8,6 @@ from montpipe.driver import packing
 from montpipe.driver.backends import cpu as cpu_module
 from montpipe.driver.backends.cpu import CPUBackend
 from montpipe.driver.backends.model import ModelBackend
-from montpipe.driver.paillier import PaillierPublicKey
 from montpipe.driver.vector import EncryptedVector
 
 
@@ -38,7 +37,7 @@ def test_group_prodmod_matches_plain_products(backend, monkeypatch):
     if backend == "model":
         assert b.stats.extra["grouped_mulmods"] == int(np.sum(groups >= 0))
         assert b.stats.extra["projected_grouped_product_seconds"] > 0
-        assert b.stats.extra["projected_device_seconds"] == 0  # no device product op yet
+        assert b.stats.extra["projected_device_seconds"] == 0  # the device has no product operation
     b.close()
 
 
@@ -91,6 +90,8 @@ def test_group_sum_and_compression_decrypt_to_the_plain_sums(keypair_factory):
         packing.compress(pk.encrypt_vector([0.5, 1.5]), bits, 2)
     with pytest.raises(ValueError, match="wider than its 4 slots"):
         packing.decompress([raw[0], raw[1], raw[2] | 1 << (4 * bits)], bits, 5, 14)
+    with pytest.raises(ValueError, match="per_ciphertext must be at least 1, not 0"):
+        packing.decompress(raw, bits, 0, 14)
     with pytest.raises(ValueError, match="a packed plaintext needs 600 bits"):
         packing.SlotLayout([300, 300]).check_fits(pk)
 
@@ -105,4 +106,3 @@ def test_packed_plaintexts_add_field_by_field(keypair_factory):
     eb = EncryptedVector(pk, pk.raw_encrypt_batch(b), 0)
     total = sk.raw_decrypt_batch((ea + eb).ciphertexts())
     assert [list(c) for c in layout.unpack(total)] == [[7, 1023], [16, 23]]
-    assert isinstance(pk, PaillierPublicKey)

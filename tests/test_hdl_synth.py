@@ -99,7 +99,7 @@ def test_a_seed_sweep_keeps_the_fastest_build_that_meets_timing():
                4: {"fmax_mhz": None, "timing_met": False, "failed": "RuntimeError: boom"}}
     assert synth.best_seed(reports) == 3
     assert synth.best_seed({1: reports[1], 4: reports[4]}) == 1
-    with pytest.raises(SystemExit, match="no seed built: seed 4: RuntimeError: boom"):
+    with pytest.raises(RuntimeError, match="no seed built: seed 4: RuntimeError: boom"):
         synth.best_seed({4: reports[4]})
     # a seed's own command: the sweep's options without the sweep, its seed and its folder
     argv = ["--board", "ecpix5-85", "--seeds", "1", "2", "--core-mhz", "100", "--out=o",

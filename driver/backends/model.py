@@ -220,7 +220,7 @@ class ModelBackend(CPUBackend):
                       modulus: int) -> list[int]:
         """The CPU's grouped products, counted (``grouped_mulmods``) and projected apart.
 
-        The gateware has no product operation yet, so these stay out of
+        The gateware has no product operation, so these stay out of
         ``projected_device_seconds``; ``projected_grouped_product_seconds`` is what the lanes
         would take as Montgomery products (two a modular multiplication: the product and the
         conversion back), spread evenly over the lanes, without the link.
