@@ -1,3 +1,3 @@
-"""Backends behind :class:`montpipe.driver.backend.Backend`: ``cpu`` (the host) and ``model`` (the
-host's results, the accelerator's projected time); ``sim`` and ``fpga`` arrive with the host
-link."""
+"""Backends behind :class:`montpipe.driver.backend.Backend`: ``cpu`` (the host), ``model`` (the
+host's results, the accelerator's projected time), ``fpga`` (the accelerator over its host link)
+and ``sim`` (the ``fpga`` backend's host code on a simulated board)."""
