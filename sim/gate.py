@@ -26,13 +26,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._tools import find_tool
 from .runner import MULT18X18D_MODEL
 
 #: the project's DP16KD model: the Yosys in YoWASP declares the block RAM as a black box only
@@ -204,7 +204,7 @@ def share_dir() -> Path:
 
 
 def _tool(name: str) -> str:
-    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    found = find_tool(name)
     if found is None:
         raise RuntimeError(f"{name} is missing (pip install .[toolchain])")
     return found

@@ -3,8 +3,6 @@ yowasp-ecppack) for the ULX3S, and a warning when a committed full-size report i
 
 import hashlib
 import json
-import shutil
-import sys
 import warnings
 from pathlib import Path
 
@@ -12,14 +10,13 @@ import pytest
 
 pytest.importorskip("amaranth_boards", reason="board builds need pip install .[toolchain]")
 
+from montpipe._tools import find_tool
 from montpipe.hdl import synth
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = str(Path(sys.executable).parent)
-
 
 def _have(tool):
-    return shutil.which(tool, path=SCRIPTS) or shutil.which(tool)
+    return find_tool(tool)
 
 
 @pytest.mark.slow
