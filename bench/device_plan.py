@@ -3,9 +3,11 @@ each candidate design, from the cycle model, for one FL iteration.
 
 ``python -m montpipe.bench.device_plan`` prints the tables of the "Device operations" section
 of ``docs/gateware-plan.md``. Everything here is arithmetic over the exact product cost of the
-lane (:func:`~montpipe.device.model.montmul_cycles`) and today's exact exponentiation cost
-(:func:`~montpipe.device.model.modexp_cycles`); the costs of operations the gateware does not
-have yet carry a per-product overhead that is an estimate, named as such in the tables.
+lane's product packets (:func:`~montpipe.device.model.packet_cycles`: a stream of them dealt
+over the lanes, operands on the request chain) and today's exact exponentiation cost
+(:func:`~montpipe.device.model.modexp_cycles`). What is not gateware yet — the link's table
+memory and the packet generator that would feed the lanes — is assumed to keep every lane's
+next packet waiting at the chain, so the figures are what the lanes can do, not a measurement.
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ import math
 from dataclasses import dataclass
 
 from ..device.config import DeviceConfig
-from ..device.model import exponent_digits, modexp_cycles, montgomery_words, montmul_cycles
+from ..device.model import (
+    Command,
+    exponent_digits,
+    modexp_cycles,
+    montgomery_words,
+    montmul_cycles,
+    packet_cycles,
+)
 from ..device.wire import modexp_wire_bytes, word_bytes
 
 #: LFE5U-85F
@@ -51,14 +60,24 @@ def product_cycles(cfg: DeviceConfig, words: int) -> int:
     return montmul_cycles(words, cfg.width)
 
 
-def packet_overhead(words: int, operand: bool) -> int:
-    """Estimate: cycles a lane spends outside the multiplier per streamed product — a five-beat
-    header and, for a multiplication, the operand's ``s`` words at the request chain's two
-    cycles a beat, then the decision and a one-beat acknowledgement."""
-    return 2 * (5 + (words if operand else 0)) + 6
+def streamed_cycles(cfg: DeviceConfig, words: int, command: Command, count: int = 40) -> float:
+    """Cycles a lane spends on one ``MUL`` or ``SQUARE`` packet in a long stream of them over
+    all lanes (:func:`~montpipe.device.model.packet_cycles`, after each lane's ``BEGIN`` and
+    ``LOAD``): the product, the operand's ``s`` beats on the request chain, the
+    acknowledgement."""
+    lanes = cfg.lanes
+    head = [Command.BEGIN] * lanes + [Command.LOAD] * lanes
+    before = packet_cycles(lanes, words, head, cfg.width)
+    after = packet_cycles(lanes, words, head + [command] * (count * lanes), cfg.width)
+    return (after - before) / count
 
 
 # -- the operations, in Montgomery products --------------------------------------------------
+
+def comb_fixed_base_squarings(e_bits: int, h: int, v: int) -> int:
+    columns = -(-e_bits // h)
+    return -(-columns // v) - 1
+
 
 def comb_fixed_base_products(e_bits: int, h: int, v: int) -> int:
     """``h^α`` by a Lim–Lee comb of ``v`` tables of ``2^h`` entries, in constant time:
@@ -82,7 +101,8 @@ def comb_multiexp_products(bases: int, rows: int, e_bits: int, h: int, v: int) -
         g = min(v, groups - c * v)
         per_row += (e_bits - 1) + (e_bits * g - 1) + (1 if c else 0)
     per_row += 1
-    build = groups * ((1 << h) - 1 - h)
+    sizes = [min(h, bases - g * h) for g in range(groups)]
+    build = sum((1 << k) - 1 - k for k in sizes)
     return rows * per_row + build, v * (1 << h)
 
 
@@ -122,14 +142,18 @@ def streamed(cfg: DeviceConfig, wl: Workload, words: int, *, fb_h: int, fb_v: in
     wb = words * word_bytes(cfg.width)
     e_bits = wl.exponent_bits + 1            # exponents offset by 2^56 to make them unsigned
     fb = wl.fixed_base * comb_fixed_base_products(wl.alpha_bits, fb_h, fb_v)
+    squarings = wl.fixed_base * comb_fixed_base_squarings(wl.alpha_bits, fb_h, fb_v)
     me = 0
     for rows in wl.rows:
         p, me_entries = comb_multiexp_products(wl.bases, rows, e_bits, me_h, me_v)
         me += p
+        groups = -(-wl.bases // me_h)
+        chunks = -(-groups // me_v)
+        squarings += rows * chunks * (e_bits - 1)
     products = fb + me
-    # almost every product streams an operand; squarings do not (counted as if they did)
-    per = product_cycles(cfg, words) + 2 + packet_overhead(words, True)
-    cycles = products * per / cfg.lanes
+    # squarings stream no operand; every other product streams one (OUT counted as a MUL)
+    cycles = (squarings * streamed_cycles(cfg, words, Command.SQUARE)
+              + (products - squarings) * streamed_cycles(cfg, words, Command.MUL)) / cfg.lanes
     columns = -(-wl.alpha_bits // fb_h)
     fb_link = wl.fixed_base * (math.ceil(columns * fb_h / 8) + wb) + 2 * FRAME_BYTES
     me_link = 0
@@ -155,10 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     words = montgomery_words(wl.modulus_bits, cfg.width)
     pc = product_cycles(cfg, words)
     bound = 2 * words * words + words
+    mul = streamed_cycles(cfg, words, Command.MUL)
+    square = streamed_cycles(cfg, words, Command.SQUARE)
     print(f"4096-bit product: {pc} cycles on a lane; multiplier bound {bound}/2 = "
-          f"{bound // 2} cycles a product a lane; streamed product ≈ "
-          f"{pc + 2 + packet_overhead(words, True)} cycles "
-          f"({(pc + 2 + packet_overhead(words, True)) / (bound / 2):.3f} × bound)\n")
+          f"{bound / 2:g} cycles a product a lane; streamed over {cfg.lanes} lanes: MUL "
+          f"{mul:,.0f} cycles ({mul / (bound / 2):.3f} × bound), SQUARE {square:,.0f} "
+          f"({square / (bound / 2):.3f} × bound)\n")
 
     print("Fixed-base powers, α of 1024 bits, constant time (products a power; table entries; "
           "DP16KD at 114 words):\n")

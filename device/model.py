@@ -6,6 +6,7 @@ time without the toolchain installed.
 
 from __future__ import annotations
 
+import enum
 from typing import NamedTuple
 
 __all__ = [
@@ -13,9 +14,11 @@ __all__ = [
     "MAX_WIDTH",
     "MIN_WORDS",
     "ROW_GAP",
+    "Command",
     "Pipeline",
     "batch_cycles",
     "batch_products",
+    "command_cycles",
     "exponent_digits",
     "modexp_cycles",
     "montgomery_words",
@@ -23,6 +26,8 @@ __all__ = [
     "montmul_reference",
     "mprime",
     "multiplier_utilisation",
+    "packet_cycles",
+    "packet_frame",
     "pipeline",
     "request_beats",
     "request_frame",
@@ -126,6 +131,40 @@ def montmul_cycles(words: int, width: int = 16) -> int:
     return words * p.row_period(words) + p.drain + 3
 
 
+class Command(enum.IntEnum):
+    """What a lane runs (bits 1 to 3 of a request's flags beat, ``hdl/core.py``): an
+    exponentiation, or one packet of a chain of products over an accumulator the lane keeps."""
+
+    MODEXP = 0
+    BEGIN = 1       # write the Montgomery one for the modulus loaded with it
+    LOAD = 2        # the operand becomes the accumulator
+    MUL = 3         # accumulator × operand
+    SQUARE = 4      # accumulator²
+    OUT = 5         # the accumulator out of the Montgomery domain, fully reduced
+    RAW = 6         # the accumulator as it is (Montgomery form, below 2m)
+
+
+def command_cycles(command: Command, words: int, width: int = 16) -> int:
+    """Cycles from the edge that takes ``start`` to the first with ``done`` high, for a packet
+    command of :class:`~montpipe.hdl.modexp.ModExpLane` (``MODEXP``: :func:`modexp_cycles`).
+
+    ``BEGIN`` writes the slot ``ONE`` (``s`` cycles); ``LOAD`` and ``RAW`` only move the
+    accumulator; ``MUL`` and ``SQUARE`` are one product (issue, wait, decide) and a cycle to
+    signal; ``OUT`` is the conversion out and the comparison with ``m`` an exponentiation ends
+    with."""
+    command = Command(command)
+    product = montmul_cycles(words, width) + 2
+    if command is Command.BEGIN:
+        return words + 2
+    if command in (Command.LOAD, Command.RAW):
+        return 2
+    if command in (Command.MUL, Command.SQUARE):
+        return product + 1
+    if command is Command.OUT:
+        return product + words + 3
+    raise ValueError("an exponentiation's cycles are modexp_cycles, not command_cycles")
+
+
 def exponent_digits(exponent: int, window: int, windows: int | None = None) -> list[int]:
     """The ``window``-bit digits of ``exponent``, least significant first, as
     :class:`~montpipe.hdl.modexp.ModExpLane` takes them; ``windows`` pads with zero digits to a
@@ -169,6 +208,35 @@ def request_beats(words: int, windows: int) -> int:
     return 5 + 3 * words + windows
 
 
+class _Frame(NamedTuple):
+    """A request frame as the array's timing sees it: its beats, cycles from its last beat
+    taken to the engine's ``start`` (chained; a lone core's are ``alone``), the engine's cycles,
+    cycles from ``done`` to the result's first word offered, and the result's beats."""
+
+    beats: int
+    to_start: int
+    engine: int
+    to_offer: int
+    result: int
+    alone: int      # a lone core: cycles from its first beat taken to ``start``
+
+
+def _modexp_frame(words: int, window: int, digits: list[int], const_time: bool,
+                  width: int) -> _Frame:
+    nw = len(digits)
+    return _Frame(request_beats(words, nw), 1 if nw else 2,
+                  modexp_cycles(words, window, digits, const_time, width), 2, words,
+                  6 + 4 * words + nw)
+
+
+def _packet_frame(command: Command, words: int, width: int) -> _Frame:
+    command = Command(command)
+    operand = command in (Command.BEGIN, Command.LOAD, Command.MUL)
+    returns = command in (Command.OUT, Command.RAW)
+    return _Frame(5 + (words if operand else 0), 1, command_cycles(command, words, width),
+                  2 if returns else 1, words if returns else 1, 5 + (words if operand else 0))
+
+
 def batch_cycles(lanes: int, words: int, window: int, digit_lists: list[list[int]],
                  const_time: bool, width: int = 16, *, chain: bool = True) -> int:
     """Cycles :class:`~montpipe.hdl.array.ModExpArray` takes for a batch of exponentiations
@@ -188,43 +256,57 @@ def batch_cycles(lanes: int, words: int, window: int, digit_lists: list[list[int
     ``chain=False`` counts a lone :class:`~montpipe.hdl.core.ModExpCore` instead (one lane,
     no chains): it takes a beat a cycle (the base at two), and its words leave as it offers them.
     """
+    return _frames_cycles(lanes, [_modexp_frame(words, window, d, const_time, width)
+                                  for d in digit_lists], chain)
+
+
+def packet_cycles(lanes: int, words: int, commands: list[Command], width: int = 16, *,
+                  chain: bool = True) -> int:
+    """:func:`batch_cycles` for a stream of packets (:func:`packet_frame`), packet ``k`` to
+    lane ``k mod lanes``: a packet's beats (a header of five, and ``s`` for ``BEGIN``,
+    ``LOAD`` and ``MUL``), one cycle to start the engine, :func:`command_cycles`, then a
+    one-beat acknowledgement offered the cycle after ``done``, or for ``OUT`` and ``RAW`` the
+    ``s`` result words as an exponentiation's. A lone core takes a packet's beats one a cycle.
+    Exact under the same condition as :func:`batch_cycles`, which header-only packets
+    (``SQUARE``, ``OUT``, ``RAW``: five beats) meet up to four lanes."""
+    return _frames_cycles(lanes, [_packet_frame(c, words, width) for c in commands], chain)
+
+
+def _frames_cycles(lanes: int, frames: list[_Frame], chain: bool) -> int:
     if lanes < 1:
         raise ValueError(f"lane count must be at least 1, not {lanes}")
     if not chain:
         if lanes != 1:
             raise ValueError(f"a lone core is one lane, not {lanes}")
-        return _core_cycles(words, window, digit_lists, const_time, width)
+        return _core_cycles(frames)
     free = [0] * lanes          # first cycle each lane can take a header beat
     last_in = None              # (cycle, lane) the previous frame's last beat was taken
     last = None                 # cycle the previous result's last word left
-    for k, digits in enumerate(digit_lists):
+    for k, f in enumerate(frames):
         lane = k % lanes
-        nw = len(digits)
-        beats = request_beats(words, nw)
         # the frame's first beat enters the chain two cycles after the previous frame's last
         arrive = 1 if last_in is None else last_in[0] - last_in[1] + lane + 2
         first = max(arrive, free[lane])
-        taken = first + 2 * (beats - 1)            # the frame's last beat
+        taken = first + 2 * (f.beats - 1)          # the frame's last beat
         last_in = (taken, lane)
-        start = taken + (1 if nw else 2)           # the cycle the engine takes start
-        ready = start + modexp_cycles(words, window, digits, const_time, width) + 2
+        start = taken + f.to_start                 # the cycle the engine takes start
+        ready = start + f.engine + f.to_offer
         out = ready + lane + 1
         if last is not None:
             out = max(out, last + 2)
-        last = out + 2 * words - 2                 # the result's last word leaves
+        last = out + 2 * f.result - 2              # the result's last word leaves
         free[lane] = last - lane
-    return last + 1 if digit_lists else 0
+    return last + 1 if frames else 0
 
 
-def _core_cycles(words: int, window: int, digit_lists: list[list[int]], const_time: bool,
-                 width: int) -> int:
+def _core_cycles(frames: list[_Frame]) -> int:
     # a frame's header is taken the cycle after the previous result's last word left (the core
     # takes nothing while it runs or sends), so each frame starts where the last one ended
     last = -1                   # the cycle the previous result's last word left
-    for digits in digit_lists:
-        start = last + 7 + 4 * words + len(digits)             # the engine takes start
-        last = start + modexp_cycles(words, window, digits, const_time, width) + 2 * words
-    return last + 1 if digit_lists else 0
+    for f in frames:
+        start = last + 1 + f.alone                             # the engine takes start
+        last = start + f.engine + f.to_offer + 2 * (f.result - 1)
+    return last + 1 if frames else 0
 
 
 def batch_products(window: int, digit_lists: list[list[int]], const_time: bool) -> int:
@@ -270,6 +352,28 @@ def request_frame(tag: int, base: int, exponent: int, modulus: int, *, width: in
     for value in (modulus, r2, base):
         beats += [(value >> (width * k)) & mask for k in range(s)]
     return beats + digits
+
+
+def packet_frame(tag: int, command: Command, modulus: int, operand: int | None = None, *,
+                 width: int, words: int | None = None) -> list[int]:
+    """The beats of a packet to :class:`~montpipe.hdl.core.ModExpCore`: the five-beat header
+    (tag, ``s``, 0 windows, the command in bits 1 to 3 of the flags, ``m'``), then ``m`` for
+    ``BEGIN`` or the operand (Montgomery form, below ``2m``) for ``LOAD`` and ``MUL``."""
+    command = Command(command)
+    if command is Command.MODEXP:
+        raise ValueError("an exponentiation's frame is request_frame, not packet_frame")
+    mask = (1 << width) - 1
+    s = words if words is not None else montgomery_words(max(modulus.bit_length(), 2), width)
+    mp = mprime(modulus, width) if modulus % 2 else 0
+    beats = [tag & mask, s & mask, 0, int(command) << 1, mp]
+    if command is Command.BEGIN:
+        operand = modulus
+    elif command in (Command.LOAD, Command.MUL):
+        if operand is None:
+            raise ValueError(f"a {command.name} packet carries an operand")
+    else:
+        return beats
+    return beats + [(operand >> (width * k)) & mask for k in range(s)]
 
 
 def _batch_table(lanes_list=(1, 59), width: int = 16, seed: int = 1) -> list[str]:

@@ -57,6 +57,7 @@ class LinkStatus(enum.IntEnum):
     ZERO_MODULUS = 3
     BASE_NOT_BELOW_MODULUS = 4
     BAD_FRAME = 5               # core: request frame malformed (not reachable through the link)
+    NO_PROGRAM = 6              # core: a product packet without its BEGIN (protocol 1 sends none)
     BAD_CRC = 0x10
     UNKNOWN_OPCODE = 0x11
     SHORT_FRAME = 0x12          # payload shorter than its fields need, or bytes stopped coming

@@ -6,7 +6,21 @@ A request is a frame of ``W``-bit beats on ``i_req`` with ``last`` on its final 
     m[0..s), R² mod m [0..s), base[0..s), digit[0..windows)        (least significant first)
 
 The result is a frame on ``o_res``: ``s`` beats of ``base^e mod m`` (least significant word
-first) with the request's tag and status ``OK``, or one beat with an error status. Bad input
+first) with the request's tag and status ``OK``, or one beat with an error status.
+
+Bits 1 to 3 of ``flags`` name a :class:`~montpipe.hdl.modexp.Command` (0, an exponentiation,
+is the frame above); the others are **packets** of a chain of products the lane runs one at a
+time, under the modulus of the last ``BEGIN``::
+
+    BEGIN          header, m[0..s)             the modulus; answered by an acknowledgement
+    LOAD, MUL      header, operand[0..s)       (Montgomery form, below 2m): acknowledgement
+    SQUARE         header                      acknowledgement
+    OUT, RAW       header                      s result words: converted out, or as they are
+
+An acknowledgement is one beat with status ``OK``, so every frame has one result frame and
+results keep request order. A packet other than ``BEGIN`` without a modulus (none loaded yet, or
+an exponentiation or a refused ``BEGIN`` since) gets ``NO_PROGRAM``, one whose ``s`` is not its
+``BEGIN``'s ``BAD_LENGTH``. Bad input
 never hangs the core and never yields a wrong value: an out-of-range length, an even or zero
 modulus, a base not below the modulus, or a frame that ends early or runs long gets an error
 result, and the core drains the rest of a long frame so the next one starts clean.
@@ -15,12 +29,12 @@ result, and the core drains the rest of a long frame so the next one starts clea
 
 from __future__ import annotations
 
-from amaranth import Module, Signal
+from amaranth import Module, Mux, Signal
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ._checked import Checked
-from .modexp import ModExpLane, Target
+from .modexp import Command, ModExpLane, Target
 
 __all__ = ["HEADER_BEATS", "ModExpCore", "Status", "request_layout", "result_layout"]
 
@@ -36,7 +50,8 @@ class Status(enum.Enum, shape=3):
     EVEN_MODULUS = 2
     ZERO_MODULUS = 3
     BASE_NOT_BELOW_MODULUS = 4
-    BAD_FRAME = 5           # ``last`` early, or missing on the final beat
+    BAD_FRAME = 5           # ``last`` early, or missing on the final beat; unknown command
+    NO_PROGRAM = 6          # a packet without a BEGIN before it
 
 
 def request_layout(width: int) -> data.StructLayout:
@@ -78,6 +93,9 @@ class ModExpCore(Checked, wiring.Component):
         s = Signal(range(S + 1))
         windows = Signal(range(NW + 1))
         const_time = Signal()
+        command = Signal(Command)
+        program = Signal()                      # a BEGIN's modulus is in the lane
+        program_s = Signal(range(S + 1))
         mprime = Signal(W)
         k = Signal(range(max(S, NW, HEADER_BEATS) + 1))
         status = Signal(Status)
@@ -100,13 +118,15 @@ class ModExpCore(Checked, wiring.Component):
         # words read): a register, not a decode of the state, in front of the block RAM
         m.d.comb += [
             eng.words.eq(s), eng.mprime.eq(mprime), eng.windows.eq(windows),
-            eng.const_time.eq(const_time), eng.rd_addr.eq(k),
+            eng.const_time.eq(const_time), eng.rd_addr.eq(k), eng.command.eq(command),
         ]
+        with_modulus = (command == Command.MODEXP) | (command == Command.BEGIN)
+        with_operand = (command == Command.LOAD) | (command == Command.MUL)
 
         # a taken word is written into the engine a cycle later, from registers, so the decode
         # of the state and the handshake do not sit in front of the block RAM's write port; the
         # last one lands in the cycle the engine could start, before it reads
-        wr_en, wr_target = Signal(), Signal(2)
+        wr_en, wr_target = Signal(), Signal(Target)
         wr_addr, wr_data = Signal.like(eng.wr_addr), Signal(W)
         m.d.sync += wr_en.eq(0)
         m.d.comb += [eng.wr_en.eq(wr_en), eng.wr_target.eq(wr_target),
@@ -154,18 +174,43 @@ class ModExpCore(Checked, wiring.Component):
                             with m.If(beat > NW):
                                 m.d.sync += status.eq(Status.BAD_LENGTH)
                         with m.Case(3):
-                            m.d.sync += const_time.eq(beat[0])
+                            m.d.sync += [const_time.eq(beat[0]), command.eq(beat[1:4])]
+                            with m.If(beat[1:4] > Command.RAW):
+                                m.d.sync += status.eq(Status.BAD_FRAME)
                         with m.Case(4):
                             m.d.sync += mprime.eq(beat)
                     with m.If(k == HEADER_BEATS - 1):
                         m.d.sync += [k.eq(0), zero.eq(1)]
-                        with m.If(req.p.last):
-                            m.d.sync += status.eq(Status.BAD_FRAME)
-                            m.next = "Send error"
-                        with m.Elif(status != Status.OK):
-                            m.next = "Drain"
+                        with m.If(with_modulus):
+                            with m.If(req.p.last):
+                                m.d.sync += status.eq(Status.BAD_FRAME)
+                                m.next = "Send error"
+                            with m.Elif(status != Status.OK):
+                                m.next = "Drain"
+                            with m.Else():
+                                # the modulus is overwritten: no chain of products goes on
+                                m.d.sync += program.eq(0)
+                                m.next = "Modulus"
                         with m.Else():
-                            m.next = "Modulus"
+                            # a packet: checked against its BEGIN, then its operand or nothing
+                            with m.If(status != Status.OK):
+                                pass
+                            with m.Elif(~program):
+                                m.d.sync += status.eq(Status.NO_PROGRAM)
+                            with m.Elif(s != program_s):
+                                m.d.sync += status.eq(Status.BAD_LENGTH)
+                            with m.If(with_operand & req.p.last):
+                                m.d.sync += status.eq(Status.BAD_FRAME)
+                                m.next = "Send error"
+                            with m.Elif(~with_operand & ~req.p.last):
+                                m.d.sync += status.eq(Status.BAD_FRAME)
+                                m.next = "Drain"
+                            with m.Elif(~with_operand):
+                                m.next = "Decide"
+                            with m.Elif((status != Status.OK) | ~program | (s != program_s)):
+                                m.next = "Drain"
+                            with m.Else():
+                                m.next = "Operand"
                     with m.Else():
                         m.d.sync += k.eq(k + 1)
                         with m.If(req.p.last):
@@ -179,7 +224,10 @@ class ModExpCore(Checked, wiring.Component):
                         m.d.sync += zero.eq(0)
                     with m.If((k == 0) & ~beat[0]):
                         m.d.sync += status.eq(Status.EVEN_MODULUS)
-                    end_of_section(s, "R2", 0)
+                    with m.If(command == Command.BEGIN):
+                        end_of_section(s, "Decide", 1)
+                    with m.Else():
+                        end_of_section(s, "R2", 0)
             with m.State("R2"):
                 m.d.comb += [req.ready.eq(1), self.busy.eq(1)]
                 load(Target.R2, k)
@@ -211,6 +259,11 @@ class ModExpCore(Checked, wiring.Component):
                     m.next = "Decide"
                 with m.Else():
                     m.next = "Digits"
+            with m.State("Operand"):
+                m.d.comb += [req.ready.eq(1), self.busy.eq(1)]
+                load(Mux(command == Command.LOAD, Target.ACC, Target.BASE), k)
+                with m.If(req.valid):
+                    end_of_section(s, "Decide", 1)
             with m.State("Digits"):
                 m.d.comb += [req.ready.eq(1), self.busy.eq(1)]
                 load(Target.EXPONENT, k)
@@ -218,8 +271,10 @@ class ModExpCore(Checked, wiring.Component):
                     end_of_section(windows, "Decide", 1)
             with m.State("Decide"):
                 m.d.comb += self.busy.eq(1)
-                with m.If((status == Status.OK) & ~base_high):
+                with m.If((status == Status.OK) & (~base_high | (command != Command.MODEXP))):
                     m.d.comb += eng.start.eq(1)
+                    with m.If(command == Command.BEGIN):
+                        m.d.sync += [program.eq(1), program_s.eq(s)]
                     m.next = "Run"
                 with m.Else():
                     with m.If(status == Status.OK):
@@ -229,7 +284,18 @@ class ModExpCore(Checked, wiring.Component):
                 m.d.comb += self.busy.eq(1)
                 with m.If(eng.done):
                     m.d.sync += [k.eq(0), phase.eq(0)]
-                    m.next = "Send result"
+                    with m.If((command == Command.MODEXP) | (command == Command.OUT)
+                              | (command == Command.RAW)):
+                        m.next = "Send result"
+                    with m.Else():
+                        m.next = "Send acknowledgement"
+            with m.State("Send acknowledgement"):
+                m.d.comb += [
+                    self.busy.eq(1), res.valid.eq(1), res.p.tag.eq(tag),
+                    res.p.status.eq(Status.OK), res.p.data.eq(0), res.p.last.eq(1),
+                ]
+                with m.If(res.ready):
+                    m.next = "Header"
             with m.State("Send result"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(~phase):

@@ -13,6 +13,16 @@ read back is ``base^e mod m`` exactly.
 Host interface: load the modulus, ``base`` (< m), ``R² mod m`` and the exponent's ``w``-bit
 digits (least significant first) through the write port, pulse ``start`` with the word count,
 ``m'``, the number of windows and the mode, wait for ``done``, read the result.
+
+**Products one at a time** (``command`` other than ``MODEXP``): the lane also keeps an
+accumulator between commands, so that a sequencer elsewhere can run any chain of products over
+operands it streams in one at a time — a comb over a table the lane could not hold.
+``BEGIN`` writes the slot ``ONE`` for a loaded modulus; ``LOAD`` makes the words written to the
+target ``ACC`` the accumulator; ``MUL`` multiplies it by the words written to ``BASE``,
+``SQUARE`` squares it (both one product); ``OUT`` converts it out of the Montgomery domain with
+the final comparison, as an exponentiation's result; ``RAW`` makes it readable as it is
+(Montgomery form, below ``2m``). Operands and the accumulator stay in Montgomery form below
+``2m``, which the product keeps: the lane checks nothing about them.
 """
 
 from __future__ import annotations
@@ -24,19 +34,23 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..device.model import Command
 from ._checked import Checked
 from .montmul import MontMulLane
 
-__all__ = ["ModExpLane", "Slot", "Target"]
+__all__ = ["Command", "ModExpLane", "Slot", "Target"]
 
 
 class Target(enum.IntEnum):
     """``wr_target``: where a loaded word goes."""
 
     MODULUS = 0
-    BASE = 1
+    BASE = 1      # the base of an exponentiation, the operand of ``MUL``
     R2 = 2
     EXPONENT = 3  # address = window index, data = that window's digit
+    ACC = 4       # the operand of ``LOAD``: the slot the accumulator moves to
+
+
 
 
 class Slot(enum.IntEnum):
@@ -63,6 +77,7 @@ class _Op(enum.IntEnum):
     SQUARE = 3
     DIGIT = 4
     OUT = 5
+    STEP = 6      # a product of a command: the accumulator moves to its result
 
 
 class ModExpLane(Checked, wiring.Component):
@@ -81,8 +96,9 @@ class ModExpLane(Checked, wiring.Component):
 
     Attributes
     ----------
-    start, words, mprime, windows, const_time:
-        Pulse ``start`` while idle.
+    start, command, words, mprime, windows, const_time:
+        Pulse ``start`` while idle (:class:`Command`; ``windows`` and ``const_time`` matter
+        to ``MODEXP`` only).
     busy, done:
         ``done`` pulses when the result is readable.
     wr_en, wr_target, wr_addr, wr_data:
@@ -107,6 +123,7 @@ class ModExpLane(Checked, wiring.Component):
                                 ecp5_dsp=ecp5_dsp)
         super().__init__({
             "start": In(1),
+            "command": In(Command),
             "words": In(range(max_words + 1)),
             "mprime": In(width),
             "windows": In(range(max_windows + 1)),
@@ -114,7 +131,7 @@ class ModExpLane(Checked, wiring.Component):
             "busy": Out(1),
             "done": Out(1),
             "wr_en": In(1),
-            "wr_target": In(2),
+            "wr_target": In(Target),
             "wr_addr": In(range(max(max_words, max_windows))),
             "wr_data": In(width),
             "rd_addr": In(range(max_words)),
@@ -153,10 +170,16 @@ class ModExpLane(Checked, wiring.Component):
             exp_wr.en.eq(idle & self.wr_en & (self.wr_target == Target.EXPONENT)),
         ]
         with m.If(idle):
+            with m.Switch(self.wr_target):
+                with m.Case(Target.BASE):
+                    m.d.comb += lane.wr_slot.eq(Slot.BASE)
+                with m.Case(Target.ACC):
+                    m.d.comb += lane.wr_slot.eq(other)
+                with m.Default():
+                    m.d.comb += lane.wr_slot.eq(Slot.R2)
             m.d.comb += [
                 lane.wr_en.eq(self.wr_en & (self.wr_target != Target.EXPONENT)),
                 lane.wr_mod.eq(self.wr_target == Target.MODULUS),
-                lane.wr_slot.eq(Mux(self.wr_target == Target.BASE, Slot.BASE, Slot.R2)),
                 lane.wr_addr.eq(self.wr_addr), lane.wr_data.eq(self.wr_data),
                 self.rd_data.eq(Mux(is_m, 0, lane.rd_data)),
                 self.rd_mod_data.eq(lane.rd_mod_data),
@@ -197,6 +220,8 @@ class ModExpLane(Checked, wiring.Component):
         digit, digit_go = Signal(w), Signal()
         m.d.sync += [digit.eq(exp_rd.data), digit_go.eq((exp_rd.data != 0) | const_time)]
 
+        begin = Signal()    # the slot ONE is written for BEGIN, not for an exponentiation
+
         m.d.sync += self.done.eq(0)
         with m.FSM():
             with m.State("Idle"):
@@ -205,8 +230,25 @@ class ModExpLane(Checked, wiring.Component):
                         s.eq(self.words), mprime.eq(self.mprime), windows.eq(self.windows),
                         const_time.eq(self.const_time), k.eq(0), is_m.eq(0),
                         win.eq(self.windows - 1), self.busy.eq(1),
+                        begin.eq(self.command == Command.BEGIN),
                     ]
-                    m.next = "Write one"
+                    with m.Switch(self.command):
+                        with m.Case(Command.MODEXP, Command.BEGIN):
+                            m.next = "Write one"
+                        with m.Case(Command.LOAD):
+                            m.d.sync += cur.eq(other)
+                            m.next = "Finish"
+                        with m.Case(Command.MUL):
+                            m.d.sync += [op.eq(_Op.STEP), a.eq(cur), b.eq(Slot.BASE), t.eq(other)]
+                            multiply()
+                        with m.Case(Command.SQUARE):
+                            m.d.sync += [op.eq(_Op.STEP), a.eq(cur), b.eq(cur), t.eq(other)]
+                            multiply()
+                        with m.Case(Command.OUT):
+                            m.next = "Out"
+                        with m.Default():   # RAW
+                            m.d.sync += result_slot.eq(cur)
+                            m.next = "Finish"
             with m.State("Write one"):
                 # the slot ONE holds 1 (plain): conversion out multiplies by it
                 m.d.comb += [
@@ -214,7 +256,9 @@ class ModExpLane(Checked, wiring.Component):
                     lane.wr_addr.eq(k), lane.wr_data.eq(k == 0),
                 ]
                 m.d.sync += k.eq(k + 1)
-                with m.If(k == s - 1):
+                with m.If((k == s - 1) & begin):
+                    m.next = "Finish"
+                with m.Elif(k == s - 1):
                     m.d.sync += [op.eq(_Op.CONV_BASE), a.eq(Slot.BASE), b.eq(Slot.R2),
                                  t.eq(Slot.TABLE + 1)]
                     multiply()
@@ -255,6 +299,9 @@ class ModExpLane(Checked, wiring.Component):
                     with m.Case(_Op.DIGIT):
                         m.d.sync += cur.eq(other)
                         m.next = "Window done"
+                    with m.Case(_Op.STEP):
+                        m.d.sync += [cur.eq(other), self.busy.eq(0), self.done.eq(1)]
+                        m.next = "Idle"
                     with m.Case(_Op.OUT):
                         m.d.sync += [result_slot.eq(other), k.eq(0), is_m.eq(1),
                                      comparing.eq(1)]
@@ -288,6 +335,9 @@ class ModExpLane(Checked, wiring.Component):
                 # answer is 0. Read result and modulus words side by side.
                 m.d.sync += k.eq(k + 1)
                 m.next = "Compare word"
+            with m.State("Finish"):
+                m.d.sync += [self.busy.eq(0), self.done.eq(1)]
+                m.next = "Idle"
             with m.State("Compare word"):
                 # the words are registered and compared a cycle later (nothing but a register
                 # after a block-RAM read); the last compare lands before the result is read

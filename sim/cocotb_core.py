@@ -10,10 +10,12 @@ import cocotb
 import gmpy2
 
 from montpipe.device.model import (
+    Command,
     batch_cycles,
     batch_products,
     exponent_digits,
     montgomery_words,
+    packet_cycles,
     request_frame,
 )
 from montpipe.device.wire import LinkStatus
@@ -89,6 +91,50 @@ async def stream_scenarios(dut):
                           words=s, lanes=lanes, measured=tb.cycles(), model=model,
                           products=batch_products(window, digit_lists, ct))
     _bench.flush("stream_scenarios")
+
+
+@cocotb.test()
+async def packet_chains(dut):
+    """Chains of product packets, one a lane, dealt round-robin as the link deals them: every
+    acknowledgement one zero word with status OK, every ``RAW`` congruent and below ``2m``,
+    every ``OUT`` equal to gmpy2's product, tags in order; without idle or backpressure the
+    stream takes exactly :func:`~montpipe.device.model.packet_cycles`."""
+    plan = _bench.plan()
+    W, lanes = plan["width"], plan["lanes"]
+    for scenario in plan["packets"]:
+        tb = StreamTB(dut, W, scenario.get("idle"), scenario.get("backpressure"))
+        await tb.reset()
+        chains = scenario["chains"]
+        frames, expect, commands = [], [], []
+        for k in range(len(chains[0]["frames"])):
+            for chain in chains:
+                frames.append(chain["frames"][k])
+                expect.append((chain["expect"][k], _bench.as_int(chain["modulus"])))
+                commands.append(Command[chain["commands"][k]])
+        results = await _exchange(tb, frames, plan.get("deadline_cycles", 10_000_000))
+        assert [f["tag"] for f in results] == [f[0] for f in frames], \
+            f"{scenario['name']}: tags out of order, lost or doubled"
+        for (want, m), result in zip(expect, results, strict=True):
+            assert LinkStatus(result["status"]) == LinkStatus.OK, (scenario["name"], result)
+            if want is None:
+                assert result["words"] == [0], f"tag {result['tag']}: not an acknowledgement"
+                continue
+            got = _value(result["words"], W)
+            if want[0] == "raw":
+                assert got < 2 * m and got % m == _bench.as_int(want[1]) % m, result["tag"]
+            else:
+                assert got == _bench.as_int(want[1]), f"tag {result['tag']}: wrong value"
+        assert await tb.settle_idle(), f"{scenario['name']}: the core did not end idle"
+        _bench.checked(len(results))
+        if scenario.get("check_cycles"):
+            s = chains[0]["words"]
+            model = packet_cycles(lanes, s, commands, W, chain=plan.get("chain", True))
+            assert tb.cycles() == model, (scenario["name"], tb.cycles(), model)
+            _bench.record(shape=f"{scenario['name']} s={s} lanes={lanes} x{len(frames)}",
+                          words=s, lanes=lanes, measured=tb.cycles(), model=model,
+                          products=sum(c in (Command.MUL, Command.SQUARE, Command.OUT)
+                                       for c in commands))
+    _bench.flush("packet_chains")
 
 
 @cocotb.test()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 
-from montpipe.device.model import montgomery_words
+from montpipe.device.model import Command, montgomery_words, packet_frame
 
 from .runner import Job
 
@@ -101,6 +101,57 @@ def _error_requests(rng: random.Random, max_words: int, max_windows: int) -> lis
     ]
 
 
+def packet_chain(rng: random.Random, modulus: int, tag0: int, steps: int,
+                 width: int = W) -> dict:
+    """A chain of product packets under ``modulus`` (``BEGIN``, ``LOAD``, ``steps`` random
+    ``MUL`` and ``SQUARE``, ``RAW``, ``OUT``) and what each must answer: ``frames`` (beats),
+    ``commands``, and ``expect`` — ``None`` for an acknowledgement, ``["raw", v]`` for a
+    Montgomery-form value congruent to ``v`` below ``2m``, ``["out", v]`` for exactly ``v``
+    (values as hex). Operands include 0, 1, ``m − 1`` and values above ``m``, as a lane's own
+    results can be."""
+    s = montgomery_words(modulus.bit_length(), width)
+    r = pow(2, width * s, modulus)
+    x = rng.choice([0, 1, modulus - 1, rng.randrange(modulus)])
+    commands, operands = [Command.BEGIN, Command.LOAD], [None, x * r % modulus]
+    for _ in range(steps):
+        if rng.random() < 0.4:
+            commands.append(Command.SQUARE)
+            operands.append(None)
+            x = x * x % modulus
+        else:
+            y = rng.choice([1, modulus - 1, rng.randrange(modulus)])
+            mont = y * r % modulus
+            if rng.random() < 0.3 and mont + modulus < 1 << (width * s):
+                mont += modulus
+            commands.append(Command.MUL)
+            operands.append(mont)
+            x = x * y % modulus
+    commands += [Command.RAW, Command.OUT]
+    operands += [None, None]
+    frames = [packet_frame(tag0 + k, c, modulus, v, width=width)
+              for k, (c, v) in enumerate(zip(commands, operands, strict=True))]
+    expect = [None] * (len(commands) - 2) + [["raw", _hex(x * r % modulus)], ["out", _hex(x)]]
+    return {"frames": frames, "commands": [c.name for c in commands], "expect": expect,
+            "words": s, "modulus": _hex(modulus)}
+
+
+def _packets(rng: random.Random, lanes: int, max_words: int, handshakes,
+             width: int = W) -> list[dict]:
+    """Scenarios of product packets: one chain a lane dealt round-robin (packet ``k`` to lane
+    ``k mod lanes``) under one modulus, cycles checked without idle or backpressure; and every
+    handshake pattern over chains at random lengths."""
+    scenarios = []
+    for n, (idle, backpressure) in enumerate(handshakes):
+        s = max_words if n == 0 else rng.randrange(3, max_words + 1)
+        modulus = _moduli(rng, s, width)[rng.randrange(3)]
+        chains = [packet_chain(rng, modulus, 1000 * (n + 1) + 100 * k, 5, width)
+                  for k in range(lanes)]
+        scenarios.append({"name": f"packets{n}", "idle": idle, "backpressure": backpressure,
+                          "check_cycles": idle is None and backpressure is None,
+                          "chains": chains})
+    return scenarios
+
+
 HANDSHAKES = [(None, None), ([1, 1, 0], None), (None, [1, 0, 0, 1]), ([0, 1], [1, 1, 1, 0])]
 
 
@@ -117,9 +168,10 @@ def _stream(rng: random.Random, lanes: int, max_words: int, window: int, max_win
                                                 tag0=100 * (n + 1))})
     scenarios.append({"name": "errors", "idle": [1, 0, 1], "backpressure": [1, 1, 0],
                       "requests": _error_requests(rng, max_words, max_windows)})
+    packets = _packets(rng, lanes, max_words, [(None, None), *handshakes])
     # chain: the design is an array (lanes on chains of registers), not a lone core
     return {"width": W, "window": window, "lanes": lanes, "chain": chain,
-            "scenarios": scenarios}
+            "scenarios": scenarios, "packets": packets}
 
 
 def reduced(seed: int) -> list[Job]:
@@ -142,10 +194,10 @@ def reduced(seed: int) -> list[Job]:
             {**_modexp(rng, [4], 2, 36, width=36), "seed": seed}, ["modexp_vectors"]),
         Job("core", small,
             {**_stream(rng, 1, 6, 2, 20, 36, HANDSHAKES[::3], 3, chain=False), "seed": seed},
-            ["stream_scenarios"]),
+            ["stream_scenarios", "packet_chains"]),
         Job("array", {"lanes": 3, **small},
             {**_stream(rng, 3, 6, 2, 20, 36, HANDSHAKES[1:3], 7), "seed": seed},
-            ["stream_scenarios"]),
+            ["stream_scenarios", "packet_chains"]),
         _link(seed, 4),
     ]
 
@@ -187,10 +239,10 @@ def full(seed: int) -> list[Job]:
     small = {"width": W, "max_words": 8, "window": 2, "max_windows": 32}
     jobs.append(Job("core", small,
                     {**_stream(rng, 1, 8, 2, 32, 60, HANDSHAKES, 4, chain=False), "seed": seed},
-                    ["stream_scenarios"]))
+                    ["stream_scenarios", "packet_chains"]))
     jobs.append(Job("array", {"lanes": 4, **small},
                     {**_stream(rng, 4, 8, 2, 32, 60, HANDSHAKES, 9), "seed": seed},
-                    ["stream_scenarios"]))
+                    ["stream_scenarios", "packet_chains"]))
     jobs.append(_link(seed, 12))
     big = {"width": W, "max_words": 257, "window": 4, "max_windows": 512}
     n4096 = rng.getrandbits(4096) | 1 | (1 << 4095)

@@ -11,6 +11,7 @@ pytest.importorskip("amaranth", reason="gateware tests need pip install .[hdl]")
 from stream_drivers import monitor, send, simulate
 
 from montpipe.device.model import (
+    Command,
     batch_cycles,
     batch_products,
     exponent_digits,
@@ -18,10 +19,13 @@ from montpipe.device.model import (
     montgomery_words,
     montmul_cycles,
     multiplier_utilisation,
+    packet_cycles,
+    packet_frame,
     request_frame,
 )
 from montpipe.hdl.array import ModExpArray
 from montpipe.hdl.core import HEADER_BEATS, ModExpCore, Status
+from montpipe.sim.plans import packet_chain
 
 W, WINDOW, MAX_WORDS, MAX_WINDOWS = 16, 2, 6, 40
 MASK = (1 << W) - 1
@@ -211,3 +215,110 @@ def test_core_statuses_are_the_wire_statuses():
 
     assert {s.name: s.value for s in Status} == \
         {s.name: s.value for s in LinkStatus if s.value < 0x10}
+
+
+# -- packets: chains of products over an accumulator the lane keeps ----------------------------
+
+def packet(tag, command, mod, operand=None, **kw):
+    beats = packet_frame(tag, command, mod, operand, width=W, **kw)
+    return [(b, i == len(beats) - 1) for i, b in enumerate(beats)]
+
+
+def chain(rng, mod, tag0, steps):
+    """A random chain from the cocotb plans' generator, as (frames, expected)."""
+    c = packet_chain(rng, mod, tag0, steps, W)
+    frames = [[(b, i == len(f) - 1) for i, b in enumerate(f)] for f in c["frames"]]
+    expected = [None if e is None else (e[0], int(e[1], 16)) for e in c["expect"]]
+    return frames, expected
+
+
+def check_chain(results, frames, expected, mod):
+    assert [t for t, _, _ in results] == [f[0][0] for f in frames]
+    for (tag, status, words), want in zip(results, expected, strict=True):
+        assert status == Status.OK, (tag, status)
+        if want is None:
+            assert words == [0]                         # the one-beat acknowledgement
+        elif want[0] == "raw":
+            assert value(words) % mod == want[1] and value(words) < 2 * mod
+        else:
+            assert value(words) == want[1]
+
+
+@pytest.mark.parametrize("idle, backpressure", [(None, None), ([1, 0, 0], [0, 1, 1])])
+def test_packet_chains_against_gmpy2_and_the_model(idle, backpressure):
+    """Chains under four moduli back to back on a lone core; each chain alone takes exactly
+    packet_cycles."""
+    rng = random.Random(40 if idle is None else 41)
+    mods = [rng.getrandbits(bits) | 1 | 1 << (bits - 1) for bits in (17, 64, 93)]
+    mods.append((1 << 93) - 1)                          # all ones: the largest m of its length
+    chains = [chain(rng, mod, 100 * n, 6) for n, mod in enumerate(mods)]
+    frames = [f for c in chains for f in c[0]]
+    results, end = run(frames, idle, backpressure)
+    assert end["idle"]
+    for n, (mod, (f, expected)) in enumerate(zip(mods, chains, strict=True)):
+        check_chain(results[10 * n:10 * n + 10], f, expected, mod)
+        if idle is None and backpressure is None:
+            _, alone = run(f)
+            commands = [Command((beats[3][0] >> 1) & 7) for beats in f]
+            s = montgomery_words(mod.bit_length(), W)
+            assert alone["last_result"] == packet_cycles(1, s, commands, W, chain=False)
+
+
+def test_packet_errors_then_a_good_chain():
+    rng = random.Random(42)
+    mod = rng.getrandbits(60) | 1 | (1 << 59)
+    s = montgomery_words(mod.bit_length(), W)
+    other = rng.getrandbits(80) | 1 | (1 << 79)             # another word count
+    square_long = packet(5, Command.SQUARE, mod)
+    square_long[-1] = (square_long[-1][0], False)
+    square_long += [(0, False), (0, True)]
+    load_short = packet(6, Command.LOAD, mod, 3)[:HEADER_BEATS]
+    load_short[-1] = (load_short[-1][0], True)
+    unknown = packet(7, Command.SQUARE, mod)
+    unknown[3] = (7 << 1, False)
+    frames = [
+        packet(1, Command.SQUARE, mod),                     # nothing begun
+        packet(2, Command.BEGIN, mod + 1),                  # even
+        packet(3, Command.LOAD, mod, 5),                    # the even BEGIN began nothing
+        packet(4, Command.BEGIN, mod),
+        square_long, load_short, unknown,
+        packet(8, Command.MUL, other, 5),                   # s is not the BEGIN's
+        frame(9, 5, 7, mod),                                # an exponentiation ends the chain
+        packet(10, Command.OUT, mod),
+    ]
+    good, expected = chain(rng, mod, 20, 3)
+    results, end = run(frames + good)
+    statuses = [st for _, st, _ in results[:len(frames)]]
+    assert statuses == [Status.NO_PROGRAM, Status.EVEN_MODULUS, Status.NO_PROGRAM, Status.OK,
+                        Status.BAD_FRAME, Status.BAD_FRAME, Status.BAD_FRAME, Status.BAD_LENGTH,
+                        Status.OK, Status.NO_PROGRAM]
+    assert [t for t, _, _ in results[:len(frames)]] == list(range(1, 11))
+    assert value(results[8][2]) == pow(5, 7, mod)
+    check_chain(results[len(frames):], good, expected, mod)
+    assert end["idle"] and s == montgomery_words(mod.bit_length(), W)
+
+
+@pytest.mark.parametrize("lanes", [1, 3, 4])
+def test_packet_streams_on_the_array_match_the_model(lanes):
+    """Chains interleaved round-robin over the lanes, as the link's packet generator deals
+    them: packet k to lane k mod lanes, every lane its own chain; cycles = packet_cycles."""
+    rng = random.Random(50 + lanes)
+    mod = rng.getrandbits(70) | 1 | (1 << 69)
+    s = montgomery_words(mod.bit_length(), W)
+    chains = [chain(rng, mod, 1000 * n, 4) for n in range(lanes)]
+    frames, order = [], []
+    for k in range(len(chains[0][0])):
+        for n in range(lanes):
+            frames.append(chains[n][0][k])
+            order.append((n, k))
+    results, end = run(frames, make=lambda: ModExpArray(lanes, W, MAX_WORDS, WINDOW,
+                                                        MAX_WINDOWS))
+    for n in range(lanes):
+        mine = [results[i] for i, (lane, _) in enumerate(order) if lane == n]
+        check_chain(mine, chains[n][0], chains[n][1], mod)
+    commands = [Command((f[3][0] >> 1) & 7) for f in frames]
+    assert end["last_result"] == packet_cycles(lanes, s, commands, W)
+    # the lanes overlap their products: a lane's chain takes little more than alone
+    if lanes > 1:
+        alone = packet_cycles(1, s, [Command((f[3][0] >> 1) & 7) for f in chains[0][0]], W)
+        assert end["last_result"] < 1.5 * alone

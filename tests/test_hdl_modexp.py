@@ -11,6 +11,8 @@ pytest.importorskip("amaranth", reason="gateware tests need pip install .[hdl]")
 from amaranth.sim import Simulator
 
 from montpipe.device.model import (
+    Command,
+    command_cycles,
     exponent_digits,
     modexp_cycles,
     montgomery_words,
@@ -129,3 +131,82 @@ def test_bad_parameters():
         ModExpLane(16, 8, 2, 0)
     with pytest.raises(ValueError, match="does not fit 2 windows"):
         exponent_digits(1 << 10, 2, 2)
+
+
+@pytest.mark.parametrize("bits", [30, 61, 94])
+def test_commands_against_gmpy2_and_the_model(bits):
+    """The packet commands on the lane alone, interleaved with an exponentiation that
+    overwrites the slots: every command takes command_cycles, and the accumulator follows
+    x·y, x², conversion out — also for x ≡ 0, where OUT's comparison turns m into 0."""
+    rng = random.Random(bits)
+    dut = ModExpLane(W, 8, 2, 48)
+    mod = rng.getrandbits(bits) | 1 | 1 << (bits - 1)
+    s = montgomery_words(mod.bit_length(), W)
+    r = pow(2, W * s, mod)
+    seen = []
+
+    def words_of(x):
+        return [(x >> (W * k)) & ((1 << W) - 1) for k in range(s)]
+
+    async def bench(ctx):
+        async def load(target, values):
+            for k, v in enumerate(values):
+                ctx.set(dut.wr_en, 1)
+                ctx.set(dut.wr_target, target)
+                ctx.set(dut.wr_addr, k)
+                ctx.set(dut.wr_data, v)
+                await ctx.tick()
+            ctx.set(dut.wr_en, 0)
+
+        async def command(c, windows=0):
+            ctx.set(dut.words, s)
+            ctx.set(dut.mprime, mprime(mod, W))
+            ctx.set(dut.command, c)
+            ctx.set(dut.windows, windows)
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            n = 1
+            while not ctx.get(dut.done):
+                await ctx.tick()
+                n += 1
+                assert n < 10_000, f"{c.name} never finished"
+            seen.append((c, n))
+
+        async def read():
+            out = []
+            for k in range(s):
+                ctx.set(dut.rd_addr, k)
+                await ctx.tick()
+                out.append(ctx.get(dut.rd_data))
+            return sum(v << (W * k) for k, v in enumerate(out))
+
+        await load(Target.MODULUS, words_of(mod))
+        for x in (rng.randrange(mod), 0):
+            y = rng.randrange(mod)
+            await command(Command.BEGIN)
+            await load(Target.ACC, words_of(x * r % mod))
+            await command(Command.LOAD)
+            await load(Target.BASE, words_of(y * r % mod + mod))     # an operand above m
+            await command(Command.MUL)
+            await command(Command.SQUARE)
+            await command(Command.RAW)
+            raw = await read()
+            assert raw < 2 * mod and raw % mod == (x * y) ** 2 * r % mod
+            await command(Command.OUT)
+            assert await read() == (x * y) ** 2 % mod
+            # an exponentiation in between uses the same slots; BEGIN starts over after it
+            await load(Target.BASE, words_of(y))
+            await load(Target.R2, words_of(r * r % mod))
+            await load(Target.EXPONENT, [3])
+            await command(Command.MODEXP, windows=1)
+            assert await read() == pow(y, 3, mod)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    for c, n in seen:
+        if c is not Command.MODEXP:
+            assert n == command_cycles(c, s, W), (c, n)
+    assert {c for c, _ in seen} == set(Command)
