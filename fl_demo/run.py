@@ -91,14 +91,9 @@ def train(data: VerticalSplit, config: Config, *, use_ray: bool = True,
         if name is not None and name not in available_backends():
             raise ValueError(f"--{role}-backend: unknown backend {name!r}; this installation "
                              f"has {', '.join(available_backends())}")
-    specs = {
-        "guest": (Guest, (data.guest_train, data.y_train, config, backends.get("guest"),
-                          data.guest_test, data.y_test)),
-        "host": (Host, (data.host_train, config, backends.get("host"), data.host_test)),
-        "arbiter": (Arbiter, (config, backends.get("arbiter"))),
-    }
     t_setup = time.perf_counter()
-    parties, started_ray = start_parties(specs, use_ray, address, nodes)
+    parties, started_ray = start_parties(party_specs(data, config, backends), use_ray, address,
+                                         nodes)
     try:
         return _loop(data, config, parties, progress, timeout, hooks or {}, t_setup)
     finally:
@@ -141,14 +136,46 @@ def stop_parties(parties: dict, use_ray: bool, started_ray: bool) -> None:
             ray.shutdown()
 
 
-def _loop(data, config, parties, progress, timeout, hooks, t0) -> dict:
-    guest, host, arbiter = parties["guest"], parties["host"], parties["arbiter"]
-    pk_json = _call(arbiter, -1, "public_key_json", timeout=timeout)
-    for p in (guest, host):
-        _call(p, -1, "set_public_key", pk_json, timeout=timeout)
-    for role, calls in hooks.items():
+def party_specs(data: VerticalSplit, config: Config, backends: dict) -> dict:
+    """Each role's class and arguments, for :func:`start_parties`."""
+    return {
+        "guest": (Guest, (data.guest_train, data.y_train, config, backends.get("guest"),
+                          data.guest_test, data.y_test)),
+        "host": (Host, (data.host_train, config, backends.get("host"), data.host_test)),
+        "arbiter": (Arbiter, (config, backends.get("arbiter"))),
+    }
+
+
+def set_up(parties: dict, timeout: float | None = None, hooks: dict | None = None) -> None:
+    """The arbiter's public key to the guest and host; then the test hooks, if any."""
+    pk_json = _call(parties["arbiter"], -1, "public_key_json", timeout=timeout)
+    for role in ("guest", "host"):
+        _call(parties[role], -1, "set_public_key", pk_json, timeout=timeout)
+    for role, calls in (hooks or {}).items():
         for method, *args in calls:
             _call(parties[role], -1, method, *args, timeout=timeout)
+
+
+def iteration(parties: dict, data: VerticalSplit, config: Config, it: int,
+              timeout: float | None = None) -> float:
+    """One training iteration (iteration ``it``, from 0) on the parties; the loss."""
+    guest, host, arbiter = parties["guest"], parties["host"], parties["arbiter"]
+    idx = batches(data.n_train, config, it)
+    host_msg = _call(host, it, "forward", it, idx, timeout=timeout)
+    d_json, loss_json = _call(guest, it, "residual", it, idx, host_msg, timeout=timeout)
+    gh = _call(host, it, "gradient", it, d_json, timeout=timeout)
+    gg = _call(guest, it, "gradient", it, timeout=timeout)
+    raw_h = _call(arbiter, it, "decrypt_gradient", it, "host", gh, timeout=timeout)
+    raw_g = _call(arbiter, it, "decrypt_gradient", it, "guest", gg, timeout=timeout)
+    loss = _call(arbiter, it, "decrypt_loss", it, loss_json, timeout=timeout)
+    _call(host, it, "update", it, raw_h, timeout=timeout)
+    _call(guest, it, "update", it, raw_g, timeout=timeout)
+    return loss
+
+
+def _loop(data, config, parties, progress, timeout, hooks, t0) -> dict:
+    guest, host = parties["guest"], parties["host"]
+    set_up(parties, timeout, hooks)
     setup = time.perf_counter() - t0
     for p in parties.values():
         _call(p, -1, "report", timeout=timeout)  # key generation is set-up, not iteration time
@@ -161,17 +188,8 @@ def _loop(data, config, parties, progress, timeout, hooks, t0) -> dict:
     history = []
     try:
         for it in range(config.iterations):
-            idx = batches(data.n_train, config, it)
             w0 = time.perf_counter()
-            host_msg = _call(host, it, "forward", it, idx, timeout=timeout)
-            d_json, loss_json = _call(guest, it, "residual", it, idx, host_msg, timeout=timeout)
-            gh = _call(host, it, "gradient", it, d_json, timeout=timeout)
-            gg = _call(guest, it, "gradient", it, timeout=timeout)
-            raw_h = _call(arbiter, it, "decrypt_gradient", it, "host", gh, timeout=timeout)
-            raw_g = _call(arbiter, it, "decrypt_gradient", it, "guest", gg, timeout=timeout)
-            loss = _call(arbiter, it, "decrypt_loss", it, loss_json, timeout=timeout)
-            _call(host, it, "update", it, raw_h, timeout=timeout)
-            _call(guest, it, "update", it, raw_g, timeout=timeout)
+            loss = iteration(parties, data, config, it, timeout)
             wall = time.perf_counter() - w0
             auc = _call(guest, it, "test_auc", _call(host, it, "test_scores", timeout=timeout),
                         timeout=timeout)
