@@ -29,10 +29,13 @@ a ciphertext under the wrong key or out of range stops the run with :class:`Prot
 from __future__ import annotations
 
 import math
+import os
 import secrets
 import time
 import warnings
 from collections import defaultdict
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -40,6 +43,7 @@ import numpy as np
 from ..driver import paillier
 from ..driver.encoding import decode_mantissa, signed_mantissa
 from ..driver.vector import EncryptedVector
+from . import accounting
 
 __all__ = ["Arbiter", "Config", "Guest", "Host", "ProtocolError", "train_plaintext"]
 
@@ -92,28 +96,43 @@ def batches(n: int, config: Config, iteration: int) -> np.ndarray:
 
 
 class _Meter:
-    """Seconds per category and crypto operation counts, per iteration."""
+    """Seconds per category, crypto operation counts and what the party's backend counted in
+    its metered steps (:mod:`.accounting`), per iteration.
 
-    def __init__(self) -> None:
+    ``counters`` gives the backend's counters now (or ``None`` before the party has a key); a
+    step's backend figures are the difference across it, taken at the outermost step only, so
+    a step inside another is not counted twice.
+    """
+
+    def __init__(self, counters: Callable[[], dict | None] = lambda: None) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.ops: dict[str, int] = defaultdict(int)
+        self.backend: dict[str, dict[str, float]] = {}
+        self.counters = counters
+        self._depth = 0
 
+    @contextmanager
     def time(self, category: str):
-        meter = self
-
-        class _T:
-            def __enter__(self):
-                self.t0 = time.perf_counter()
-
-            def __exit__(self, *exc):
-                meter.seconds[category] += time.perf_counter() - self.t0
-
-        return _T()
+        outer = self._depth == 0
+        before = self.counters() if outer else None
+        self._depth += 1
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[category] += time.perf_counter() - t0
+            self._depth -= 1
+            if before is not None:
+                after = self.counters()
+                if after is not None:
+                    accounting.add(self.backend.setdefault(category, {}),
+                                   accounting.difference(before, after))
 
     def take(self) -> dict:
-        out = {"seconds": dict(self.seconds), "ops": dict(self.ops)}
+        out = {"seconds": dict(self.seconds), "ops": dict(self.ops), "backend": self.backend}
         self.seconds.clear()
         self.ops.clear()
+        self.backend = {}
         return out
 
 
@@ -124,7 +143,7 @@ class _Party:
         config.validate()
         self.config = config
         self.backend = backend
-        self.meter = _Meter()
+        self.meter = _Meter(self._counters)
         self.pk: paillier.PaillierPublicKey | None = None
         self._fail_at: tuple[int, str] | None = None
 
@@ -141,12 +160,17 @@ class _Party:
         self._fail_at = (iteration, step)
         self._hang = hang_seconds
 
+    def _counters(self) -> dict | None:
+        return accounting.counters(self.pk.backend) if self.pk is not None else None
+
     def backend_report(self) -> dict:
-        """The party's backend: what it is and what it counted (for the summary)."""
+        """The party's backend: what it is and what it counted over its life, for every caller
+        (for the summary); ``instance`` tells parties sharing one backend object apart."""
         if self.pk is None:
             return {}
         backend = self.pk.backend
-        return {"describe": backend.describe(), "stats": backend.stats.as_dict()}
+        return {"describe": backend.describe(), "stats": backend.stats.as_dict(),
+                "instance": f"{os.getpid()}:{id(backend)}"}
 
     def use_foreign_key(self, bits: int) -> str:
         """For tests: encrypt under a key of this party's own instead of the arbiter's."""

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..driver.backend import available_backends
+from . import accounting
 from .data import DataError, VerticalSplit, load_breast_cancer_split, load_csv_pair
 from .protocol import Arbiter, Config, Guest, Host, ProtocolError, batches, train_plaintext
 
@@ -90,14 +91,9 @@ def train(data: VerticalSplit, config: Config, *, use_ray: bool = True,
         if name is not None and name not in available_backends():
             raise ValueError(f"--{role}-backend: unknown backend {name!r}; this installation "
                              f"has {', '.join(available_backends())}")
-    specs = {
-        "guest": (Guest, (data.guest_train, data.y_train, config, backends.get("guest"),
-                          data.guest_test, data.y_test)),
-        "host": (Host, (data.host_train, config, backends.get("host"), data.host_test)),
-        "arbiter": (Arbiter, (config, backends.get("arbiter"))),
-    }
     t_setup = time.perf_counter()
-    parties, started_ray = start_parties(specs, use_ray, address, nodes)
+    parties, started_ray = start_parties(party_specs(data, config, backends), use_ray, address,
+                                         nodes)
     try:
         return _loop(data, config, parties, progress, timeout, hooks or {}, t_setup)
     finally:
@@ -140,14 +136,46 @@ def stop_parties(parties: dict, use_ray: bool, started_ray: bool) -> None:
             ray.shutdown()
 
 
-def _loop(data, config, parties, progress, timeout, hooks, t0) -> dict:
-    guest, host, arbiter = parties["guest"], parties["host"], parties["arbiter"]
-    pk_json = _call(arbiter, -1, "public_key_json", timeout=timeout)
-    for p in (guest, host):
-        _call(p, -1, "set_public_key", pk_json, timeout=timeout)
-    for role, calls in hooks.items():
+def party_specs(data: VerticalSplit, config: Config, backends: dict) -> dict:
+    """Each role's class and arguments, for :func:`start_parties`."""
+    return {
+        "guest": (Guest, (data.guest_train, data.y_train, config, backends.get("guest"),
+                          data.guest_test, data.y_test)),
+        "host": (Host, (data.host_train, config, backends.get("host"), data.host_test)),
+        "arbiter": (Arbiter, (config, backends.get("arbiter"))),
+    }
+
+
+def set_up(parties: dict, timeout: float | None = None, hooks: dict | None = None) -> None:
+    """The arbiter's public key to the guest and host; then the test hooks, if any."""
+    pk_json = _call(parties["arbiter"], -1, "public_key_json", timeout=timeout)
+    for role in ("guest", "host"):
+        _call(parties[role], -1, "set_public_key", pk_json, timeout=timeout)
+    for role, calls in (hooks or {}).items():
         for method, *args in calls:
             _call(parties[role], -1, method, *args, timeout=timeout)
+
+
+def iteration(parties: dict, data: VerticalSplit, config: Config, it: int,
+              timeout: float | None = None) -> float:
+    """One training iteration (iteration ``it``, from 0) on the parties; the loss."""
+    guest, host, arbiter = parties["guest"], parties["host"], parties["arbiter"]
+    idx = batches(data.n_train, config, it)
+    host_msg = _call(host, it, "forward", it, idx, timeout=timeout)
+    d_json, loss_json = _call(guest, it, "residual", it, idx, host_msg, timeout=timeout)
+    gh = _call(host, it, "gradient", it, d_json, timeout=timeout)
+    gg = _call(guest, it, "gradient", it, timeout=timeout)
+    raw_h = _call(arbiter, it, "decrypt_gradient", it, "host", gh, timeout=timeout)
+    raw_g = _call(arbiter, it, "decrypt_gradient", it, "guest", gg, timeout=timeout)
+    loss = _call(arbiter, it, "decrypt_loss", it, loss_json, timeout=timeout)
+    _call(host, it, "update", it, raw_h, timeout=timeout)
+    _call(guest, it, "update", it, raw_g, timeout=timeout)
+    return loss
+
+
+def _loop(data, config, parties, progress, timeout, hooks, t0) -> dict:
+    guest, host = parties["guest"], parties["host"]
+    set_up(parties, timeout, hooks)
     setup = time.perf_counter() - t0
     for p in parties.values():
         _call(p, -1, "report", timeout=timeout)  # key generation is set-up, not iteration time
@@ -160,32 +188,26 @@ def _loop(data, config, parties, progress, timeout, hooks, t0) -> dict:
     history = []
     try:
         for it in range(config.iterations):
-            idx = batches(data.n_train, config, it)
             w0 = time.perf_counter()
-            host_msg = _call(host, it, "forward", it, idx, timeout=timeout)
-            d_json, loss_json = _call(guest, it, "residual", it, idx, host_msg, timeout=timeout)
-            gh = _call(host, it, "gradient", it, d_json, timeout=timeout)
-            gg = _call(guest, it, "gradient", it, timeout=timeout)
-            raw_h = _call(arbiter, it, "decrypt_gradient", it, "host", gh, timeout=timeout)
-            raw_g = _call(arbiter, it, "decrypt_gradient", it, "guest", gg, timeout=timeout)
-            loss = _call(arbiter, it, "decrypt_loss", it, loss_json, timeout=timeout)
-            _call(host, it, "update", it, raw_h, timeout=timeout)
-            _call(guest, it, "update", it, raw_g, timeout=timeout)
+            loss = iteration(parties, data, config, it, timeout)
             wall = time.perf_counter() - w0
             auc = _call(guest, it, "test_auc", _call(host, it, "test_scores", timeout=timeout),
                         timeout=timeout)
             seconds = dict.fromkeys(CATEGORIES, 0.0)
             ops: dict[str, int] = {}
-            for p in parties.values():
+            counted, projected = {}, {}
+            for role, p in parties.items():
                 rep = _call(p, it, "report", timeout=timeout)
                 for k, v in rep["seconds"].items():
                     seconds[k] = seconds.get(k, 0.0) + v
                 for k, v in rep["ops"].items():
                     ops[k] = ops.get(k, 0) + v
+                counted[role], projected[role] = _party_backend(rep.get("backend", {}))
             # what the parties did not spend computing: transport, waiting, serialisation
             seconds["communication"] += max(0.0, wall - sum(seconds.values()))
             history.append({"iteration": it + 1, "loss": loss, "auc": auc, "wall": wall,
-                            "seconds": seconds, "ops": ops})
+                            "seconds": seconds, "ops": ops, "backend_counters": counted,
+                            "projected": projected})
             if bar is not None:
                 bar.set_postfix(loss=f"{loss:.4f}", auc=f"{auc:.4f}", s=f"{wall:.2f}")
                 bar.update(1)
@@ -197,6 +219,63 @@ def _loop(data, config, parties, progress, timeout, hooks, t0) -> dict:
                        for r, p in parties.items()}
     return {"setup_seconds": setup, "history": history, "final_weights": weights,
             "backend_reports": backend_reports}
+
+
+def _party_backend(by_category: dict) -> tuple[dict, dict | None]:
+    """A party's backend counters for one iteration (summed over its steps) and what they
+    project, in all and per category; ``None`` for a backend that projects nothing."""
+    total: dict[str, float] = {}
+    for counts in by_category.values():
+        accounting.add(total, counts)
+    projected = accounting.projection(total)
+    if projected is not None:
+        projected["by_category"] = {c: accounting.projection(counts)
+                                    for c, counts in by_category.items()}
+    return total, projected
+
+
+def shared_backends(reports: dict) -> list[list[str]]:
+    """Groups of parties whose backend is one object (in one process): their backend reports
+    are one set of counters, not one each."""
+    groups: dict[str, list[str]] = {}
+    for role, rep in reports.items():
+        if rep and "instance" in rep:
+            groups.setdefault(rep["instance"], []).append(role)
+    return [roles for roles in groups.values() if len(roles) > 1]
+
+
+def projected_accelerator(history: list[dict], reports: dict) -> dict:
+    """Per party, the accelerator time its backend projected for the party's own steps, as a
+    mean per iteration (set-up excluded), and the sum over parties of each party's larger of
+    device and link time — ``None`` with the reason when no party's backend projects."""
+    per_party: dict[str, dict] = {}
+    not_projected: dict[str, str] = {}
+    for role in reports:
+        its = [h["projected"].get(role) for h in history]
+        if not its or any(p is None for p in its):
+            not_projected[role] = accounting.why_not_projected(role, reports[role])
+            continue
+        mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+        links = [p["link_seconds"] for p in its]
+        categories = sorted({c for p in its for c in p["by_category"]})
+        per_party[role] = {
+            "device_seconds_per_iteration": mean([p["device_seconds"] for p in its]),
+            "link_seconds_per_iteration": None if None in links else mean(links),
+            "accelerator_seconds_per_iteration": mean([p["accelerator_seconds"] for p in its]),
+            "device_seconds_per_iteration_by_category": {
+                c: mean([(p["by_category"].get(c) or {}).get("device_seconds", 0.0)
+                         for p in its]) for c in categories},
+            "counters_per_iteration": {
+                k: mean([h["backend_counters"][role].get(k, 0) for h in history])
+                for k in sorted(history[-1]["backend_counters"][role])},
+        }
+    total = sum(p["accelerator_seconds_per_iteration"] for p in per_party.values()) \
+        if per_party else None
+    out = {"seconds_per_iteration": total, "per_party": per_party,
+           "not_projected": not_projected, "shared_backend": shared_backends(reports)}
+    if total is None:
+        out["reason"] = "; ".join(not_projected.values()) or "no party has a backend"
+    return out
 
 
 def summarise(result: dict, data: VerticalSplit, config: Config, backends: dict) -> dict:
@@ -217,6 +296,7 @@ def summarise(result: dict, data: VerticalSplit, config: Config, backends: dict)
         for k, v in h["ops"].items():
             ops[k] = ops.get(k, 0) + v
     per_iter = {c: float(np.mean([h["seconds"][c] for h in hist])) for c in CATEGORIES}
+    projected = projected_accelerator(hist, result.get("backend_reports", {}))
     return {
         "config": config.as_dict(),
         "data": {"source": data.source, "train": data.n_train, "test": len(data.y_test),
@@ -239,12 +319,10 @@ def summarise(result: dict, data: VerticalSplit, config: Config, backends: dict)
         "history": hist,
         "plaintext": {"loss": p_losses, "auc": p_aucs},
         "backend_reports": result.get("backend_reports", {}),
-        # an accelerator model reports the device time it projects for the same work
-        "projected_device_seconds": {
-            r: rep["stats"]["projected_device_seconds"]
-            for r, rep in result.get("backend_reports", {}).items()
-            if "projected_device_seconds" in rep.get("stats", {})
-        },
+        # a projecting backend's accelerator time for the iterations' work, each party's own
+        # (its steps' counter differences), summed over parties: see projected_accelerator
+        "projected_accelerator_seconds_per_iteration": projected["seconds_per_iteration"],
+        "projected_accelerator": projected,
     }
 
 
@@ -269,20 +347,46 @@ def print_summary(s: dict) -> None:
         ("max |w_encrypted - w_plaintext|", f"{s['max_weight_difference_vs_plaintext']:.2e}"),
         *((f"crypto ops: {k}", f"{v}") for k, v in sorted(s["crypto_operations"].items())),
     ]
-    for role, secs in s.get("projected_device_seconds", {}).items():
-        rows.append((f"projected device time, {role}", f"{secs:.3f} s"))
-    print_rows(rows + backend_rows(s.get("backend_reports", {})))
+    print_rows(rows + projected_rows(s.get("projected_accelerator", {}))
+               + backend_rows(s.get("backend_reports", {})))
+
+
+def projected_rows(projected: dict) -> list[tuple[str, str]]:
+    """Summary rows: each party's projected accelerator time per iteration and their sum
+    (nothing when no party's backend projects)."""
+    per_party = projected.get("per_party", {})
+    if not per_party:
+        return []
+    rows = []
+    for role, p in per_party.items():
+        link = p["link_seconds_per_iteration"]
+        rows.append((f"projected accelerator time per iteration, {role}",
+                     f"{p['accelerator_seconds_per_iteration']:.3f} s (device "
+                     f"{p['device_seconds_per_iteration']:.3f} s, link "
+                     f"{'not projected' if link is None else f'{link:.3f} s'})"))
+    rows.append(("projected accelerator time per iteration, all parties",
+                 f"{projected['seconds_per_iteration']:.3f} s"))
+    for group in projected.get("shared_backend", []):
+        rows.append((f"  ({', '.join(group)} share one backend",
+                     "each party's share is what its own steps added to its counters)"))
+    for reason in projected.get("not_projected", {}).values():
+        rows.append(("  not in the sum", reason))
+    return rows
 
 
 def backend_rows(reports: dict) -> list[tuple[str, str]]:
-    """Summary rows: each party's backend, its calls and busy time."""
+    """Summary rows: each backend, its calls and busy time — once for parties sharing one
+    backend object, whose counters are the sum of all of theirs."""
     rows = []
+    shared = {r: group for group in shared_backends(reports) for r in group}
     for role, rep in reports.items():
-        if rep:
+        if rep and shared.get(role, [role])[0] == role:
             st = rep["stats"]
-            rows.append((f"backend of the {role}",
-                         f"{rep['describe'].get('name')}: {st.get('calls', 0)} calls, "
-                         f"{st.get('busy_seconds', 0.0):.2f} s busy"))
+            group = shared.get(role)
+            who = f"backend of the {role}" if group is None else \
+                f"backend shared by {', '.join(group)}"
+            rows.append((who, f"{rep['describe'].get('name')}: {st.get('calls', 0)} calls, "
+                              f"{st.get('busy_seconds', 0.0):.2f} s busy"))
     return rows
 
 

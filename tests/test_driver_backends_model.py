@@ -155,7 +155,8 @@ def test_the_reference_report_is_the_default():
     assert (device.lanes, device.width) == (15, 36)
 
 
-def test_the_fl_demo_reports_projected_device_time():
+def test_the_fl_demo_reports_projected_device_time(monkeypatch):
+    monkeypatch.delenv("MONTPIPE_TRUST_DEVICE_WITH_SECRETS", raising=False)
     from montpipe.fl_demo import run
     from montpipe.fl_demo.data import load_breast_cancer_split
     from montpipe.fl_demo.protocol import Config
@@ -165,8 +166,13 @@ def test_the_fl_demo_reports_projected_device_time():
     backends = {"arbiter": "model", "guest": "model", "host": "model"}
     res = run.train(data, cfg, use_ray=False, progress=False, backends=backends)
     summary = run.summarise(res, data, cfg, backends)
-    assert set(summary["projected_device_seconds"]) == {"arbiter", "guest", "host"}
-    assert all(v > 0 for v in summary["projected_device_seconds"].values())
+    parties = summary["projected_accelerator"]["per_party"]
+    assert set(parties) == {"arbiter", "guest", "host"}
+    assert parties["guest"]["device_seconds_per_iteration"] > 0
+    assert parties["host"]["device_seconds_per_iteration"] > 0
+    # the arbiter only decrypts, and an untrusted device is given no secrets
+    assert parties["arbiter"]["device_seconds_per_iteration"] == 0
+    assert summary["projected_accelerator_seconds_per_iteration"] > 0
 
 
 def test_the_model_projects_both_settings_for_secrets(keypair_factory, monkeypatch):

@@ -164,15 +164,28 @@ def test_cli_reports_errors_and_writes_reports(tmp_path, capsys):
     report = json.loads((out / "report.json").read_text())
     assert len(report["history"]) == 2 and (out / "report.png").stat().st_size > 1000
     assert set(report["seconds_per_iteration_by_category"]) == set(run.CATEGORIES)
+    # the CPU backend projects nothing: no figure, and the reason in its place
+    assert report["projected_accelerator_seconds_per_iteration"] is None
+    assert "backend 'cpu' projects no accelerator time" in \
+        report["projected_accelerator"]["reason"]
 
 
 @pytest.mark.slow
 def test_on_ray_end_to_end_and_a_crash(data):
     pytest.importorskip("ray")
     cfg = Config(iterations=1, key_bits=512)
-    res = run.train(data, cfg, use_ray=True, progress=False, timeout=120)
+    backends = dict.fromkeys(run.ROLES, "model")  # the CPU's results, projected time
+    res = run.train(data, cfg, use_ray=True, progress=False, timeout=120, backends=backends)
     wg, wh, _, _ = train_plaintext(data.guest_train, data.host_train, data.y_train, cfg)
     np.testing.assert_allclose(res["final_weights"]["guest"], wg, atol=1e-12)
+    # each actor has its own backend, and each party's projection is its own
+    acc = run.summarise(res, data, cfg, backends)["projected_accelerator"]
+    assert acc["shared_backend"] == [] and set(acc["per_party"]) == set(run.ROLES)
+    assert acc["per_party"]["host"]["device_seconds_per_iteration"] > 0
+    lifetime = {r: res["backend_reports"][r]["stats"]["device_powmods"] for r in run.ROLES}
+    assert len(set(lifetime.values())) == 3      # three backends, three sets of counters
+    for r in run.ROLES:   # a party's share is within its own backend's (set-up aside)
+        assert acc["per_party"][r]["counters_per_iteration"]["device_powmods"] <= lifetime[r]
     with pytest.raises(ProtocolError, match=r"party 'guest' failed during iteration 0 "
                                             r"\(residual\)"):
         run.train(data, cfg, use_ray=True, progress=False, timeout=120,
@@ -180,7 +193,8 @@ def test_on_ray_end_to_end_and_a_crash(data):
 
 
 def test_a_backend_projection_is_reported(data):
-    """A backend that projects device time (as the accelerator model will) shows in the summary."""
+    """A backend that projects device time but not the link: the party's figure is its device
+    time; parties whose backend projects nothing are named, with why, and left out of the sum."""
     from montpipe.driver.backend import register_backend
     from montpipe.driver.backends.cpu import CPUBackend
 
@@ -197,9 +211,82 @@ def test_a_backend_projection_is_reported(data):
     backends = {"arbiter": "projecting-test"}
     res = run.train(data, cfg, use_ray=False, progress=False, backends=backends)
     summary = run.summarise(res, data, cfg, backends)
-    assert summary["projected_device_seconds"]["arbiter"] > 0
+    arbiter = summary["projected_accelerator"]["per_party"]["arbiter"]
+    # the arbiter decrypts 31 values: two secret powmods (mod p², mod q²) each
+    assert arbiter["device_seconds_per_iteration"] == pytest.approx(2 * 31e-3)
+    assert arbiter["link_seconds_per_iteration"] is None
+    assert summary["projected_accelerator_seconds_per_iteration"] == pytest.approx(2 * 31e-3)
+    assert set(summary["projected_accelerator"]["not_projected"]) == {"guest", "host"}
+    assert "backend 'cpu' projects no accelerator time" in \
+        summary["projected_accelerator"]["not_projected"]["host"]
     assert summary["backends"]["arbiter"] == "projecting-test"
     run.print_summary(summary)
+
+
+def _fresh_model(name: str) -> str:
+    """A model backend of its own under a new name (get_backend keeps one instance a name)."""
+    from montpipe.driver.backend import register_backend
+    from montpipe.driver.backends.model import ModelBackend
+
+    register_backend(name, ModelBackend)
+    return name
+
+
+COUNTS = ("device_powmods", "multiexp_terms", "fixed_base_powmods", "host_secret_powmods",
+          "mulmods", "calls")
+
+
+def test_parties_sharing_one_backend_each_report_their_own_share(data, capsys):
+    """--no-ray: the three parties share one model backend; each party's projection is what
+    its own steps added, the shares differ, and they add up to the backend's counters less the
+    set-up (the same whether one iteration is run or two)."""
+    setup = []
+    for iterations in (1, 2):
+        name = _fresh_model(f"model-share-test-{iterations}")
+        cfg = Config(iterations=iterations, key_bits=512)
+        res = run.train(data, cfg, use_ray=False, progress=False,
+                        backends=dict.fromkeys(run.ROLES, name))
+        summary = run.summarise(res, data, cfg, {})
+        acc = summary["projected_accelerator"]
+        assert acc["shared_backend"] == [list(run.ROLES)]
+        parties = acc["per_party"]
+        assert set(parties) == set(run.ROLES)
+        host, guest = parties["host"], parties["guest"]
+        assert host["device_seconds_per_iteration"] != guest["device_seconds_per_iteration"]
+        # the host encrypts [[u_h/4]], [[u_h²]] and its L2 term: fixed-base powers, its own
+        assert host["counters_per_iteration"]["fixed_base_powmods"] >= 2 * data.n_train + 1
+        assert host["device_seconds_per_iteration_by_category"]["encryption"] > 0
+        assert "encryption" not in guest["device_seconds_per_iteration_by_category"]
+        # decryption stays on the host (an untrusted device): the arbiter's, and only its
+        decrypts = res["history"][-1]["ops"]["decrypt"]
+        assert parties["arbiter"]["counters_per_iteration"]["host_secret_powmods"] == \
+            2 * decrypts
+        assert host["counters_per_iteration"]["host_secret_powmods"] == 0
+        assert parties["arbiter"]["accelerator_seconds_per_iteration"] == 0.0
+        total = res["backend_reports"]["guest"]["stats"]
+        shares = {k: sum(h["backend_counters"][r][k] for h in res["history"] for r in run.ROLES)
+                  for k in COUNTS}
+        setup.append({k: total[k] - shares[k] for k in COUNTS})
+        run.print_summary(summary)
+        out = capsys.readouterr().out
+        assert "backend shared by guest, host, arbiter" in out
+        assert out.count("projected accelerator time per iteration, ") == 4
+    assert setup[0] == setup[1]
+    assert setup[0]["host_secret_powmods"] == 0
+
+
+def test_the_report_sums_each_partys_larger_of_device_and_link(tmp_path, data):
+    out = tmp_path / "model"
+    name = _fresh_model("model-report-test")
+    assert run.main(["--no-ray", "--quiet", "--key-bits", "512", "--iterations", "2",
+                     "--backend", name, "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    per_iteration = [sum(max(h["backend_counters"][r]["projected_device_seconds"],
+                             h["backend_counters"][r]["projected_link_seconds"])
+                         for r in run.ROLES) for h in report["history"]]
+    assert report["projected_accelerator_seconds_per_iteration"] == \
+        pytest.approx(sum(per_iteration) / 2)
+    assert report["projected_accelerator_seconds_per_iteration"] > 0
 
 
 @pytest.mark.slow
