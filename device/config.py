@@ -40,6 +40,9 @@ class DeviceConfig:
         The host link's UART rate (8N1, ten bits a byte).
     timeout:
         Core cycles without a byte after which the link drops a partial frame.
+    table_entries:
+        Operands the link's comb table holds (0: no comb): fixed-base powers by a comb over
+        powers uploaded once per key (``docs/gateware-plan.md``).
     """
 
     lanes: int = 15
@@ -51,6 +54,7 @@ class DeviceConfig:
     clock_mhz: float = 75.0
     baud: int = 3_000_000
     timeout: int = 100_000
+    table_entries: int = 256
 
     def __post_init__(self) -> None:
         for name in ("lanes", "width", "max_words", "window", "max_windows", "contexts", "baud",
@@ -64,6 +68,10 @@ class DeviceConfig:
         if self.max_words < MIN_WORDS:
             raise ValueError(f"device max_words must be at least {MIN_WORDS}, "
                              f"not {self.max_words}")
+        if isinstance(self.table_entries, bool) or not isinstance(self.table_entries, int) \
+                or not 0 <= self.table_entries <= 4096:
+            raise ValueError(f"device table_entries must be an integer from 0 to 4096, "
+                             f"not {self.table_entries!r}")
         if self.contexts > 255:
             raise ValueError(f"device contexts must be 1 to 255, not {self.contexts}")
         if isinstance(self.clock_mhz, bool) or not isinstance(self.clock_mhz, int | float) \

@@ -18,6 +18,7 @@ __all__ = [
     "Pipeline",
     "batch_cycles",
     "batch_products",
+    "comb_commands",
     "command_cycles",
     "exponent_digits",
     "modexp_cycles",
@@ -142,6 +143,7 @@ class Command(enum.IntEnum):
     SQUARE = 4      # accumulator²
     OUT = 5         # the accumulator out of the Montgomery domain, fully reduced
     RAW = 6         # the accumulator as it is (Montgomery form, below 2m)
+    NOP = 7         # nothing: keeps a lane's turn in the round-robin when it has no work
 
 
 def command_cycles(command: Command, words: int, width: int = 16) -> int:
@@ -158,11 +160,29 @@ def command_cycles(command: Command, words: int, width: int = 16) -> int:
         return words + 2
     if command in (Command.LOAD, Command.RAW):
         return 2
+    if command is Command.NOP:
+        return 0
     if command in (Command.MUL, Command.SQUARE):
         return product + 1
     if command is Command.OUT:
         return product + words + 3
     raise ValueError("an exponentiation's cycles are modexp_cycles, not command_cycles")
+
+
+def comb_commands(lanes: int, jobs: int, steps: int, tables: int) -> list[Command]:
+    """The packets the link's comb sends (``hdl/link_comb.py``), in order: rounds of one packet
+    a lane — ``BEGIN``, ``LOAD`` and ``tables − 1`` ``MUL``, then per later step ``SQUARE`` and
+    ``tables`` ``MUL``, then ``OUT`` — with ``NOP`` for the lanes beyond ``jobs``. Its cycles
+    are :func:`packet_cycles` of this list."""
+    if not 1 <= jobs <= lanes:
+        raise ValueError(f"a comb runs 1 to {lanes} jobs (one a lane), not {jobs}")
+    if steps < 1 or tables < 1:
+        raise ValueError(f"a comb has at least one step and one table, not {steps} and {tables}")
+    rounds = [Command.BEGIN, Command.LOAD] + [Command.MUL] * (tables - 1)
+    for _ in range(steps - 1):
+        rounds += [Command.SQUARE] + [Command.MUL] * tables
+    rounds.append(Command.OUT)
+    return [c if j < jobs else Command.NOP for c in rounds for j in range(lanes)]
 
 
 def exponent_digits(exponent: int, window: int, windows: int | None = None) -> list[int]:
@@ -233,8 +253,11 @@ def _packet_frame(command: Command, words: int, width: int) -> _Frame:
     command = Command(command)
     operand = command in (Command.BEGIN, Command.LOAD, Command.MUL)
     returns = command in (Command.OUT, Command.RAW)
-    return _Frame(5 + (words if operand else 0), 1, command_cycles(command, words, width),
-                  2 if returns else 1, words if returns else 1, 5 + (words if operand else 0))
+    beats = 5 + (words if operand else 0)
+    if command is Command.NOP:      # answered from Decide: no engine
+        return _Frame(beats, 1, 0, 1, 1, beats)
+    return _Frame(beats, 1, command_cycles(command, words, width), 2 if returns else 1,
+                  words if returns else 1, beats)
 
 
 def batch_cycles(lanes: int, words: int, window: int, digit_lists: list[list[int]],

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from .config import DeviceConfig
 
 __all__ = [
+    "COMB_MAX_DIGITS",
     "PROTOCOL_VERSION",
     "REQUEST_MARKER",
     "RESPONSE_MARKER",
@@ -26,16 +27,20 @@ __all__ = [
     "Response",
     "ResponseParser",
     "caps_request",
+    "comb_request",
     "encode_request",
     "encode_response",
     "load_context_request",
     "modexp_request",
     "modexp_wire_bytes",
     "pack_words",
+    "table_write_request",
     "unpack_words",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+#: most digits a comb job may have (steps x tables)
+COMB_MAX_DIGITS = 256
 REQUEST_MARKER = 0xA5
 RESPONSE_MARKER = 0x5A
 
@@ -46,6 +51,8 @@ class Opcode(enum.IntEnum):
     MODEXP = 0x03
     STATUS = 0x04
     RESET = 0x05
+    TABLE_WRITE = 0x06
+    COMB = 0x07
 
 
 class LinkStatus(enum.IntEnum):
@@ -123,6 +130,27 @@ def modexp_request(tag: int, context: int, base: int, digits: list[int], *, widt
     return encode_request(Opcode.MODEXP, tag, payload)
 
 
+def table_write_request(tag: int, context: int, index: int, value: int, *, width: int,
+                        words: int) -> bytes:
+    """Write entry ``index`` of the device's comb table (Montgomery form, below ``2m``, under
+    ``context``'s modulus)."""
+    payload = struct.pack("<BH", context, index) + pack_words(value, words, width)
+    return encode_request(Opcode.TABLE_WRITE, tag, payload)
+
+
+def comb_request(tag: int, context: int, steps: int, tables: int, bits: int,
+                 jobs: list[bytes]) -> bytes:
+    """A comb over the device's table: per job ``steps × tables`` entry digits (``bits`` wide,
+    one a byte; the most significant step first, within a step table 0 first). Job ``j`` is
+    answered by its own response with tag ``tag + j`` (mod 2^16)."""
+    for j, digits in enumerate(jobs):
+        if len(digits) != steps * tables:
+            raise ValueError(f"job {j} has {len(digits)} digits; a job of {steps} steps over "
+                             f"{tables} tables has {steps * tables}")
+    payload = struct.pack("<BBBBB", context, steps, tables, bits, len(jobs)) + b"".join(jobs)
+    return encode_request(Opcode.COMB, tag, payload)
+
+
 #: an exponentiation's request and result frames without their words and digits: framing,
 #: header and fields, taken from the encoders (a request with no words and no digits, an
 #: empty response)
@@ -155,8 +183,9 @@ class Capabilities:
     max_windows: int
     contexts: int
     clock_khz: int
+    table_entries: int = 0
 
-    FORMAT = "<BBHBBHBI"
+    FORMAT = "<BBHBBHBIH"
 
     @classmethod
     def decode(cls, payload: bytes) -> Capabilities:
@@ -167,7 +196,8 @@ class Capabilities:
 
     def encode(self) -> bytes:
         return struct.pack(self.FORMAT, self.version, self.width, self.n_max_bits, self.lanes,
-                           self.window, self.max_windows, self.contexts, self.clock_khz)
+                           self.window, self.max_windows, self.contexts, self.clock_khz,
+                           self.table_entries)
 
     def device_config(self) -> DeviceConfig:
         """The build these capabilities describe, as the board tops, the simulated board and
@@ -178,7 +208,7 @@ class Capabilities:
         return DeviceConfig(lanes=self.lanes, width=self.width,
                             max_words=(self.n_max_bits + 2) // self.width, window=self.window,
                             max_windows=self.max_windows, contexts=self.contexts,
-                            clock_mhz=self.clock_khz / 1000)
+                            clock_mhz=self.clock_khz / 1000, table_entries=self.table_entries)
 
     def max_response_length(self) -> int:
         """The largest ``length`` field a response from this device can carry: a MODEXP result

@@ -200,7 +200,8 @@ class BoardTop(Checked, Elaboratable):
         c = config
         self.link = FrameLink(width=c.width, max_words=c.max_words, window=c.window,
                               max_windows=c.max_windows, lanes=c.lanes, contexts=c.contexts,
-                              timeout=c.timeout, clock_khz=round(clock_hz / 1e3),
+                              timeout=c.timeout, table_entries=c.table_entries,
+                              clock_khz=round(clock_hz / 1e3),
                               ecp5_dsp=c.ecp5_dsp)
         self.leds = leds if leds is not None else StatusLEDs(
             *StatusLEDs.clock_parameters(clock_hz))

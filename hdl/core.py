@@ -16,6 +16,7 @@ time, under the modulus of the last ``BEGIN``::
     LOAD, MUL      header, operand[0..s)       (Montgomery form, below 2m): acknowledgement
     SQUARE         header                      acknowledgement
     OUT, RAW       header                      s result words: converted out, or as they are
+    NOP            header                      acknowledgement, nothing run, no BEGIN needed
 
 An acknowledgement is one beat with status ``OK``, so every frame has one result frame and
 results keep request order. A packet other than ``BEGIN`` without a modulus (none loaded yet, or
@@ -50,7 +51,7 @@ class Status(enum.Enum, shape=3):
     EVEN_MODULUS = 2
     ZERO_MODULUS = 3
     BASE_NOT_BELOW_MODULUS = 4
-    BAD_FRAME = 5           # ``last`` early, or missing on the final beat; unknown command
+    BAD_FRAME = 5           # ``last`` early, or missing on the final beat
     NO_PROGRAM = 6          # a packet without a BEGIN before it
 
 
@@ -175,8 +176,6 @@ class ModExpCore(Checked, wiring.Component):
                                 m.d.sync += status.eq(Status.BAD_LENGTH)
                         with m.Case(3):
                             m.d.sync += [const_time.eq(beat[0]), command.eq(beat[1:4])]
-                            with m.If(beat[1:4] > Command.RAW):
-                                m.d.sync += status.eq(Status.BAD_FRAME)
                         with m.Case(4):
                             m.d.sync += mprime.eq(beat)
                     with m.If(k == HEADER_BEATS - 1):
@@ -193,7 +192,7 @@ class ModExpCore(Checked, wiring.Component):
                                 m.next = "Modulus"
                         with m.Else():
                             # a packet: checked against its BEGIN, then its operand or nothing
-                            with m.If(status != Status.OK):
+                            with m.If((status != Status.OK) | (command == Command.NOP)):
                                 pass
                             with m.Elif(~program):
                                 m.d.sync += status.eq(Status.NO_PROGRAM)
@@ -271,7 +270,9 @@ class ModExpCore(Checked, wiring.Component):
                     end_of_section(windows, "Decide", 1)
             with m.State("Decide"):
                 m.d.comb += self.busy.eq(1)
-                with m.If((status == Status.OK) & (~base_high | (command != Command.MODEXP))):
+                with m.If((status == Status.OK) & (command == Command.NOP)):
+                    m.next = "Send acknowledgement"
+                with m.Elif((status == Status.OK) & (~base_high | (command != Command.MODEXP))):
                     m.d.comb += eng.start.eq(1)
                     with m.If(command == Command.BEGIN):
                         m.d.sync += [program.eq(1), program_s.eq(s)]

@@ -32,7 +32,7 @@ from amaranth import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
-from ..device.wire import PROTOCOL_VERSION, Capabilities, word_bytes
+from ..device.wire import COMB_MAX_DIGITS, PROTOCOL_VERSION, Capabilities, word_bytes
 from ._checked import Checked
 from .array import ModExpArray
 from .link_common import crc32_update
@@ -59,6 +59,8 @@ class FrameLink(Checked, wiring.Component):
         Cycles without a byte after which a partial frame is dropped.
     clock_khz:
         The core clock, reported by the capabilities command.
+    table_entries:
+        The comb table's entries (0: a build without the comb's opcodes).
     ecp5_dsp:
         Instantiate the lanes' ``MULT18X18D`` blocks (synthesis for ECP5; see
         :class:`~montpipe.hdl.montmul.MontMulLane`).
@@ -83,7 +85,10 @@ class FrameLink(Checked, wiring.Component):
 
     @classmethod
     def check(cls, *, width, max_words, window, max_windows, lanes, contexts, timeout,
-              **_) -> None:
+              table_entries=0, **_) -> None:
+        if not isinstance(table_entries, int) or not 0 <= table_entries <= 4096:
+            raise ValueError(f"Table entries must be an integer from 0 to 4096, "
+                             f"not {table_entries!r}")
         if not isinstance(contexts, int) or not 1 <= contexts <= 255:
             raise ValueError(f"Context count must be an integer from 1 to 255, not {contexts!r}")
         if not isinstance(timeout, int) or timeout < 1:
@@ -93,15 +98,19 @@ class FrameLink(Checked, wiring.Component):
 
     def __init__(self, *, width: int = 16, max_words: int = 8, window: int = 2,
                  max_windows: int = 32, lanes: int = 2, contexts: int = 2,
-                 timeout: int = 100_000, clock_khz: int = 0, ecp5_dsp: bool = False) -> None:
+                 timeout: int = 100_000, clock_khz: int = 0, ecp5_dsp: bool = False,
+                 table_entries: int = 0) -> None:
         self._width, self._max_words = width, max_words
         self._contexts, self._timeout = contexts, timeout
+        self._lanes, self._entries = lanes, table_entries
         wb = word_bytes(width)
         load = 3 + 3 + wb + 2 * max_words * wb
         modexp = 3 + 4 + max_words * wb + max_windows
-        self._buffer_bytes = max(load, modexp)
+        # a comb: a job a lane, each up to COMB_MAX_DIGITS digits
+        comb = 3 + 5 + lanes * COMB_MAX_DIGITS if table_entries else 0
+        self._buffer_bytes = max(load, modexp, comb)
         self._caps = Capabilities(PROTOCOL_VERSION, width, width * max_words - 2, lanes, window,
-                                  max_windows, contexts, clock_khz)
+                                  max_windows, contexts, clock_khz, table_entries)
         self._array = ModExpArray(lanes, width, max_words, window, max_windows,
                                   ecp5_dsp=ecp5_dsp)
         super().__init__({
@@ -132,7 +141,7 @@ class FrameLink(Checked, wiring.Component):
                                                         timeout=self._timeout)
         m.submodules.executor = executor = LinkExecutor(
             width=self._width, max_words=self._max_words, contexts=self._contexts,
-            buffer_bytes=self._buffer_bytes)
+            buffer_bytes=self._buffer_bytes, lanes=self._lanes, table_entries=self._entries)
         m.submodules.responder = responder = LinkResponder(
             width=self._width, max_words=self._max_words, capabilities=self._caps)
 

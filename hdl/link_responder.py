@@ -13,6 +13,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..device.wire import RESPONSE_MARKER, Capabilities, Opcode, word_bytes
 from .core import result_layout
+from .link_comb import WordCount
 from .link_common import Contents, CountersSignature, LinkError, Response, crc32_update, times
 
 __all__ = ["LinkResponder"]
@@ -30,8 +31,10 @@ class LinkResponder(wiring.Component):
     """Frames one response at a time, computing its CRC-32 on the fly.
 
     Results from the array come first (an exponentiation's result frame is as long as its
-    modulus: the word count comes from ``i_words``, queued in request order), then the
-    executor's responses, then the receiver's errors.
+    modulus: the word count comes from ``i_words``, queued in request order, with whether the
+    result answers a comb job), then the executor's responses, then the receiver's errors.
+    A lane's acknowledgement of a product packet (one beat, status ``OK``: a result of ``OK``
+    has at least three words) is dropped: it answers the link, not the host.
 
     Parameters
     ----------
@@ -46,7 +49,7 @@ class LinkResponder(wiring.Component):
         The receiver's error responses.
     i_response : In(stream.Signature(Response))
         The executor's responses.
-    i_words : In(stream.Signature(range(max_words + 1)))
+    i_words : In(stream.Signature(WordCount(max_words)))
         Each exponentiation's word count, in request order; ``ready`` while the queue
         (31 entries) has room.
     i_result : In(stream.Signature(result_layout(width)))
@@ -60,11 +63,11 @@ class LinkResponder(wiring.Component):
     """
 
     def __init__(self, *, width: int, max_words: int, capabilities: Capabilities) -> None:
-        self._width, self._caps = width, capabilities
+        self._width, self._caps, self._max_words = width, capabilities, max_words
         super().__init__({
             "i_error": In(stream.Signature(LinkError)),
             "i_response": In(stream.Signature(Response)),
-            "i_words": In(stream.Signature(range(max_words + 1))),
+            "i_words": In(stream.Signature(WordCount(max_words))),
             "i_result": In(stream.Signature(result_layout(width))),
             "counters": In(CountersSignature),
             "o_tx": Out(stream.Signature(8)),
@@ -78,7 +81,7 @@ class LinkResponder(wiring.Component):
 
         # in-flight word counts, in request order, for the result's length field
         words = self.i_words
-        inflight = Memory(shape=words.payload.shape(), depth=32, init=[])
+        inflight = Memory(shape=WordCount(self._max_words), depth=32, init=[])
         m.submodules.inflight = inflight
         fifo_w, fifo_r = inflight.write_port(), inflight.read_port(domain="comb")
         fifo_head, fifo_tail = Signal(5), Signal(5)
@@ -163,11 +166,15 @@ class LinkResponder(wiring.Component):
         with m.FSM(name="tx_fsm") as tx_fsm:
             with m.State("Idle"):
                 m.d.sync += [i.eq(0), o_crc.eq(0xFFFFFFFF), res_byte.eq(0)]
-                with m.If(res.valid):
-                    ok = res.p.status.as_value() == 0
-                    m.d.sync += [o_kind.eq(2), o_op.eq(Opcode.MODEXP | 0x80), o_tag.eq(res.p.tag),
-                                 o_status.eq(res.p.status.as_value()),
-                                 o_pay.eq(Mux(ok, times(fifo_r.data, wb), 0))]
+                ok = res.p.status.as_value() == 0
+                with m.If(res.valid & ok & res.p.last):
+                    m.d.comb += res.ready.eq(1)         # an acknowledgement: dropped
+                with m.Elif(res.valid):
+                    queued = fifo_r.data
+                    m.d.sync += [o_kind.eq(2),
+                                 o_op.eq(Mux(queued.comb, Opcode.COMB, Opcode.MODEXP) | 0x80),
+                                 o_tag.eq(res.p.tag), o_status.eq(res.p.status.as_value()),
+                                 o_pay.eq(Mux(ok, times(queued.words, wb), 0))]
                     m.d.comb += pop.eq(1)
                     with m.If(~ok):
                         m.d.comb += res.ready.eq(1)     # an error result is one beat: taken now

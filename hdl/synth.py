@@ -49,7 +49,7 @@ from ..device.wire import (
 from .board import BOARDS, COLLISIONS_DONT_CARE, BoardTop, make_platform
 
 SMALL = DeviceConfig(lanes=1, width=16, max_words=8, window=2, max_windows=16, contexts=1,
-                     clock_mhz=50.0, baud=1_000_000)
+                     clock_mhz=50.0, baud=1_000_000, table_entries=16)
 #: The configuration sized for the 85F, what a build without ``--small`` starts from (the
 #: options override single fields): the reference :class:`DeviceConfig`. Its 75 MHz is a ULX3S
 #: PLL step (12.5 MHz from the 25 MHz crystal); whether a build meets it depends on the placement

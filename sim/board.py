@@ -60,7 +60,8 @@ class SimBoard(wiring.Component):
         self.uart_divisor = uart_divisor
         self.link = FrameLink(width=c.width, max_words=c.max_words, window=c.window,
                               max_windows=c.max_windows, lanes=c.lanes, contexts=c.contexts,
-                              timeout=c.timeout, clock_khz=round(c.clock_mhz * 1000))
+                              timeout=c.timeout, table_entries=c.table_entries,
+                              clock_khz=round(c.clock_mhz * 1000))
         if uart_divisor:
             ports = {"rx": In(1, init=1), "tx": Out(1, init=1), "busy": Out(1)}
         else:

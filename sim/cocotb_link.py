@@ -1,5 +1,7 @@
 """cocotb test of the host link (:class:`~montpipe.hdl.link.FrameLink`) with the host's own
-protocol code: contexts, exponentiations against gmpy2, error responses, resynchronisation."""
+protocol code: contexts, exponentiations against gmpy2, error responses, resynchronisation;
+the comb (a table written, fixed-base powers of a lane's worth of jobs, each answered by its own
+tag) against gmpy2."""
 
 from __future__ import annotations
 
@@ -14,10 +16,13 @@ from montpipe.device.wire import (
     LinkStatus,
     Opcode,
     caps_request,
+    comb_request,
     load_context_request,
     modexp_request,
+    table_write_request,
     unpack_words,
 )
+from montpipe.driver.comb import choose_shape, comb_digits, comb_table
 
 from . import _bench
 from .tb import LinkTB
@@ -62,3 +67,46 @@ async def link_exchange(dut):
     assert tb.parser.bad_crc == 0 and tb.parser.discarded == 0
     _bench.checked(3 + len(cases))
     _bench.flush("link_exchange")
+
+
+@cocotb.test()
+async def link_comb(dut):
+    plan = _bench.plan()
+    W, lanes = plan["width"], plan["lanes"]
+    rng = random.Random(plan["seed"] + 1)
+    tb = LinkTB(dut)
+    await tb.reset()
+    await tb.send(caps_request(1))
+    (caps,) = await tb.collect(lambda rs: len(rs) >= 1, 100_000)
+    info = Capabilities.decode(caps.payload)
+    shape = choose_shape(plan["exponent_bits"], info.table_entries)
+    assert shape is not None, "the plan's build has no table for its exponents"
+    mod = rng.getrandbits(plan["modulus_bits"]) | 1 | 1 << (plan["modulus_bits"] - 1)
+    s = montgomery_words(mod.bit_length(), W)
+    r = pow(2, W * s, mod)
+    await tb.send(load_context_request(2, 1, mod, width=W, words=s, mprime=mprime(mod, W),
+                                       r2=r * r % mod))
+    g = rng.randrange(2, mod)
+    table = comb_table(g, mod, shape)
+    for index, value in enumerate(table):
+        await tb.send(table_write_request(100 + index, 1, index, value * r % mod, width=W,
+                                          words=s))
+        await tb.collect(lambda rs, n=index: len(rs) >= 3 + n, 10**7)
+    exps = [0, (1 << shape.max_bits) - 1] + [rng.getrandbits(shape.max_bits)
+                                            for _ in range(lanes)]
+    done = 2 + len(table)
+    for at in range(0, len(exps), lanes):
+        jobs = exps[at:at + lanes]
+        await tb.send(comb_request(1000 + at, 1, shape.steps, shape.tables, shape.bits,
+                                   [comb_digits(e, shape) for e in jobs]))
+        want = done + at + len(jobs)
+        await tb.collect(lambda rs, n=want: len(rs) >= n, 10**9)
+    assert all(x.status == LinkStatus.OK for x in tb.responses[1:done])
+    results = tb.responses[done:]
+    assert [x.tag for x in results] == [1000 + k for k in range(len(exps))]
+    for e, x in zip(exps, results, strict=True):
+        assert (x.opcode, x.status) == (Opcode.COMB, LinkStatus.OK), x
+        assert unpack_words(x.payload, W) == int(gmpy2.powmod(g, e, mod)), e
+    assert tb.parser.bad_crc == 0 and tb.parser.discarded == 0
+    _bench.checked(len(tb.responses))
+    _bench.flush("link_comb")

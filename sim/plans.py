@@ -144,8 +144,16 @@ def _packets(rng: random.Random, lanes: int, max_words: int, handshakes,
     for n, (idle, backpressure) in enumerate(handshakes):
         s = max_words if n == 0 else rng.randrange(3, max_words + 1)
         modulus = _moduli(rng, s, width)[rng.randrange(3)]
-        chains = [packet_chain(rng, modulus, 1000 * (n + 1) + 100 * k, 5, width)
+        chains = [packet_chain(rng, modulus, 1000 * (n + 1) + 100 * k, 5 - k % 2, width)
                   for k in range(lanes)]
+        # a lane without work keeps its turn with NOPs, as the link's comb does
+        longest = max(len(c["frames"]) for c in chains)
+        for k, c in enumerate(chains):
+            for extra in range(longest - len(c["frames"])):
+                c["frames"].append(packet_frame(1000 * (n + 1) + 100 * k + 90 + extra,
+                                                Command.NOP, modulus, width=width))
+                c["commands"].append(Command.NOP.name)
+                c["expect"].append(None)
         scenarios.append({"name": f"packets{n}", "idle": idle, "backpressure": backpressure,
                           "check_cycles": idle is None and backpressure is None,
                           "chains": chains})
@@ -204,11 +212,11 @@ def reduced(seed: int) -> list[Job]:
 
 def _link(seed: int, requests: int) -> Job:
     """The host link with the host's protocol code (contexts, a corrupted frame, in-order
-    tagged results against gmpy2)."""
+    tagged results against gmpy2; a comb table written and fixed-base powers by it)."""
     return Job("link", {"lanes": 2, "contexts": 2, "width": W, "max_words": 6, "window": 2,
-                        "max_windows": 20},
+                        "max_windows": 20, "table_entries": 16},
                {"width": W, "window": 2, "lanes": 2, "modulus_bits": 80, "exponent_bits": 36,
-                "requests": requests, "seed": seed}, ["link_exchange"])
+                "requests": requests, "seed": seed}, ["link_exchange", "link_comb"])
 
 
 def full(seed: int) -> list[Job]:

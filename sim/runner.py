@@ -66,7 +66,8 @@ def _make_design(design: str, params: dict):
                                        p["max_windows"]),
         "link": lambda p: FrameLink(width=p["width"], max_words=p["max_words"],
                                     window=p["window"], max_windows=p["max_windows"],
-                                    lanes=p["lanes"], contexts=p["contexts"]),
+                                    lanes=p["lanes"], contexts=p["contexts"],
+                                    table_entries=p.get("table_entries", 0)),
     }
     if design not in factories:
         raise ValueError(f"unknown design {design!r}; expected one of {sorted(factories)}")

@@ -109,7 +109,7 @@ def test_capabilities_decode_to_the_one_device_configuration():
     built = DeviceConfig()
     caps = Capabilities(PROTOCOL_VERSION, built.width, built.n_max_bits, built.lanes,
                         built.window, built.max_windows, built.contexts,
-                        round(built.clock_mhz * 1000))
+                        round(built.clock_mhz * 1000), built.table_entries)
     assert Capabilities.decode(caps.encode()).device_config() == built
     with pytest.raises(ValueError, match="word width of 0 bits"):
         Capabilities(1, 0, 100, 1, 2, 4, 1, 1000).device_config()

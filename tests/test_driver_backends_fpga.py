@@ -19,19 +19,24 @@ pytest.importorskip("serial", reason="the fpga backend needs pyserial")
 from montpipe.device.config import DeviceConfig
 from montpipe.device.model import exponent_digits, modexp_cycles, montgomery_words
 from montpipe.device.wire import (
+    COMB_MAX_DIGITS,
+    PROTOCOL_VERSION,
     Capabilities,
     Opcode,
     ResponseParser,
+    comb_request,
     encode_response,
     load_context_request,
     modexp_request,
     pack_words,
+    table_write_request,
     unpack_words,
     word_bytes,
 )
 from montpipe.driver import generate_paillier_keypair
 from montpipe.driver.backends.fpga import DeviceError, DeviceResultError, FPGABackend
 from montpipe.driver.backends.sim import SimBackend
+from montpipe.driver.comb import choose_shape
 from montpipe.driver.transport import Fault, FaultyTransport, SerialTransport, Transport
 from montpipe.sim.board import SIM_CONFIG, SimulatedBoard
 from montpipe.sim.runner import SimulatorMissingError, prepare
@@ -82,7 +87,7 @@ def test_fpga_backend_on_the_simulated_board(shared_board):
     backend = FPGABackend(shared_board.port, timeout=30, trust_device_with_secrets=True)
     try:
         caps = backend.caps
-        assert (caps.version, caps.width, caps.lanes) == (1, SIM_CONFIG.width, 2)
+        assert (caps.version, caps.width, caps.lanes) == (PROTOCOL_VERSION, SIM_CONFIG.width, 2)
         assert backend.max_modulus_bits == caps.n_max_bits >= 2048
         for bits in (40, 256, 521):
             m, bases, exps = _batch(rng, bits, 7)
@@ -158,9 +163,12 @@ def test_paillier_at_1024_bit_keys_on_the_sim_backend():
             assert sk.raw_decrypt_batch(c) == [5, 6]
             stats = backend.stats.as_dict()
             assert stats["fallbacks"] == 0 and stats["retries"] == 0, stats
-            assert stats["fixed_base_powmods"] == 2
-            # 2 encryptions + 2·2 CRT halves, 4 scalar products + 3·2 halves, 2 DJN + 2·2 halves
-            assert stats["device_powmods"] == 6 + 4 + 6 + 2 + 4
+            # the DJN powers ran as the device's comb, its table written once
+            assert stats["fixed_base_powmods"] == 2 and stats["comb_powers"] == 2
+            assert stats["table_writes"] == choose_shape(pk.djn_exponent_bits,
+                                                         SIM_CONFIG.table_entries).entries
+            # 2 encryptions + 2·2 CRT halves, 4 scalar products + 3·2 halves, 2·2 DJN halves
+            assert stats["device_powmods"] == 6 + 4 + 6 + 4
         finally:
             backend.close()
     # at least the cycles of one encryption's r^n mod n² went by in the simulated gateware
@@ -211,10 +219,25 @@ class _FakeDevice(Transport):
         pass
 
 
+class _OldDevice(_FakeDevice):
+    """A version-1 device: its CAPS has no table field."""
+
+    def write(self, data: bytes) -> None:
+        if data[3] == Opcode.CAPS:
+            self.out += encode_response(Opcode.CAPS, int.from_bytes(data[4:6], "little"), 0,
+                                        self.caps.encode()[:-2])
+
+
 def test_wrong_protocol_version_is_refused_at_open():
-    caps = Capabilities(2, 16, 4094, 24, 2, 1024, 2, 125000)
-    with pytest.raises(DeviceError, match="protocol version 2; this driver speaks version 1"):
+    """By its version, named, whatever the rest of its CAPS looks like."""
+    caps = Capabilities(PROTOCOL_VERSION + 1, 16, 4094, 24, 2, 1024, 2, 125000)
+    with pytest.raises(DeviceError, match=f"protocol version {PROTOCOL_VERSION + 1}; this "
+                                          f"driver speaks version {PROTOCOL_VERSION}"):
         FPGABackend(transport=_FakeDevice(caps))
+    old = Capabilities(1, 16, 4094, 24, 2, 1024, 2, 125000)
+    with pytest.raises(DeviceError, match=f"protocol version 1; this driver speaks version "
+                                          f"{PROTOCOL_VERSION}"):
+        FPGABackend(transport=_OldDevice(old))
 
 
 # -- faults on the link ------------------------------------------------------------------------
@@ -228,7 +251,7 @@ def _faulty_backend(board, faults, **options):
 
 # byte offsets: opening sends a CAPS frame (10 bytes) and reads its answer (24); the first
 # batch then loads its context (answer: 11 bytes); a result frame is 11 bytes and the words
-CAPS_TX, CAPS_RX, CONTEXT_RX = 10, 24, 11
+CAPS_TX, CAPS_RX, CONTEXT_RX = 10, 26, 11
 WIDTH = SIM_CONFIG.width
 RESULT_256_RX = 11 + montgomery_words(256, WIDTH) * word_bytes(WIDTH)
 
@@ -450,7 +473,7 @@ class _EmulatedDevice(Transport):
     name = "emulated"
 
     def __init__(self, lie: bool = False, impostor: bool = False) -> None:
-        self.caps = Capabilities(1, 16, 2048, 4, 2, 1024, 4, 100_000)
+        self.caps = Capabilities(PROTOCOL_VERSION, 16, 2048, 4, 2, 1024, 4, 100_000)
         self.out, self.contexts = bytearray(), {}
         self.moduli, self.exponents = [], []
         self.lie, self.impostor = lie, impostor
@@ -556,3 +579,74 @@ def test_the_parser_drops_lengths_beyond_the_devices_frames():
         assert parser.feed(good)[0].tag == 7           # and the parser is in step after it
     with pytest.raises(ValueError, match="max_length"):
         ResponseParser(70_000)
+
+
+# -- the comb (fixed-base powers) under faults ------------------------------------------------
+
+
+def _comb_bytes(m, max_bits, jobs):
+    """Bytes each way of one comb batch after opening: (context, table, comb frame, one job's
+    answer) out and in."""
+    shape = choose_shape(max_bits, SIM_CONFIG.table_entries)
+    s = montgomery_words(m.bit_length(), WIDTH)
+    context = len(load_context_request(0, 0, m, width=WIDTH, words=s, mprime=1, r2=0))
+    table = shape.entries * len(table_write_request(0, 0, 0, 0, width=WIDTH, words=s))
+    comb = len(comb_request(0, 0, shape.steps, shape.tables, shape.bits,
+                            [bytes(shape.columns)] * jobs))
+    answer = len(encode_response(Opcode.COMB, 0, 0, bytes(s * word_bytes(WIDTH))))
+    return shape, context, table, comb, answer
+
+
+@pytest.mark.parametrize("fault", ["comb-corrupt", "answer-drop", "reset"])
+def test_comb_faults_still_give_every_power(board, fault):
+    """A corrupted comb frame is refused and sent again; a lost job's answer times the comb out
+    and it is sent again; a device reset between combs loses the context and the table, which
+    are written again. Every power is right."""
+    rng = random.Random(zlib.crc32(fault.encode()))
+    m = _modulus(rng, 256)
+    g = rng.randrange(2, m)
+    max_bits = 64
+    exps = [0, (1 << max_bits) - 1] + [rng.getrandbits(max_bits) for _ in range(2)]
+    shape, context, table, comb, answer = _comb_bytes(m, max_bits, SIM_CONFIG.lanes)
+    first_comb = CAPS_TX + context + table
+    if fault == "comb-corrupt":
+        faults = [Fault("tx", first_comb + comb // 2, "corrupt")]
+    elif fault == "answer-drop":
+        at = CAPS_RX + CONTEXT_RX + shape.entries * 11 + answer       # the second job's
+        faults = [Fault("rx", at, "drop", length=answer)]
+    else:
+        faults = [Fault("tx", first_comb + comb - 1, "call", action=board.reset_device)]
+    backend, transport = _faulty_backend(board, faults, timeout=2.0)
+    try:
+        handle = backend.fixed_base(g, m, max_bits)
+        assert handle.pow(exps) == [pow(g, e, m) for e in exps]
+        assert transport.log, "the fault was not injected"
+        stats = backend.stats.as_dict()
+        assert stats["comb_powers"] == 4 and stats["retries"] >= 1, stats
+        if fault == "comb-corrupt":
+            assert stats["table_writes"] == shape.entries             # refused, sent again
+        else:
+            # a reset, or a silence that may have been one: context and table written again
+            assert stats["contexts_loaded"] == 2 and stats["table_writes"] == 2 * shape.entries
+        if fault == "answer-drop":
+            assert stats["timeouts"] == 1, stats
+    finally:
+        backend.close()
+
+
+def test_fixed_base_without_a_table_raises_powers_one_by_one(shared_board):
+    """An exponent range the table cannot cover (or a build without one) is no error: the
+    powers go out as exponentiations."""
+    backend = FPGABackend(shared_board.port, timeout=30)
+    try:
+        m = _modulus(random.Random(3), 128)
+        too_long = COMB_MAX_DIGITS * 8 + 1                  # more digits than a comb job holds
+        handle = backend.fixed_base(7, m, too_long)
+        exps = [3, 5]
+        assert handle.pow(exps) == [pow(7, e, m) for e in exps]
+        assert backend.stats.extra["comb_powers"] == 0
+        assert backend.stats.extra["device_powmods"] == 2
+        with pytest.raises(ValueError):
+            handle.pow([1 << too_long])
+    finally:
+        backend.close()

@@ -3,6 +3,7 @@
 import json
 import random
 import warnings
+from dataclasses import replace
 
 import gmpy2
 import pytest
@@ -97,8 +98,10 @@ def test_paillier_through_the_model_backend():
     enc = pk.encrypt_vector(values)
     assert list(sk.decrypt_vector(enc * 2.0)) == [3.0, -4.5, 6.0]
     stats = pk.backend.stats.as_dict()
-    # 3 DJN encryptions and 3 scalar products on the device; the 2·3 CRT halves on the host
-    assert stats["device_powmods"] >= 3 + 3 and stats["projected_device_seconds"] > 0
+    # 3 DJN encryptions by the comb and 3 scalar products on the device; the 2·3 CRT halves
+    # on the host
+    assert stats["device_comb_powers"] == 3 and stats["device_powmods"] >= 3
+    assert stats["projected_device_seconds"] > 0
     assert stats["host_secret_powmods"] == 6
     assert pk.backend.describe()["device"]["lanes"] == 2
 
@@ -197,3 +200,39 @@ def test_the_model_projects_both_settings_for_secrets(keypair_factory, monkeypat
     assert counts == {False: (3, 6), True: (9, 0)}
     monkeypatch.setenv("MONTPIPE_TRUST_DEVICE_WITH_SECRETS", "yes")
     assert ModelBackend().describe()["secrets"] == "device"
+
+
+def test_fixed_base_powers_project_the_comb_or_exponentiations():
+    """With a table the model projects the comb's packets (packet_cycles) and its link bytes,
+    the table's writes once; without one, ordinary exponentiations; both give the CPU's
+    results."""
+    from montpipe.device.model import comb_commands, packet_cycles
+    from montpipe.driver.comb import choose_shape
+
+    rng = random.Random(4)
+    m = odd(rng, 2048)
+    exps = [rng.getrandbits(512) for _ in range(5)]
+    with_table = ModelBackend(SMALL, workers=1)
+    without = ModelBackend(replace(SMALL, table_entries=0), workers=1)
+    for backend in (with_table, without):
+        handle = backend.fixed_base(3, m, 512)
+        assert handle.pow(exps) == [pow(3, e, m) for e in exps]
+    shape = choose_shape(512, SMALL.table_entries)
+    s = montgomery_words(2048, SMALL.width)
+    want = packet_cycles(2, s, comb_commands(2, 2, shape.steps, shape.tables), SMALL.width) * 2 \
+        + packet_cycles(2, s, comb_commands(2, 1, shape.steps, shape.tables), SMALL.width)
+    assert with_table.stats.extra["device_cycles"] == want
+    assert with_table.stats.extra["device_comb_powers"] == 5
+    assert with_table.stats.extra["device_products"] == 5 * shape.products
+    assert without.stats.extra["device_comb_powers"] == 0
+    assert without.stats.extra["device_powmods"] == 5
+    assert with_table.stats.extra["device_cycles"] < without.stats.extra["device_cycles"] / 3
+    # the table goes over the link once: a second batch adds only its frames
+    link = with_table.stats.extra["link_bytes"]
+    with_table.fixed_base(3, m, 512)          # another handle of the same base: written again
+    handle = with_table.fixed_base(3, m, 512)
+    handle.pow(exps[:1])
+    first = with_table.stats.extra["link_bytes"] - link
+    handle.pow(exps[:1])
+    second = with_table.stats.extra["link_bytes"] - link - first
+    assert first - second >= shape.entries * s * 2

@@ -14,25 +14,32 @@ from stream_drivers import monitor, simulate
 
 from montpipe.device.model import exponent_digits, montgomery_words, mprime
 from montpipe.device.wire import (
+    PROTOCOL_VERSION,
     REQUEST_MARKER,
     Capabilities,
     LinkStatus,
     Opcode,
     ResponseParser,
     caps_request,
+    comb_request,
     encode_request,
     load_context_request,
     modexp_request,
+    table_write_request,
     unpack_words,
 )
+from montpipe.driver.comb import CombShape
+from montpipe.driver.comb import comb_digits as driver_comb_digits
+from montpipe.driver.comb import comb_table as driver_comb_table
 from montpipe.hdl.link import FrameLink
 
-W, S, WINDOW, NW, LANES, CONTEXTS, TIMEOUT = 16, 6, 2, 24, 2, 2, 200
+W, S, WINDOW, NW, LANES, CONTEXTS, TIMEOUT, ENTRIES = 16, 6, 2, 24, 2, 2, 200, 16
 
 
 def make():
     return FrameLink(width=W, max_words=S, window=WINDOW, max_windows=NW, lanes=LANES,
-                     contexts=CONTEXTS, timeout=TIMEOUT, clock_khz=125_000)
+                     contexts=CONTEXTS, timeout=TIMEOUT, clock_khz=125_000,
+                     table_entries=ENTRIES)
 
 
 class Frame(bytes):
@@ -121,7 +128,8 @@ def test_capabilities():
     (resp,), parser, quiet = exchange([Frame(caps_request(7))], 1)
     assert (resp.opcode, resp.tag, resp.status) == (Opcode.CAPS, 7, LinkStatus.OK)
     caps = Capabilities.decode(resp.payload)
-    assert caps == Capabilities(1, W, W * S - 2, LANES, WINDOW, NW, CONTEXTS, 125_000)
+    assert caps == Capabilities(PROTOCOL_VERSION, W, W * S - 2, LANES, WINDOW, NW, CONTEXTS,
+                                125_000, ENTRIES)
     assert parser.bad_crc == 0 and quiet
 
 
@@ -273,3 +281,103 @@ def test_capabilities_and_sizes_are_read_only():
         with pytest.raises(AttributeError):
             setattr(dut, name, None)
     Fragment.get(dut, None)             # elaborated, so not an unused elaboratable
+
+
+# -- the comb: a table written once, jobs of digits -------------------------------------------
+
+def comb_table(g, mod, bits, tables, steps):
+    """The driver's table of g, in Montgomery form."""
+    r = pow(2, W * montgomery_words(mod.bit_length(), W), mod)
+    return [v * r % mod for v in driver_comb_table(g, mod, CombShape(bits, tables, steps))]
+
+
+def comb_digits(alpha, bits, tables, steps):
+    return driver_comb_digits(alpha, CombShape(bits, tables, steps))
+
+
+def comb_frames(tag, ctx, g, mod, bits, tables, steps, alphas, first_write_tag=900):
+    s = montgomery_words(mod.bit_length(), W)
+    writes = [Frame(table_write_request(first_write_tag + i, ctx, i, v, width=W, words=s))
+              for i, v in enumerate(comb_table(g, mod, bits, tables, steps))]
+    jobs = [comb_digits(a, bits, tables, steps) for a in alphas]
+    return writes, Frame(comb_request(tag, ctx, steps, tables, bits, jobs))
+
+
+@pytest.mark.parametrize("bits, tables, steps, jobs", [(2, 2, 3, 2), (3, 2, 2, 1), (4, 1, 5, 2),
+                                                       (1, 3, 4, 2)])
+def test_comb_powers_against_gmpy2(bits, tables, steps, jobs):
+    """Fixed-base powers by the link's comb: every job's power exact, answered with tag + job
+    and the COMB opcode, zero and all-ones exponents included; an exponentiation after it
+    works."""
+    rng = random.Random(bits * 10 + tables)
+    mod = rng.getrandbits(80) | 1 | (1 << 79)
+    g = rng.randrange(2, mod)
+    e_bits = bits * tables * steps
+    alphas = [0, (1 << e_bits) - 1, rng.getrandbits(e_bits)][:jobs] if jobs > 1 else \
+        [rng.getrandbits(e_bits)]
+    writes, comb = comb_frames(40, 1, g, mod, bits, tables, steps, alphas)
+    chunks = [context(1, 1, mod), *writes, comb, modexp(60, 1, 5, 7, mod)]
+    responses, parser, quiet = exchange(chunks, 2 + len(writes) + len(alphas))
+    by_tag = {r.tag: r for r in responses}
+    assert all(by_tag[w.tag].status == LinkStatus.OK for w in writes)
+    for j, alpha in enumerate(alphas):
+        r = by_tag[40 + j]
+        assert (r.opcode, r.status) == (Opcode.COMB, LinkStatus.OK), r
+        assert unpack_words(r.payload, W) == pow(g, alpha, mod), (j, alpha)
+    assert unpack_words(by_tag[60].payload, W) == pow(5, 7, mod)
+    assert parser.bad_crc == 0 and quiet
+
+
+def test_comb_refusals():
+    """Every way a table write or a comb can be wrong gets its status and runs nothing; the
+    table belongs to the context that wrote it until that context is loaded again or a reset."""
+    rng = random.Random(7)
+    mod = rng.getrandbits(80) | 1 | (1 << 79)
+    other = rng.getrandbits(60) | 1 | (1 << 59)
+    s = montgomery_words(mod.bit_length(), W)
+    g = rng.randrange(2, mod)
+    writes, good = comb_frames(70, 0, g, mod, 2, 2, 3, [5, 9])
+    digits = comb_digits(5, 2, 2, 3)
+
+    def comb(tag, ctx=0, steps=3, tables=2, bits=2, jobs=(digits,)):
+        """A comb frame as a host could send it, shape checks left to the device."""
+        payload = bytes([ctx, steps, tables, bits, len(jobs)]) + b"".join(jobs)
+        return Frame(encode_request(Opcode.COMB, tag, payload))
+
+    chunks = [
+        comb(1),                                                    # no context at all
+        context(2, 0, mod), context(3, 1, other),
+        comb(4),                                                    # no table yet
+        Frame(table_write_request(5, 0, ENTRIES, 1, width=W, words=s)),     # entry too far
+        Frame(table_write_request(6, 1, 0, 1, width=W, words=s)[:-9] + b""),  # cut short
+        Frame(encode_request(Opcode.TABLE_WRITE, 7, bytes([0, 0, 0]) + bytes(2 * s + 2))),
+        Frame(encode_request(Opcode.TABLE_WRITE, 8, bytes([3, 0, 0]) + bytes(2 * s))),  # ctx
+        *writes,
+        comb(10, ctx=1),                                            # the table is context 0's
+        comb(11, bits=9), comb(12, steps=0), comb(13, tables=0), comb(14, bits=0),
+        comb(15, tables=5, bits=2, jobs=(bytes(15),)),              # 5 x 4 entries > 16
+        comb(16, jobs=(digits,) * (LANES + 1)),                     # more jobs than lanes
+        Frame(encode_request(Opcode.COMB, 17, bytes([0, 3, 2, 2, 1]) + digits[:-1])),
+        Frame(encode_request(Opcode.COMB, 18, bytes([0, 3, 2, 2, 1]) + digits + b"x")),
+        Frame(encode_request(Opcode.COMB, 19, bytes([0, 3, 2]))),   # no header
+        Frame(encode_request(Opcode.COMB, 20, bytes([0, 3, 2, 2, 0]))),     # no jobs
+        good,
+        context(21, 0, mod),                                        # reloads: table gone
+        comb(22),
+    ]
+    expected = 1 + 2 + 1 + 4 + len(writes) + 11 + 2 + 1 + 1
+    responses, parser, quiet = exchange(chunks, expected)
+    status = {r.tag: r.status for r in responses}
+    assert status[1] == status[4] == status[10] == status[22] == LinkStatus.NO_CONTEXT
+    assert status[5] == LinkStatus.BAD_LENGTH
+    assert status[8] == LinkStatus.NO_CONTEXT
+    assert status[6] == LinkStatus.SHORT_FRAME or status[6] == LinkStatus.BAD_CRC
+    assert status[7] == LinkStatus.LONG_FRAME
+    for tag in (11, 12, 13, 14, 15, 16, 20):
+        assert status[tag] == LinkStatus.BAD_LENGTH, tag
+    assert status[17] == LinkStatus.SHORT_FRAME and status[18] == LinkStatus.LONG_FRAME
+    assert status[19] == LinkStatus.SHORT_FRAME
+    results = {r.tag: unpack_words(r.payload, W) for r in responses if r.opcode == Opcode.COMB
+               and r.status == LinkStatus.OK}
+    assert results == {70: pow(g, 5, mod), 71: pow(g, 9, mod)}
+    assert parser.bad_crc == 0 and quiet

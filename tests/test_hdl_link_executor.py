@@ -65,7 +65,7 @@ def execute(frames, words_ready=1):
                 if ctx.get(b.valid):
                     beats.append((ctx.get(b.payload.data), ctx.get(b.payload.last)))
                 if ctx.get(w.valid):
-                    words.append(ctx.get(w.payload))
+                    words.append(ctx.get(w.payload.words))
                 released = ctx.get(dut.frame.release)
                 await ctx.tick()
                 if released:

@@ -93,7 +93,7 @@ def test_results_are_sized_by_their_word_counts_and_go_before_waiting_responses(
     results[0] = (5, results[0][1])          # offered while the error's frame goes out
     results.append((0, {"tag": 12, "status": Status.EVEN_MODULUS, "data": 0, "last": 1}))
     got = respond({
-        "i_words": [(0, {None: 3}), (0, {None: 5}), (0, {None: 3})],
+        "i_words": [(0, {"words": 3}), (0, {"words": 5}), (0, {"words": 3})],
         "i_error": [(0, {"status": LinkStatus.BAD_CRC, "tag": 1}),
                     (10, {"status": LinkStatus.SHORT_FRAME, "tag": 0})],
         "i_response": [(5, {"op": Opcode.STATUS | 0x80, "tag": 9, "status": LinkStatus.OK,
@@ -107,3 +107,19 @@ def test_results_are_sized_by_their_word_counts_and_go_before_waiting_responses(
         (0, 0, LinkStatus.SHORT_FRAME)]
     assert [len(p) for _, _, _, p in got] == [0, 6, 10, 0, 0, 0]
     assert [unpack_words(p, W) for _, _, _, p in got[1:3]] == values
+
+
+def test_acknowledgements_are_dropped_and_comb_results_say_so():
+    """A lane's one-beat OK (a product packet's acknowledgement) never reaches the host and
+    takes no word count; a queued count marked comb gives its result the COMB opcode."""
+    value = 0xABCD_0123_4567
+    ack = [(0, {"tag": t, "status": Status.OK, "data": 0, "last": 1}) for t in (1, 2, 3)]
+    result = [(0, {"tag": 40, "status": Status.OK, "data": value >> (W * k) & 0xFFFF,
+                   "last": k == 2}) for k in range(3)]
+    got = respond({
+        "i_words": [(0, {"words": 3, "comb": 1}), (0, {"words": 3, "comb": 0})],
+        "i_result": ack + result + ack[:1] + [(0, {**f, "tag": 41}) for _, f in result],
+    }, 2)
+    assert [(op, tag, status) for op, tag, status, _ in got] == [
+        (Opcode.COMB, 40, LinkStatus.OK), (Opcode.MODEXP, 41, LinkStatus.OK)]
+    assert [unpack_words(p, W) for _, _, _, p in got] == [value, value]

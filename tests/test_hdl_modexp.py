@@ -209,4 +209,4 @@ def test_commands_against_gmpy2_and_the_model(bits):
     for c, n in seen:
         if c is not Command.MODEXP:
             assert n == command_cycles(c, s, W), (c, n)
-    assert {c for c, _ in seen} == set(Command)
+    assert {c for c, _ in seen} == set(Command) - {Command.NOP}   # NOP is the core's alone

@@ -27,6 +27,12 @@ pseudo-terminal for the ``sim`` backend (:mod:`montpipe.driver.backends.sim`): t
   sent ``retries + 1`` times, or a device that stays silent for ``timeout`` seconds and then
   does not answer CAPS, ends the batch with a :class:`DeviceError` naming it. Results are never
   guessed: every value returned came from a well-framed, CRC-checked response to its own tag.
+* **Fixed-base powers** (DJN encryption's ``h_s^α``) run as the device's comb when the build
+  has a table (``table entries`` in CAPS): the host computes the table of the base once
+  (:mod:`montpipe.driver.comb`), writes it once per modulus context (again after the device
+  lost it), and sends the exponents' digits a lane's worth of jobs at a time (``COMB``); every
+  job answers with its own tag. A build without a table, or an exponent longer than the comb
+  the table allows, raises its powers one by one as ordinary exponentiations.
 * **Spot checks:** ``spot_check=f`` re-computes a random fraction ``f`` of each batch's device
   results on the CPU (at least one a batch; default 1 %, ``MONTPIPE_FPGA_SPOT_CHECK``) and
   raises :class:`DeviceResultError` on a mismatch; ``spot_check=0`` turns it off.
@@ -50,7 +56,14 @@ from dataclasses import asdict, dataclass
 
 import gmpy2
 
-from ...device.model import exponent_digits, modexp_cycles, montgomery_words, mprime
+from ...device.model import (
+    comb_commands,
+    exponent_digits,
+    modexp_cycles,
+    montgomery_words,
+    mprime,
+    packet_cycles,
+)
 from ...device.wire import (
     PROTOCOL_VERSION,
     Capabilities,
@@ -59,14 +72,17 @@ from ...device.wire import (
     Response,
     ResponseParser,
     caps_request,
+    comb_request,
     encode_request,
     load_context_request,
     modexp_request,
     modexp_wire_bytes,
+    table_write_request,
     unpack_words,
     word_bytes,
 )
-from ..backend import Backend
+from ..backend import Backend, FixedBasePower, check_fixed_base_exponents
+from ..comb import CombShape, choose_shape, comb_digits, comb_table
 from ..transport import DeviceNotFoundError, SerialTransport, Transport
 from .cpu import CPUBackend
 from .model import trust_from_env
@@ -166,7 +182,8 @@ class FPGABackend(Backend):
         self.stats.extra.update(device_powmods=0, cpu_powmods=0, bytes_out=0, bytes_in=0,
                                 retries=0, retry_causes={}, stale_responses=0, timeouts=0,
                                 contexts_loaded=0, device_busy_seconds=0.0, spot_checked=0,
-                                host_secret_powmods=0)
+                                host_secret_powmods=0, comb_powers=0, table_writes=0)
+        self._table: tuple | None = None    # (modulus, base, shape) the device's table holds
         self._rates: dict[tuple[int, int], list[float]] = {}  # (bits, ebits) → [device, cpu]
         opened = transport is None
         if transport is None:
@@ -217,16 +234,18 @@ class FPGABackend(Backend):
                 last = DeviceError(f"device at {name} refused CAPS: status "
                                    f"{response.status!r}")
                 continue
+            # the version byte comes first in every version's CAPS: checked before the rest,
+            # whose layout is the version's
+            version = response.payload[0] if response.payload else None
+            if version is not None and version != PROTOCOL_VERSION:
+                raise DeviceError(f"device at {name} speaks protocol version {version}; "
+                                  f"this driver speaks version {PROTOCOL_VERSION} (rebuild "
+                                  f"the bitstream or update montpipe)")
             try:
-                caps = Capabilities.decode(response.payload)
+                return Capabilities.decode(response.payload)
             except ValueError as e:
                 raise DeviceError(f"device at {name} is not a montpipe accelerator (or "
                                   f"speaks another protocol): {e}") from e
-            if caps.version != PROTOCOL_VERSION:
-                raise DeviceError(f"device at {name} speaks protocol version {caps.version}; "
-                                  f"this driver speaks version {PROTOCOL_VERSION} (rebuild "
-                                  f"the bitstream or update montpipe)")
-            return caps
         raise DeviceError(f"no montpipe accelerator answers at {name} (no valid CAPS "
                           f"response in 3 tries): {last}")
 
@@ -544,6 +563,137 @@ class FPGABackend(Backend):
                     max_workers=2, thread_name_prefix="montpipe-fpga-cpu")
         return self._executor.submit(run)
 
+    def fixed_base(self, base: int, modulus: int, max_bits: int) -> FixedBasePower:
+        """The device's comb when the build has a table that covers ``max_bits`` and takes the
+        modulus; else powers one by one (:meth:`powmod`)."""
+        modulus = int(modulus)
+        shape = choose_shape(max_bits, self.caps.table_entries) \
+            if self.caps.table_entries and max_bits >= 1 else None
+        if shape is None or not self.device_takes(modulus):
+            return super().fixed_base(base, modulus, max_bits)
+        return _DeviceFixedBase(self, int(base) % modulus, modulus, max_bits, shape)
+
+    def _write_table(self, handle: _DeviceFixedBase, ctx: _Context, batch: str) -> None:
+        """Write ``handle``'s table into the device (nothing may be in flight)."""
+        key = (handle.modulus, handle.base, handle.shape)
+        if self._table == key:
+            return
+        self._table = None
+        W = self.caps.width
+        r = pow(2, W * ctx.words, handle.modulus)
+        for index, value in enumerate(handle.table):
+            for _attempt in range(self.retries + 1):
+                tag = self._next_tag()
+                frame = table_write_request(tag, ctx.slot, index, value * r % handle.modulus,
+                                            width=W, words=ctx.words)
+                try:
+                    resp = self._command(frame, tag, self._timeout_for(ctx.words, 0, len(frame)))
+                except DeviceError:
+                    self._retry("table timeout")
+                    self._parser = self._new_parser()
+                    continue
+                if resp.status == LinkStatus.OK:
+                    self.stats.extra["table_writes"] += 1
+                    break
+                if resp.status == LinkStatus.NO_CONTEXT:
+                    raise _ContextLostError
+                if resp.status not in _RETRY:
+                    raise DeviceError(f"{batch}: the device refused table entry {index}: "
+                                      f"{resp.status!r}")
+                self._retry(f"table {LinkStatus(resp.status).name}")
+            else:
+                raise DeviceError(f"{batch}: writing table entry {index} failed "
+                                  f"{self.retries + 1} times")
+        self._table = key
+
+    def _device_comb(self, handle: _DeviceFixedBase, exps: list[int], batch: str) -> list[int]:
+        """``handle.base ** e`` for every ``e`` by the device's comb, a lane's worth of jobs a
+        frame, one frame at a time (a comb is not an exponentiation: nothing else may be
+        unanswered when it is sent)."""
+        caps, W, shape = self.caps, self.caps.width, handle.shape
+        results: list[int] = []
+        started = time.monotonic()
+        tries = 0
+        at = 0
+        while at < len(exps):
+            chunk = exps[at:at + caps.lanes]
+            tries += 1
+            if tries > self.retries + 1:
+                raise DeviceError(f"{batch}: comb of powers {at}..{at + len(chunk) - 1} was sent "
+                                  f"{tries - 1} times without valid results "
+                                  f"({self._describe_retries()})")
+            try:
+                ctx = self._context(handle.modulus, batch)
+                self._write_table(handle, ctx, batch)
+            except _ContextLostError:
+                self._retry("NO_CONTEXT")
+                self._contexts.clear()
+                self._table = None
+                continue
+            tag = self._next_tag()
+            # job j answers with tag + j: the tags after this one are the comb's
+            self._tag = (tag + len(chunk) - 1) & 0xFFFF
+            frame = comb_request(tag, ctx.slot, shape.steps, shape.tables, shape.bits,
+                                 [comb_digits(e, shape) for e in chunk])
+            cycles = packet_cycles(caps.lanes, ctx.words,
+                                   comb_commands(caps.lanes, len(chunk), shape.steps,
+                                                 shape.tables), W)
+            link = 10 * (len(frame) + len(chunk) * (11 + ctx.words * word_bytes(W)))
+            timeout = self.timeout or 2.0 + 3.0 * (cycles / self.cycle_rate + link / self.baudrate)
+            self._send(frame)
+            got = self._comb_answers(tag, len(chunk), ctx, handle.modulus, timeout)
+            if isinstance(got, list):
+                results += got
+                at += len(chunk)
+                tries = 0
+                continue
+            self._retry(got)
+            if got == "NO_CONTEXT":
+                self._contexts.clear()
+                self._table = None
+        self.stats.extra["comb_powers"] += len(exps)
+        self.stats.extra["device_busy_seconds"] += time.monotonic() - started
+        return results
+
+    def _comb_answers(self, tag: int, jobs: int, ctx: _Context, modulus: int,
+                      timeout: float) -> list[int] | str:
+        """The ``jobs`` powers answering the comb sent with ``tag``, or why not (a retry
+        cause): an error status, a malformed result, or silence (then the device is probed)."""
+        size = word_bytes(self.caps.width)
+        values: dict[int, int] = {}
+        deadline = time.monotonic() + timeout
+        while len(values) < jobs:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.stats.extra["timeouts"] += 1
+                self._parser = self._new_parser()
+                probe = self._next_tag()
+                try:
+                    self._command(caps_request(probe), probe, max(2.0, timeout))
+                except DeviceError as e:
+                    raise DeviceError(f"no response for {timeout:g} s to a comb of {jobs} "
+                                      f"powers, and the device does not answer CAPS ({e})"
+                                      ) from None
+                # the device may have been reset: the context and table with it
+                self._contexts.clear()
+                self._table = None
+                return "timeout"
+            for r in self._receive(min(left, 0.05)):
+                j = (r.tag - tag) & 0xFFFF
+                if j >= jobs or j in values or not _answers(r, Opcode.COMB):
+                    self.stats.extra["stale_responses"] += 1
+                    continue
+                if r.status in _RETRY or r.status == LinkStatus.NO_CONTEXT:
+                    return LinkStatus(r.status).name    # the frame was not run: send it again
+                if r.status != LinkStatus.OK:
+                    raise DeviceError(f"the device refused a comb of {jobs} powers: "
+                                      f"{r.status!r}")
+                value = unpack_words(r.payload, self.caps.width)
+                if len(r.payload) != ctx.words * size or value >= modulus:
+                    return "malformed result"
+                values[j] = value
+        return [values[j] for j in range(jobs)]
+
     def mulmod(self, a: Sequence[int], b: Sequence[int], modulus: int) -> list[int]:
         """On the host (the CPU backend's kernels): the device only exponentiates."""
         self.stats.mulmods += len(a)
@@ -615,6 +765,45 @@ class FPGABackend(Backend):
         if self._own_cpu:
             self.cpu.close()
         self.transport.close()
+
+
+class _ContextLostError(Exception):
+    """The device answered NO_CONTEXT while a table was written: it was reset."""
+
+
+class _DeviceFixedBase(FixedBasePower):
+    """Powers of one base by the device's comb (:meth:`FPGABackend.fixed_base`)."""
+
+    def __init__(self, backend: FPGABackend, base: int, modulus: int, max_bits: int,
+                 shape: CombShape) -> None:
+        self.backend, self.base, self.modulus, self.max_bits = backend, base, modulus, max_bits
+        self.shape = shape
+        self.table = comb_table(base, modulus, shape)
+
+    def pow(self, exponents: Sequence[int]) -> list[int]:
+        check_fixed_base_exponents(exponents, self.max_bits)
+        b = self.backend
+        exps = [int(e) for e in exponents]
+        b.stats.fixed_base_powmods += len(exps)
+        if not exps:
+            return []
+        t0 = time.perf_counter()
+        with b._lock:
+            b._batches += 1
+            batch = (f"batch {b._batches} ({len(exps)} fixed-base powers modulo a "
+                     f"{self.modulus.bit_length()}-bit modulus on {b.transport.name})")
+        with b._device_lock:
+            out = b._device_comb(self, exps, batch)
+        if b.spot_check:
+            count = max(1, round(b.spot_check * len(exps)))
+            m = gmpy2.mpz(self.modulus)
+            for i in b._rng.sample(range(len(exps)), min(count, len(exps))):
+                b.stats.extra["spot_checked"] += 1
+                if out[i] != int(gmpy2.powmod(self.base, exps[i], m)):
+                    raise DeviceResultError(f"{batch}: spot check failed for power {i}: the "
+                                            f"device's result differs from the CPU's")
+        b.stats.busy_seconds += time.perf_counter() - t0
+        return out
 
 
 def _answers(r: Response, opcode: int) -> bool:

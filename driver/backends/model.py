@@ -9,8 +9,10 @@ a board: ``MONTPIPE_BACKEND=model`` or ``backend="model"``.
 
 What it projects is the device alone, as it is built now: modular exponentiation with a
 run-time operand length up to ``n_max_bits`` (wider or even moduli go to the CPU and count as
-fallbacks), negative exponents inverted on the host first, fixed-base powers and multi-
-exponentiations as ordinary exponentiations (the gateware has neither tables nor Pippenger),
+fallbacks), negative exponents inverted on the host first, fixed-base powers as the device's
+comb when the build has a table (:func:`~montpipe.device.model.packet_cycles` of the packets
+the comb sends, a lane's worth of powers a frame, the table written once per base and
+modulus), else as ordinary exponentiations, multi-exponentiations as ordinary exponentiations,
 secret exponents in constant-time mode over their declared length, and only when the device is
 trusted with secrets (``trust_device_with_secrets``, as the ``fpga`` backend: by default a
 private key's exponentiations stay on the host and are counted in ``host_secret_powmods``, not
@@ -33,12 +35,21 @@ from ...device.config import DeviceConfig
 from ...device.model import (
     batch_cycles,
     batch_products,
+    comb_commands,
     exponent_digits,
     montgomery_words,
     montmul_cycles,
+    packet_cycles,
 )
-from ...device.wire import modexp_wire_bytes
+from ...device.wire import (
+    comb_request,
+    encode_response,
+    modexp_wire_bytes,
+    table_write_request,
+    word_bytes,
+)
 from ..backend import FixedBasePower, check_fixed_base_exponents
+from ..comb import CombShape, choose_shape
 from .cpu import CPUBackend
 
 __all__ = ["DeviceConfig", "ModelBackend", "default_device", "trust_from_env"]
@@ -80,6 +91,8 @@ def default_device() -> tuple[DeviceConfig, str]:
         config = data["configuration"]
         fields = {k: config[k] for k in ("lanes", "width", "max_words", "window", "max_windows",
                                          "contexts", "baud") if k in config}
+        # a report from before the comb is of a build without a table
+        fields["table_entries"] = config.get("table_entries", 0)
         fields["clock_mhz"] = min(data["fmax_mhz"], data.get("target_mhz", data["fmax_mhz"]))
         source = f"synthesis report {reports[0].name}"
     else:
@@ -139,7 +152,7 @@ class ModelBackend(CPUBackend):
                                 device_cycles=0, device_powmods=0, device_products=0,
                                 device_word_products=0, link_bytes=0,
                                 grouped_mulmods=0, projected_grouped_product_seconds=0.0,
-                                host_secret_powmods=0)
+                                host_secret_powmods=0, device_comb_powers=0)
 
     def describe(self) -> dict:
         device = {**asdict(self.device), "n_max_bits": self.device.n_max_bits,
@@ -207,7 +220,43 @@ class ModelBackend(CPUBackend):
         return out
 
     def fixed_base(self, base: int, modulus: int, max_bits: int) -> FixedBasePower:
-        return _ModelFixedBase(self, super().fixed_base(base, modulus, max_bits), max_bits)
+        d = self.device
+        modulus = int(modulus)
+        shape = choose_shape(max_bits, d.table_entries) \
+            if d.table_entries and max_bits >= 1 else None
+        takes = modulus % 2 and modulus >= 3 and modulus.bit_length() <= d.n_max_bits
+        return _ModelFixedBase(self, super().fixed_base(base, modulus, max_bits), max_bits,
+                               shape if takes else None)
+
+    def project_comb(self, count: int, modulus: int, shape: CombShape, *,
+                     table: bool) -> int:
+        """Device cycles for ``count`` powers by the comb of ``shape`` (a lane's worth a
+        frame), with the table's writes on the link first if ``table``; adds them to the
+        statistics."""
+        d = self.device
+        s = montgomery_words(int(modulus).bit_length(), d.width)
+        wb = word_bytes(d.width)
+        cycles = link = 0
+        for at in range(0, count, d.lanes):
+            jobs = min(d.lanes, count - at)
+            cycles += packet_cycles(d.lanes, s, comb_commands(d.lanes, jobs, shape.steps,
+                                                              shape.tables), d.width)
+            link += len(comb_request(0, 0, shape.steps, shape.tables, shape.bits,
+                                     [bytes(shape.columns)] * jobs))
+            link += jobs * len(encode_response(0, 0, 0, bytes(s * wb)))
+        if table:
+            link += shape.entries * (len(table_write_request(0, 0, 0, 0, width=d.width,
+                                                             words=s))
+                                     + len(encode_response(0, 0, 0)))
+        extra = self.stats.extra
+        extra["device_cycles"] += cycles
+        extra["device_comb_powers"] += count
+        extra["device_products"] += count * shape.products
+        extra["device_word_products"] += count * shape.products * (2 * s * s + s)
+        extra["link_bytes"] += link
+        extra["projected_device_seconds"] += cycles / (d.clock_mhz * 1e6)
+        extra["projected_link_seconds"] += link / d.link_bytes_per_s
+        return cycles
 
     def multiexp(self, bases: Sequence[int], exponents: Sequence[Sequence[int]],
                  modulus: int) -> list[int]:
@@ -238,15 +287,23 @@ class ModelBackend(CPUBackend):
 
 
 class _ModelFixedBase(FixedBasePower):
-    """The CPU's fixed-base table for results; the device raises the base like any other."""
+    """The CPU's fixed-base table for results; the device's comb (``shape``; the table written
+    at the first powers), or without one the device raises the base like any other."""
 
-    def __init__(self, backend: ModelBackend, inner: FixedBasePower, max_bits: int) -> None:
-        self.backend, self.inner = backend, inner
+    def __init__(self, backend: ModelBackend, inner: FixedBasePower, max_bits: int,
+                 shape: CombShape | None) -> None:
+        self.backend, self.inner, self.shape = backend, inner, shape
         self.base, self.modulus, self.max_bits = inner.base, inner.modulus, max_bits
+        self._table_written = False
 
     def pow(self, exponents: Sequence[int]) -> list[int]:
         check_fixed_base_exponents(exponents, self.max_bits)
         out = self.inner.pow(exponents)
-        self.backend._project_or_fall_back(len(exponents), list(exponents), self.modulus)
+        if self.shape is None:
+            self.backend._project_or_fall_back(len(exponents), list(exponents), self.modulus)
+        elif exponents:
+            self.backend.project_comb(len(exponents), self.modulus, self.shape,
+                                      table=not self._table_written)
+            self._table_written = True
         return out
 
