@@ -13,6 +13,9 @@ status is 0 only if every check passes (2: no device to test at all):
 * ``paillier-1024`` (and ``paillier-2048`` where the build takes 4096-bit moduli): a key
   generated here, a message encrypted with the device's ``r^n mod n²`` and decrypted with its
   CRT halves, equal to the message and to the CPU's ciphertext for the same ``r``;
+* ``comb``: fixed-base powers by the device's comb (its table written, two frames of jobs)
+  at the widest modulus, exponents 0, all ones and random, against gmpy2 (information only on
+  a build without a table);
 * ``throughput``: a batch of exponentiations of the largest shape timed and set against the
   cycle model's projection at the build's clock (and the link's byte rate): at least
   ``--floor`` of it passes (information only on the simulated board, whose speed is the
@@ -65,13 +68,14 @@ def check_caps(backend: FPGABackend, report: dict | None) -> Check:
     c = backend.caps
     got = {"version": c.version, "width": c.width, "n_max_bits": c.n_max_bits,
            "lanes": c.lanes, "window": c.window, "max_windows": c.max_windows,
-           "contexts": c.contexts, "clock_khz": c.clock_khz}
+           "contexts": c.contexts, "clock_khz": c.clock_khz, "table_entries": c.table_entries}
     problems = []
     if c.version != PROTOCOL_VERSION:
         problems.append(f"protocol {c.version}, driver speaks {PROTOCOL_VERSION}")
     if report is not None:
         want = report["configuration"]
-        for key in ("width", "lanes", "window", "max_windows", "contexts", "n_max_bits"):
+        for key in ("width", "lanes", "window", "max_windows", "contexts", "n_max_bits",
+                    "table_entries"):
             if want.get(key) is not None and want[key] != got[key]:
                 problems.append(f"{key} {got[key]} where the report built {want[key]}")
         clock = round(report["pll"]["f_out_mhz"] * 1e3)
@@ -79,7 +83,7 @@ def check_caps(backend: FPGABackend, report: dict | None) -> Check:
             problems.append(f"clock {c.clock_khz} kHz where the report's PLL gives {clock}")
     detail = (f"protocol {c.version}, W={c.width}, N_MAX {c.n_max_bits} bits, {c.lanes} lanes, "
               f"window {c.window}, {c.max_windows} windows, {c.contexts} contexts, "
-              f"{c.clock_khz} kHz")
+              f"{c.clock_khz} kHz, comb table {c.table_entries} entries")
     return Check("caps", not problems, "; ".join(problems) or detail, got)
 
 
@@ -158,6 +162,39 @@ def check_paillier(backend: FPGABackend, key_bits: int, rng: random.Random) -> C
                  {"seconds": round(seconds, 3)})
 
 
+def check_comb(backend: FPGABackend, rng: random.Random) -> Check:
+    """Fixed-base powers by the device's comb at the widest modulus: exponents 0, all ones and
+    random ones over the comb's whole length, a lane's worth and more (two frames), against
+    gmpy2."""
+    c = backend.caps
+    if not c.table_entries:
+        return Check("comb", None, "the build has no comb table (fixed-base powers run as "
+                                   "exponentiations)")
+    m = _moduli(rng, montgomery_words(c.n_max_bits, c.width), c.width)[2]
+    bits = min(m.bit_length() // 2, 1024)
+    handle = backend.fixed_base(rng.randrange(2, m), m, bits)
+    if getattr(handle, "shape", None) is None:
+        return Check("comb", False, f"a {c.table_entries}-entry table gives no comb for "
+                                    f"{bits}-bit exponents")
+    exps = [0, (1 << bits) - 1] + [rng.getrandbits(bits) for _ in range(c.lanes)]
+    before = backend.stats.extra.get("comb_powers", 0)
+    started = time.perf_counter()
+    got = handle.pow(exps)
+    seconds = time.perf_counter() - started
+    wrong = [e for e, v in zip(exps, got, strict=True) if v != pow(handle.base, e, m)]
+    on_comb = backend.stats.extra.get("comb_powers", 0) - before
+    shape = handle.shape
+    detail = (f"{len(exps)} powers of {bits} bits mod a {m.bit_length()}-bit modulus by a "
+              f"{shape.tables} x {1 << shape.bits}-entry comb ({shape.products} products each) "
+              f"equal gmpy2's, {seconds:.2f} s")
+    if wrong:
+        detail = f"{len(wrong)} of {len(exps)} powers wrong"
+    elif on_comb != len(exps):
+        detail = f"{len(exps) - on_comb} of {len(exps)} powers did not run on the comb"
+    return Check("comb", not wrong and on_comb == len(exps), detail,
+                 {"checked": len(exps), "wrong": len(wrong), "seconds": round(seconds, 3)})
+
+
 def check_throughput(backend: FPGABackend, clock_hz: float, baud: float, rng: random.Random,
                      floor: float, *, simulated: bool) -> Check:
     c = backend.caps
@@ -223,6 +260,7 @@ def run_checks(backend: FPGABackend, *, report: dict | None, lengths: str, seed:
              ("paillier-1024", lambda: check_paillier(backend, 1024, rng))]
     if backend.caps.n_max_bits >= 4096:
         steps.append(("paillier-2048", lambda: check_paillier(backend, 2048, rng)))
+    steps.append(("comb", lambda: check_comb(backend, rng)))
     steps += [("throughput", lambda: check_throughput(backend, clock_hz, baud, rng, floor,
                                                       simulated=simulated)),
               ("link", lambda: check_link(backend, simulated=simulated))]

@@ -23,16 +23,18 @@ def test_selftest_passes_on_the_simulated_board(tmp_path, capsys):
     assert status == 0, printed
     report = json.loads(out.read_text())
     names = [c["name"] for c in report["checks"]]
-    assert names == ["caps", "known-answers", "paillier-1024", "throughput", "link"]
+    assert names == ["caps", "known-answers", "paillier-1024", "comb", "throughput", "link"]
     assert report["passed"] and all(c["passed"] is not False for c in report["checks"])
     known = report["checks"][1]
     assert known["checked"] >= 70 and known["wrong"] == 0
+    comb = report["checks"][3]
+    assert comb["passed"] and comb["checked"] >= 4 and comb["wrong"] == 0
     assert "selftest PASSED on the simulated board" in printed
 
 
 def _backend(**caps):
     base = dict(version=PROTOCOL_VERSION, width=36, n_max_bits=4102, lanes=15, window=2,
-                max_windows=1024, contexts=2, clock_khz=75_000)
+                max_windows=1024, contexts=2, clock_khz=75_000, table_entries=256)
     return SimpleNamespace(caps=SimpleNamespace(**{**base, **caps}))
 
 

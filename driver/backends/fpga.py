@@ -182,7 +182,8 @@ class FPGABackend(Backend):
         self.stats.extra.update(device_powmods=0, cpu_powmods=0, bytes_out=0, bytes_in=0,
                                 retries=0, retry_causes={}, stale_responses=0, timeouts=0,
                                 contexts_loaded=0, device_busy_seconds=0.0, spot_checked=0,
-                                host_secret_powmods=0, comb_powers=0, table_writes=0)
+                                host_secret_powmods=0, comb_powers=0, comb_jobs=0,
+                                table_writes=0, comb_multiexp_terms=0)
         self._table: tuple | None = None    # (modulus, base, shape) the device's table holds
         self._rates: dict[tuple[int, int], list[float]] = {}  # (bits, ebits) → [device, cpu]
         opened = transport is None
@@ -573,18 +574,19 @@ class FPGABackend(Backend):
             return super().fixed_base(base, modulus, max_bits)
         return _DeviceFixedBase(self, int(base) % modulus, modulus, max_bits, shape)
 
-    def _write_table(self, handle: _DeviceFixedBase, ctx: _Context, batch: str) -> None:
-        """Write ``handle``'s table into the device (nothing may be in flight)."""
-        key = (handle.modulus, handle.base, handle.shape)
+    def _write_table(self, key: tuple, modulus: int, table: list[int], ctx: _Context,
+                     batch: str) -> None:
+        """Write ``table`` (plain residues, entry by entry) into the device unless the table
+        there is ``key``'s already (nothing may be in flight)."""
         if self._table == key:
             return
         self._table = None
         W = self.caps.width
-        r = pow(2, W * ctx.words, handle.modulus)
-        for index, value in enumerate(handle.table):
+        r = pow(2, W * ctx.words, modulus)
+        for index, value in enumerate(table):
             for _attempt in range(self.retries + 1):
                 tag = self._next_tag()
-                frame = table_write_request(tag, ctx.slot, index, value * r % handle.modulus,
+                frame = table_write_request(tag, ctx.slot, index, value * r % modulus,
                                             width=W, words=ctx.words)
                 try:
                     resp = self._command(frame, tag, self._timeout_for(ctx.words, 0, len(frame)))
@@ -606,25 +608,26 @@ class FPGABackend(Backend):
                                   f"{self.retries + 1} times")
         self._table = key
 
-    def _device_comb(self, handle: _DeviceFixedBase, exps: list[int], batch: str) -> list[int]:
-        """``handle.base ** e`` for every ``e`` by the device's comb, a lane's worth of jobs a
-        frame, one frame at a time (a comb is not an exponentiation: nothing else may be
-        unanswered when it is sent)."""
-        caps, W, shape = self.caps, self.caps.width, handle.shape
+    def _device_comb(self, modulus: int, key: tuple, table: list[int], shape: CombShape,
+                     jobs: list[bytes], batch: str) -> list[int]:
+        """Every job (its digits) of a comb over ``table`` (written first unless the device
+        holds ``key``'s), a lane's worth of jobs a frame, one frame at a time (a comb is not an
+        exponentiation: nothing else may be unanswered when it is sent)."""
+        caps, W = self.caps, self.caps.width
         results: list[int] = []
         started = time.monotonic()
         tries = 0
         at = 0
-        while at < len(exps):
-            chunk = exps[at:at + caps.lanes]
+        while at < len(jobs):
+            chunk = jobs[at:at + caps.lanes]
             tries += 1
             if tries > self.retries + 1:
-                raise DeviceError(f"{batch}: comb of powers {at}..{at + len(chunk) - 1} was sent "
+                raise DeviceError(f"{batch}: comb jobs {at}..{at + len(chunk) - 1} were sent "
                                   f"{tries - 1} times without valid results "
                                   f"({self._describe_retries()})")
             try:
-                ctx = self._context(handle.modulus, batch)
-                self._write_table(handle, ctx, batch)
+                ctx = self._context(modulus, batch)
+                self._write_table(key, modulus, table, ctx, batch)
             except _ContextLostError:
                 self._retry("NO_CONTEXT")
                 self._contexts.clear()
@@ -633,15 +636,14 @@ class FPGABackend(Backend):
             tag = self._next_tag()
             # job j answers with tag + j: the tags after this one are the comb's
             self._tag = (tag + len(chunk) - 1) & 0xFFFF
-            frame = comb_request(tag, ctx.slot, shape.steps, shape.tables, shape.bits,
-                                 [comb_digits(e, shape) for e in chunk])
+            frame = comb_request(tag, ctx.slot, shape.steps, shape.tables, shape.bits, chunk)
             cycles = packet_cycles(caps.lanes, ctx.words,
                                    comb_commands(caps.lanes, len(chunk), shape.steps,
                                                  shape.tables), W)
             link = 10 * (len(frame) + len(chunk) * (11 + ctx.words * word_bytes(W)))
             timeout = self.timeout or 2.0 + 3.0 * (cycles / self.cycle_rate + link / self.baudrate)
             self._send(frame)
-            got = self._comb_answers(tag, len(chunk), ctx, handle.modulus, timeout)
+            got = self._comb_answers(tag, len(chunk), ctx, modulus, timeout)
             if isinstance(got, list):
                 results += got
                 at += len(chunk)
@@ -651,7 +653,7 @@ class FPGABackend(Backend):
             if got == "NO_CONTEXT":
                 self._contexts.clear()
                 self._table = None
-        self.stats.extra["comb_powers"] += len(exps)
+        self.stats.extra["comb_jobs"] += len(jobs)
         self.stats.extra["device_busy_seconds"] += time.monotonic() - started
         return results
 
@@ -793,7 +795,10 @@ class _DeviceFixedBase(FixedBasePower):
             batch = (f"batch {b._batches} ({len(exps)} fixed-base powers modulo a "
                      f"{self.modulus.bit_length()}-bit modulus on {b.transport.name})")
         with b._device_lock:
-            out = b._device_comb(self, exps, batch)
+            out = b._device_comb(self.modulus, (self.modulus, self.base, self.shape),
+                                 self.table, self.shape,
+                                 [comb_digits(e, self.shape) for e in exps], batch)
+        b.stats.extra["comb_powers"] += len(exps)
         if b.spot_check:
             count = max(1, round(b.spot_check * len(exps)))
             m = gmpy2.mpz(self.modulus)
