@@ -13,9 +13,17 @@ from dataclasses import dataclass
 
 import gmpy2
 
-from ..device.wire import COMB_MAX_DIGITS
+from ..device.wire import (
+    COMB_MAX_DIGITS,
+    Opcode,
+    encode_response,
+    table_write_request,
+    word_bytes,
+)
 
-__all__ = ["CombShape", "choose_shape", "comb_digits", "comb_table"]
+__all__ = ["CombShape", "MultiexpPlan", "choose_shape", "comb_digits", "comb_table",
+           "device_plan", "multiexp_digits", "multiexp_steps", "plan_multiexp",
+           "subset_tables"]
 
 
 @dataclass(frozen=True)
@@ -99,3 +107,99 @@ def comb_digits(exponent: int, shape: CombShape) -> bytes:
             col = t * b + i
             out.append(sum(((exponent >> (j * a + col)) & 1) << j for j in range(shape.bits)))
     return bytes(out)
+
+
+# -- multi-exponentiation on the comb ----------------------------------------------------------
+#
+# The comb computes, per job, Π_t T_t[d_t] over its steps with a squaring between them. With
+# table t the products of the subsets of a group of h bases, and d_t the group's exponent bits
+# of a step, that is Π_i c_i^(e_i) over the groups' bases: Straus's simultaneous
+# multi-exponentiation. A job is one row over one chunk of groups; the tables are the host's
+# (2^h − 1 − h products a group on the CPU), written once a chunk and shared by every row.
+
+
+@dataclass(frozen=True)
+class MultiexpPlan:
+    """Groups of ``bits`` bases, ``tables`` groups a chunk (a job), ``steps`` exponent bits."""
+
+    bits: int
+    tables: int
+    steps: int
+
+    @property
+    def shape(self) -> CombShape:
+        return CombShape(self.bits, self.tables, self.steps)
+
+    @property
+    def chunk_bases(self) -> int:
+        return self.bits * self.tables
+
+
+def plan_multiexp(steps: int, rows: int, table_entries: int, entry_bytes: int,
+                  result_bytes: int, max_digits: int = COMB_MAX_DIGITS) -> MultiexpPlan | None:
+    """The group size and chunk with the fewest link bytes a term for ``rows`` rows of
+    ``steps``-bit exponents: a group's table (``2^h`` entries of ``entry_bytes``, shared by
+    the rows), a job's digits (``steps`` a group) and its result (``result_bytes``, shared by
+    the chunk's bases); products a term break ties. ``None`` if no chunk fits."""
+    best = None
+    for bits in range(1, 9):
+        tables = min(max_digits // steps if steps else 0, table_entries >> bits)
+        if tables < 1:
+            continue
+        bases = bits * tables
+        link = ((1 << bits) * entry_bytes / bits / rows + steps * tables / bases
+                + result_bytes / bases)
+        products = (steps * (tables + 1) - 1) / bases
+        key = (link, products)
+        if best is None or key < best[0]:
+            best = (key, MultiexpPlan(bits, tables, steps))
+    return best[1] if best else None
+
+
+def subset_tables(bases: list[int], modulus: int, bits: int) -> list[list[int]]:
+    """For each group of ``bits`` bases (the last may be shorter), the products of its subsets:
+    entry ``d`` the product of the bases at the bits of ``d`` (entries a short group does not
+    have are 1, never indexed)."""
+    m = gmpy2.mpz(modulus)
+    out = []
+    for start in range(0, len(bases), bits):
+        group = [gmpy2.mpz(b) % m for b in bases[start:start + bits]]
+        entries = [gmpy2.mpz(1) % m] * (1 << bits)
+        for d in range(1, 1 << len(group)):
+            low = (d & -d).bit_length() - 1
+            entries[d] = group[low] if d == 1 << low else entries[d & (d - 1)] * group[low] % m
+        out.append([int(e) for e in entries])
+    return out
+
+
+def multiexp_digits(exponents: list[int], plan: MultiexpPlan, groups: int) -> bytes:
+    """A job's digits: one row's (non-negative, ``plan.steps``-bit) exponents of a chunk's
+    ``groups`` groups, per step from the most significant, per group the bits of its
+    bases' exponents at that step."""
+    h = plan.bits
+    out = bytearray()
+    for i in range(plan.steps - 1, -1, -1):
+        for t in range(groups):
+            group = exponents[t * h:(t + 1) * h]
+            out.append(sum(((e >> i) & 1) << j for j, e in enumerate(group)))
+    return bytes(out)
+
+
+def multiexp_steps(rows: list[list[int]]) -> tuple[int, int]:
+    """The comb's steps for these exponent rows and the offset that makes them non-negative:
+    ``(B, 2^(B−1))`` with a negative exponent among them, else ``(bits, 0)``."""
+    longest = max((abs(e).bit_length() for row in rows for e in row), default=0)
+    negative = any(e < 0 for row in rows for e in row)
+    steps = max(longest + negative, 1)
+    return steps, (1 << (steps - 1)) if negative else 0
+
+
+def device_plan(steps: int, rows: int, table_entries: int, width: int,
+                words: int) -> MultiexpPlan | None:
+    """:func:`plan_multiexp` with the wire's sizes of a table entry's write and a result."""
+    if not table_entries or rows < 1:
+        return None
+    entry = len(table_write_request(0, 0, 0, 0, width=width, words=words)) + \
+        len(encode_response(Opcode.TABLE_WRITE, 0, 0))
+    result = len(encode_response(Opcode.COMB, 0, 0, bytes(words * word_bytes(width))))
+    return plan_multiexp(steps, rows, table_entries, entry, result)

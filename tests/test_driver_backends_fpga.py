@@ -650,3 +650,31 @@ def test_fixed_base_without_a_table_raises_powers_one_by_one(shared_board):
             handle.pow([1 << too_long])
     finally:
         backend.close()
+
+
+def test_multiexp_on_the_comb(shared_board):
+    """Rows of signed exponents over shared bases, on the device's comb (host-built group
+    tables, chunk by chunk), equal to the CPU's; a base without an inverse under negative
+    exponents is refused as the CPU refuses it."""
+    from montpipe.driver.backends.cpu import CPUBackend
+
+    rng = random.Random(21)
+    backend = FPGABackend(shared_board.port, timeout=30)
+    cpu = CPUBackend()
+    try:
+        m = _modulus(rng, 512)
+        bases = [rng.randrange(2, m) for _ in range(7)] + [1, m - 1]
+        rows = [[rng.randrange(-(1 << 20), 1 << 20) for _ in bases] for _ in range(3)]
+        rows.append([0] * len(bases))
+        rows.append([(1 << 20) - 1] * len(bases))
+        assert backend.multiexp(bases, rows, m) == cpu.multiexp(bases, rows, m)
+        positive = [[abs(e) for e in row] for row in rows[:2]]
+        assert backend.multiexp(bases, positive, m) == cpu.multiexp(bases, positive, m)
+        stats = backend.stats.as_dict()
+        assert stats["comb_multiexp_terms"] == len(bases) * (len(rows) + 2), stats
+        assert stats["device_powmods"] == 0 and stats["fallbacks"] == 0
+        with pytest.raises(ValueError, match="no inverse"):
+            backend.multiexp([0, 3], [[-1, 2]], m)
+    finally:
+        backend.close()
+        cpu.close()

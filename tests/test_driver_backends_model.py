@@ -236,3 +236,37 @@ def test_fixed_base_powers_project_the_comb_or_exponentiations():
     handle.pow(exps[:1])
     second = with_table.stats.extra["link_bytes"] - link - first
     assert first - second >= shape.entries * s * 2
+
+
+def test_multiexp_projects_the_comb_or_exponentiations():
+    """With a table the model projects the multi-exponentiation the fpga backend runs on the
+    comb (chunks of host-built group tables, rows as jobs); without one, every term as an
+    exponentiation. Results are the CPU's either way."""
+    from montpipe.device.model import comb_commands, packet_cycles
+    from montpipe.driver.comb import device_plan, multiexp_steps
+
+    rng = random.Random(9)
+    m = odd(rng, 2048)
+    bases = [rng.randrange(m) for _ in range(40)]
+    rows = [[rng.randrange(-(1 << 40), 1 << 40) for _ in bases] for _ in range(3)]
+    with_table = ModelBackend(SMALL, workers=1)
+    without = ModelBackend(replace(SMALL, table_entries=0), workers=1)
+    want = [1] * 3
+    for j, row in enumerate(rows):
+        for b, e in zip(bases, row, strict=True):
+            want[j] = want[j] * pow(b, e, m) % m
+    for backend in (with_table, without):
+        assert backend.multiexp(bases, rows, m) == want
+    s = montgomery_words(2048, SMALL.width)
+    steps, offset = multiexp_steps(rows)
+    assert (steps, offset) == (41, 1 << 40)          # |e| < 2^40, and a sign
+    plan = device_plan(steps, 3, SMALL.table_entries, SMALL.width, s)
+    groups = -(-40 // plan.bits)
+    cycles = sum(packet_cycles(2, s, comb_commands(2, jobs, steps, min(plan.tables,
+                                                                       groups - first)),
+                               SMALL.width)
+                 for first in range(0, groups, plan.tables) for jobs in (2, 1))
+    assert with_table.stats.extra["device_cycles"] == cycles
+    assert with_table.stats.extra["device_comb_multiexp_terms"] == 120
+    assert without.stats.extra["device_powmods"] == 120
+    assert with_table.stats.extra["link_bytes"] < without.stats.extra["link_bytes"] / 2

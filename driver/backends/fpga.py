@@ -33,6 +33,11 @@ pseudo-terminal for the ``sim`` backend (:mod:`montpipe.driver.backends.sim`): t
   lost it), and sends the exponents' digits a lane's worth of jobs at a time (``COMB``); every
   job answers with its own tag. A build without a table, or an exponent longer than the comb
   the table allows, raises its powers one by one as ordinary exponentiations.
+* **Multi-exponentiations** (``X @ [[d]]``) run on the same comb: the host builds the subset
+  products of small groups of bases (:func:`~montpipe.driver.comb.subset_tables`), writes a
+  chunk of groups as the table, and sends each row's exponent bits over that chunk as a job;
+  the chunks' results are multiplied on the host. Negative exponents are made non-negative by
+  adding ``2^(B−1)`` to every exponent, and each row is divided by ``(Π c_i)^(2^(B−1))``.
 * **Spot checks:** ``spot_check=f`` re-computes a random fraction ``f`` of each batch's device
   results on the CPU (at least one a batch; default 1 %, ``MONTPIPE_FPGA_SPOT_CHECK``) and
   raises :class:`DeviceResultError` on a mismatch; ``spot_check=0`` turns it off.
@@ -82,7 +87,16 @@ from ...device.wire import (
     word_bytes,
 )
 from ..backend import Backend, FixedBasePower, check_fixed_base_exponents
-from ..comb import CombShape, choose_shape, comb_digits, comb_table
+from ..comb import (
+    CombShape,
+    choose_shape,
+    comb_digits,
+    comb_table,
+    device_plan,
+    multiexp_digits,
+    multiexp_steps,
+    subset_tables,
+)
 from ..transport import DeviceNotFoundError, SerialTransport, Transport
 from .cpu import CPUBackend
 from .model import trust_from_env
@@ -573,6 +587,69 @@ class FPGABackend(Backend):
         if shape is None or not self.device_takes(modulus):
             return super().fixed_base(base, modulus, max_bits)
         return _DeviceFixedBase(self, int(base) % modulus, modulus, max_bits, shape)
+
+    def multiexp(self, bases: Sequence[int], exponents: Sequence[Sequence[int]],
+                 modulus: int) -> list[int]:
+        """On the device's comb when the build has a table and takes the modulus (see the
+        module's notes); else exponentiation by exponentiation."""
+        modulus = int(modulus)
+        bases = [int(b) % modulus for b in bases]
+        rows = [[int(e) for e in row] for row in exponents]
+        for row in rows:
+            if len(row) != len(bases):
+                raise ValueError(f"exponent row has {len(row)} entries but there are "
+                                 f"{len(bases)} bases")
+        m = gmpy2.mpz(modulus)
+        steps, offset = multiexp_steps(rows)
+        correction: int | None = 1
+        if offset:
+            product = gmpy2.mpz(1)
+            for b in bases:
+                product = product * b % m
+            try:
+                correction = int(gmpy2.invert(gmpy2.powmod(product, offset, m), m))
+            except ZeroDivisionError:
+                correction = None                   # a base without an inverse: below
+        s = montgomery_words(modulus.bit_length(), self.caps.width) \
+            if modulus.bit_length() >= 2 else 0
+        plan = device_plan(steps, len(rows), self.caps.table_entries, self.caps.width, s) \
+            if bases and s else None
+        if plan is None or correction is None or not self.device_takes(modulus):
+            return super().multiexp(bases, rows, modulus)
+        t0 = time.perf_counter()
+        self.stats.multiexp_terms += len(bases) * len(rows)
+        with self._lock:
+            self._batches += 1
+            batch = (f"batch {self._batches} (multi-exponentiation of {len(rows)} rows over "
+                     f"{len(bases)} bases modulo a {modulus.bit_length()}-bit modulus on "
+                     f"{self.transport.name})")
+        shifted = [[e + offset for e in row] for row in rows]
+        tables = subset_tables(bases, modulus, plan.bits)
+        out = [gmpy2.mpz(correction)] * len(rows)
+        with self._device_lock:
+            for first in range(0, len(tables), plan.tables):
+                chunk = tables[first:first + plan.tables]
+                shape = CombShape(plan.bits, len(chunk), steps)
+                lo, hi = first * plan.bits, (first + len(chunk)) * plan.bits
+                jobs = [multiexp_digits(row[lo:hi], plan, len(chunk)) for row in shifted]
+                # a key no other table has: the chunk's table is written every time
+                values = self._device_comb(modulus, (object(),), [e for g in chunk for e in g],
+                                           shape, jobs, batch)
+                out = [o * v % m for o, v in zip(out, values, strict=True)]
+        self.stats.extra["comb_multiexp_terms"] += len(bases) * len(rows)
+        result = [int(o) for o in out]
+        if self.spot_check:
+            j = self._rng.randrange(len(rows))
+            want = gmpy2.mpz(1) % m
+            for b, e in zip(bases, rows[j], strict=True):
+                want = want * (gmpy2.powmod(b, e, m) if e >= 0 else
+                               gmpy2.invert(gmpy2.powmod(b, -e, m), m)) % m
+            self.stats.extra["spot_checked"] += 1
+            if result[j] != want:
+                raise DeviceResultError(f"{batch}: spot check failed for row {j}: the "
+                                        f"device's result differs from the CPU's")
+        self.stats.busy_seconds += time.perf_counter() - t0
+        return result
 
     def _write_table(self, key: tuple, modulus: int, table: list[int], ctx: _Context,
                      batch: str) -> None:

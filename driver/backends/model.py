@@ -49,7 +49,7 @@ from ...device.wire import (
     word_bytes,
 )
 from ..backend import FixedBasePower, check_fixed_base_exponents
-from ..comb import CombShape, choose_shape
+from ..comb import CombShape, choose_shape, device_plan, multiexp_steps
 from .cpu import CPUBackend
 
 __all__ = ["DeviceConfig", "ModelBackend", "default_device", "trust_from_env"]
@@ -152,7 +152,8 @@ class ModelBackend(CPUBackend):
                                 device_cycles=0, device_powmods=0, device_products=0,
                                 device_word_products=0, link_bytes=0,
                                 grouped_mulmods=0, projected_grouped_product_seconds=0.0,
-                                host_secret_powmods=0, device_comb_powers=0)
+                                host_secret_powmods=0, device_comb_powers=0,
+                                device_comb_multiexp_terms=0)
 
     def describe(self) -> dict:
         device = {**asdict(self.device), "n_max_bits": self.device.n_max_bits,
@@ -261,9 +262,53 @@ class ModelBackend(CPUBackend):
     def multiexp(self, bases: Sequence[int], exponents: Sequence[Sequence[int]],
                  modulus: int) -> list[int]:
         out = super().multiexp(bases, exponents, modulus)
-        terms = [e for row in exponents for e in row]
-        self._project_or_fall_back(len(terms), terms, modulus)
+        d = self.device
+        modulus = int(modulus)
+        rows = [[int(e) for e in row] for row in exponents]
+        steps, _ = multiexp_steps(rows)
+        takes = modulus % 2 and modulus >= 3 and modulus.bit_length() <= d.n_max_bits
+        plan = device_plan(steps, len(rows), d.table_entries, d.width,
+                           montgomery_words(modulus.bit_length(), d.width)) \
+            if takes and bases else None
+        if plan is None:
+            terms = [e for row in rows for e in row]
+            self._project_or_fall_back(len(terms), terms, modulus)
+        else:
+            self.project_multiexp(len(bases), len(rows), modulus, plan.bits, plan.tables, steps)
         return out
+
+    def project_multiexp(self, bases: int, rows: int, modulus: int, bits: int, tables: int,
+                         steps: int) -> int:
+        """Device cycles for a multi-exponentiation on the comb (as the ``fpga`` backend runs
+        it): per chunk of ``tables`` groups of ``bits`` bases, the chunk's subset tables
+        written, then the rows as jobs, a lane's worth a frame; adds them to the statistics."""
+        d = self.device
+        s = montgomery_words(int(modulus).bit_length(), d.width)
+        wb = word_bytes(d.width)
+        groups = -(-bases // bits)
+        entry = len(table_write_request(0, 0, 0, 0, width=d.width, words=s)) + \
+            len(encode_response(0, 0, 0))
+        answer = len(encode_response(0, 0, 0, bytes(s * wb)))
+        cycles = link = products = 0
+        for first in range(0, groups, tables):
+            g = min(tables, groups - first)
+            link += g * (1 << bits) * entry
+            for at in range(0, rows, d.lanes):
+                jobs = min(d.lanes, rows - at)
+                cycles += packet_cycles(d.lanes, s, comb_commands(d.lanes, jobs, steps, g),
+                                        d.width)
+                link += len(comb_request(0, 0, steps, g, bits, [bytes(steps * g)] * jobs))
+                link += jobs * answer
+                products += jobs * (steps * (g + 1) - 1)
+        extra = self.stats.extra
+        extra["device_cycles"] += cycles
+        extra["device_comb_multiexp_terms"] += bases * rows
+        extra["device_products"] += products
+        extra["device_word_products"] += products * (2 * s * s + s)
+        extra["link_bytes"] += link
+        extra["projected_device_seconds"] += cycles / (d.clock_mhz * 1e6)
+        extra["projected_link_seconds"] += link / d.link_bytes_per_s
+        return cycles
 
     def group_prodmod(self, values: Sequence[int], groups: Sequence[int], n_groups: int,
                       modulus: int) -> list[int]:
