@@ -12,8 +12,9 @@ run-time operand length up to ``n_max_bits`` (wider or even moduli go to the CPU
 fallbacks), negative exponents inverted on the host first, fixed-base powers as the device's
 comb when the build has a table (:func:`~montpipe.device.model.packet_cycles` of the packets
 the comb sends, a lane's worth of powers a frame, the table written once per base and
-modulus), else as ordinary exponentiations, multi-exponentiations as ordinary exponentiations,
-secret exponents in constant-time mode over their declared length, and only when the device is
+modulus), and multi-exponentiations on the same comb as the ``fpga`` backend runs them (host-
+built group tables written a chunk at a time, the rows as jobs), else both as ordinary
+exponentiations; secret exponents in constant-time mode over their declared length, and only when the device is
 trusted with secrets (``trust_device_with_secrets``, as the ``fpga`` backend: by default a
 private key's exponentiations stay on the host and are counted in ``host_secret_powmods``, not
 projected). Multiplications and products
