@@ -14,11 +14,11 @@ comb when the build has a table (:func:`~montpipe.device.model.packet_cycles` of
 the comb sends, a lane's worth of powers a frame, the table written once per base and
 modulus), and multi-exponentiations on the same comb as the ``fpga`` backend runs them (host-
 built group tables written a chunk at a time, the rows as jobs), else both as ordinary
-exponentiations; secret exponents in constant-time mode over their declared length, and only when the device is
-trusted with secrets (``trust_device_with_secrets``, as the ``fpga`` backend: by default a
-private key's exponentiations stay on the host and are counted in ``host_secret_powmods``, not
-projected). Multiplications and products
-stay on the host and are not projected. The link to the host is projected separately
+exponentiations; secret exponents in constant-time mode over their declared length, and only
+when the device is trusted with secrets (``trust_device_with_secrets``, as the ``fpga``
+backend: by default a private key's exponentiations stay on the host and are counted in
+``host_secret_powmods``, not projected). Multiplications and products stay on the host and are
+not projected. The link to the host is projected separately
 (``projected_link_seconds``, request and result frames at the link's byte rate): on a board the
 two overlap, so the larger bounds throughput.
 """
