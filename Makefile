@@ -59,7 +59,9 @@ verilog: $(STAMP)
 
 # cocotb on Icarus Verilog and Verilator against gmpy2, full set (the Paillier shapes at full
 # size on Verilator: ~10 minutes); SIM=icarus|verilator picks one, WAVES=1 writes waveforms,
-# SEED=n replays vectors. Reports: build/sim/<simulator>/report.json
+# SEED=n replays vectors. Reports: build/sim/<simulator>/report.json. Then (without SIM or
+# ONLY) one iteration of the hetero-LR demo on the simulated board, every device result checked
+# (~2 minutes; build/sim/fl/report.json)
 # LEVEL=gate: the ECP5 netlists instead (synth_ecp5's and nextpnr's, with the cell models, on
 # Verilator): the reference lane, the small board top, and the reference ULX3S build on the
 # Paillier shapes (hours: ONLY=lane|board|reference picks one; ONLY=board-routed the routed
@@ -67,6 +69,7 @@ verilog: $(STAMP)
 LEVEL ?= rtl
 sim: $(STAMP)
 	$(PY) -m montpipe.sim --level $(LEVEL) --set full $(if $(SIM),--sim $(SIM)) $(if $(WAVES),--waves) $(if $(SEED),--seed $(SEED)) $(if $(ONLY),--only $(ONLY))
+	$(if $(filter rtl,$(LEVEL)),$(if $(ONLY)$(SIM),,$(PY) -m montpipe.fl_demo.sim_check))
 
 # the simulated board (Verilator) behind a pseudo-terminal, linked at build/sim/board/tty, until
 # Ctrl-C: MONTPIPE_BACKEND=fpga MONTPIPE_FPGA_PORT=build/sim/board/tty talks to it

@@ -639,15 +639,16 @@ class FPGABackend(Backend):
         self.stats.extra["comb_multiexp_terms"] += len(bases) * len(rows)
         result = [int(o) for o in out]
         if self.spot_check:
-            j = self._rng.randrange(len(rows))
-            want = gmpy2.mpz(1) % m
-            for b, e in zip(bases, rows[j], strict=True):
-                want = want * (gmpy2.powmod(b, e, m) if e >= 0 else
-                               gmpy2.invert(gmpy2.powmod(b, -e, m), m)) % m
-            self.stats.extra["spot_checked"] += 1
-            if result[j] != want:
-                raise DeviceResultError(f"{batch}: spot check failed for row {j}: the "
-                                        f"device's result differs from the CPU's")
+            count = max(1, round(self.spot_check * len(rows)))
+            for j in self._rng.sample(range(len(rows)), min(count, len(rows))):
+                want = gmpy2.mpz(1) % m
+                for b, e in zip(bases, rows[j], strict=True):
+                    want = want * (gmpy2.powmod(b, e, m) if e >= 0 else
+                                   gmpy2.invert(gmpy2.powmod(b, -e, m), m)) % m
+                self.stats.extra["spot_checked"] += 1
+                if result[j] != want:
+                    raise DeviceResultError(f"{batch}: spot check failed for row {j}: the "
+                                            f"device's result differs from the CPU's")
         self.stats.busy_seconds += time.perf_counter() - t0
         return result
 
