@@ -6,17 +6,19 @@ parameters of :data:`~montpipe.hdl.board.COLLISIONS_DONT_CARE`, ``synth_ecp5``),
 mapped netlist — LUT4, CCU2C, TRELLIS_FF, DP16KD, MULT18X18D, … — as Verilog, and simulates it
 under cocotb with the ECP5 cell models Yosys ships (``share/lattice/cells_sim_ecp5.v``), the
 project's ``MULT18X18D`` model (``sim/mult18x18d.v``) and :data:`STAND_INS` for the clock
-cells. The board top can also be placed and routed by nextpnr-ecp5 and its packed netlist
-(``--write``) read back into Yosys and simulated the same way.
+cells. The board top is also placed and routed by nextpnr-ecp5 and its packed netlist
+(``--write``) read back into Yosys, put in the models' terms (:data:`ROUTED_SCRIPT`) and
+simulated the same way.
 
 What is simulated (:func:`jobs`):
 
 * ``lane``: one Montgomery lane exactly as the reference build instantiates it (W = 36, the
   sequencer's slots, four ``MULT18X18D`` a multiplier), products up to 4096 bits, every result
   bit-exact with the FIOS reference and congruent per gmpy2, every cycle count the model's;
-* ``board``: the whole board top (PLL, UART pins, LEDs) of a small configuration, driven
-  through its serial pins: capabilities, a context, exponentiations against gmpy2, a frame with
-  a bad CRC answered ``BAD_CRC`` and the error LED lit, and a RESET clearing it;
+* ``board``: the whole board top (PLL, UART pins, LEDs) of a small configuration, synthesised
+  and routed, driven through its serial pins: capabilities, a context, exponentiations against
+  gmpy2, a frame with a bad CRC answered ``BAD_CRC`` and the error LED lit, and a RESET
+  clearing it;
 * ``reference``: the reference ULX3S configuration (15 lanes of 36-bit words) through its pins
   on the full-size Paillier shapes: a CRT half of a 2048-bit key and ``r^n mod n²``.
 """
@@ -296,7 +298,15 @@ module TRELLIS_COMB(input A, B, C, D, M, FCI, F1, FXA, FXB, WD, WAD0, WAD1, WAD2
     parameter IS_Z1 = 1'b0;
     // (an unrouted LUT input reads 1 on the silicon, and nextpnr leaves the inputs a LUT does
     // not use unconnected: the script ties every input left undriven here high)
-    TRELLIS_COMB #(.MODE(MODE), .INITVAL(INITVAL), .CCU2_INJECT1(CCU2_INJECT1),
+    // A LUT RAM's INITVAL is in LUT order: nextpnr (dram_to_comb) puts the word at address
+    // {i[0], i[2], i[1], i[3]} in bit i, while the model reads its INITVAL by address
+    function [15:0] by_address(input [15:0] lut);
+        integer i;
+        for (i = 0; i < 16; i = i + 1)
+            by_address[{i[0], i[2], i[1], i[3]}] = lut[i];
+    endfunction
+    localparam [15:0] INIT = MODE == "DPRAM" ? by_address(INITVAL) : INITVAL;
+    TRELLIS_COMB #(.MODE(MODE), .INITVAL(INIT), .CCU2_INJECT1(CCU2_INJECT1),
                    .WREMUX(WREMUX), .IS_Z1(IS_Z1))
         _TECHMAP_REPLACE_ (.A(A), .B(B), .C(C), .D(D), .M(M), .FCI(FCI), .F1(F1), .FXA(FXA),
                            .FXB(FXB), .WD(WD), .WAD0(WAD0), .WAD1(WAD1), .WAD2(WAD2),
@@ -325,6 +335,8 @@ endmodule
 #: an unused LUT input's mux to "1" and a carry input tied high is left unrouted for the same
 #: tie-high; nextpnr connects the other constants to its constant nets, so the write-port pins
 #: left undriven are only the data bits of a memory narrower than four, which nothing reads);
+#: the input ports are in setundef's selection only so that it sees them drive the wires a pad
+#: joins to them, which it would otherwise tie high as well;
 #: then the flip-flops, whose unconnected CE and LSR stay low (nextpnr disconnects a constant
 #: CE after folding it into CEMUX, and an LSR only where it is inactive low). One pass each:
 #: the maps instantiate the cell they replace.
@@ -333,7 +345,7 @@ ROUTED_SCRIPT = (
     "setparam -set IS_Z1 1 t:TRELLIS_COMB a:NEXTPNR_BEL=*.K1 %i; "
     "techmap -max_iter 1 -map routed_cells.v t:TRELLIS_COMB; "
     "setundef -undriven -one t:TRELLIS_COMB %ci1:+[A,B,C,D] "
-    "t:TRELLIS_RAMW %ci1:+[A0,B0,C0,D0,A1,B1,C1,D1] %u t:* %d; "
+    "t:TRELLIS_RAMW %ci1:+[A0,B0,C0,D0,A1,B1,C1,D1] %u t:* %d i:* %u; "
     "techmap -max_iter 1 -map routed_cells.v t:TRELLIS_FF t:TRELLIS_RAMW; ")
 
 
@@ -527,6 +539,21 @@ def prove_equivalent(gold: Path, gold_top: str, gate: Path, gate_top: str, direc
     directory.mkdir(parents=True, exist_ok=True)
     # YoWASP's Yosys sees only its working directory: everything it reads is copied in
     models, _ = _model_copies(share_dir() / "lattice", directory / "cells")
+    # Yosys's frontend keeps only the last word the LUT RAM model's initial loop writes: the
+    # proof reads the model with its sixteen words as one vector, the same contents and ports
+    common = directory / "cells" / "common_sim.vh"
+    text = common.read_text()
+    start = text.index("module TRELLIS_DPR16X4")
+    end = text.index("endmodule", start)
+    body = text[start:end]
+    for was, now in [("reg [3:0] mem[15:0];", "reg [63:0] mem = INITVAL;"),
+                     ("mem[i] <= INITVAL[4*i +: 4];", ";"),
+                     ("mem[WAD] <= DI;", "mem[4*WAD +: 4] <= DI;"),
+                     ("assign DO = mem[RAD];", "assign DO = mem[4*RAD +: 4];")]:
+        if was not in body:
+            raise RuntimeError(f"{common}: TRELLIS_DPR16X4 has no {was!r} to rewrite")
+        body = body.replace(was, now)
+    common.write_text(text[:start] + body + text[end:])
     for model in models[1:]:
         shutil.copyfile(model, directory / model.name)
     (directory / "stand_ins.v").write_text(STAND_INS)
