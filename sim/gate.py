@@ -32,6 +32,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -460,10 +461,36 @@ def _model_copies(include: Path, out: Path) -> tuple[list[Path], list[Path]]:
     return [out / "cells_sim_ecp5.v", MULT18X18D_MODEL, DP16KD_MODEL], [out]
 
 
+@contextmanager
+def _cxx_build(optimisation: str | None, jobs: int | None):
+    """Verilator's C++ build with ``optimisation`` (gcc's ``-O`` flag for the model's code
+    instead of the ``-Os`` of Verilator's makefile) on at most ``jobs`` cores; None keeps
+    Verilator's and cocotb's choice."""
+    import cocotb_tools.runner as cocotb_runner
+
+    flags, cap = os.environ.get("MAKEFLAGS"), cocotb_runner.MAX_PARALLEL_BUILD_JOBS
+    try:
+        if optimisation:
+            # make variables given in MAKEFLAGS override the makefile's assignments
+            os.environ["MAKEFLAGS"] = (f"{flags or ''} OPT_FAST={optimisation} "
+                                       f"OPT_GLOBAL={optimisation} OPT_SLOW=-O0").strip()
+        if jobs:
+            cocotb_runner.MAX_PARALLEL_BUILD_JOBS = jobs
+        yield
+    finally:
+        cocotb_runner.MAX_PARALLEL_BUILD_JOBS = cap
+        if flags is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = flags
+
+
 def run_netlist(netlist: Netlist, test_module: str, tests: list[str], plan: dict,
                 simulator: str, directory: Path, *, waves: bool = False,
-                verbose: bool = False) -> dict:
-    """The cocotb ``tests`` on ``netlist`` with the cell models (see :func:`cell_models`)."""
+                verbose: bool = False, cxx_opt: str | None = None,
+                build_jobs: int | None = None) -> dict:
+    """The cocotb ``tests`` on ``netlist`` with the cell models (see :func:`cell_models`);
+    on Verilator, ``cxx_opt`` and ``build_jobs`` set its C++ build (:func:`_cxx_build`)."""
     from .runner import run_sources
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -486,9 +513,10 @@ def run_netlist(netlist: Netlist, test_module: str, tests: list[str], plan: dict
             f'public_flat_rw -module "{netlist.top}" -var "{port}"\n'
             for port in _ports(netlist.verilog, netlist.top)))
         sources.append(control)
-    return run_sources(sources, netlist.top, test_module, tests,
-                       plan, simulator, directory, name=f"{netlist.top} ({netlist.kind})",
-                       waves=waves, verbose=verbose, build_args=args, includes=includes)
+    with _cxx_build(cxx_opt, build_jobs):
+        return run_sources(sources, netlist.top, test_module, tests,
+                           plan, simulator, directory, name=f"{netlist.top} ({netlist.kind})",
+                           waves=waves, verbose=verbose, build_args=args, includes=includes)
 
 
 def _board_plan(board: str, config, directory: Path, leds=None, seed: int = 1):
@@ -617,6 +645,8 @@ class GateJob:
     plan: dict
     simulators: tuple[str, ...] = ("verilator",)
     rtl: object = None        # (simulator, root) -> the same plan at RTL, for the speed ratio
+    cxx_opt: str | None = None      # Verilator's C++ build: gcc -O level, cores (_cxx_build)
+    build_jobs: int | None = None
 
     @property
     def name(self) -> str:
@@ -738,9 +768,11 @@ def reference_job(seed: int, shapes: tuple[str, ...] = ("crt", "encrypt")) -> Ga
         return synthesize_board("ulx3s-85f", FULL, directory,
                                 leds=StatusLEDs(HEARTBEAT_BITS, 64))
 
+    # its C++ (some 90 files of 2-4 MB) at gcc -O1 on one core: -Os took about 40 s a file
     return GateJob("reference", "synthesis", {"board": "ulx3s-85f", **asdict(FULL),
                                               "heartbeat_bits": HEARTBEAT_BITS},
-                   make, "montpipe.sim.cocotb_board", ["board_through_the_pins"], plan)
+                   make, "montpipe.sim.cocotb_board", ["board_through_the_pins"], plan,
+                   cxx_opt="-O1", build_jobs=1)
 
 
 def jobs(which: str, seed: int, shapes: tuple[str, ...] = ("crt", "encrypt")) -> list[GateJob]:
@@ -767,10 +799,13 @@ def run_job(job: GateJob, simulator: str, out: Path, *, waves: bool = False,
              "simulator": simulator, "top": netlist.top, "cells": netlist.cells,
              "netlist_seconds": round(netlist.seconds, 1), "netlist_commands": netlist.commands,
              "verilog": str(netlist.verilog)}
+    if job.cxx_opt or job.build_jobs:
+        entry["cxx_build"] = {"optimisation": job.cxx_opt, "jobs": job.build_jobs}
     started = time.perf_counter()
     try:
         checked = run_netlist(netlist, job.test_module, job.tests, job.plan, simulator,
-                              directory / f"{job.kind}-{simulator}", waves=waves)
+                              directory / f"{job.kind}-{simulator}", waves=waves,
+                              cxx_opt=job.cxx_opt, build_jobs=job.build_jobs)
     except SimulationFailedError as exc:
         entry.update(passed=False, mismatches=1, failure=str(exc),
                      wall_s=round(time.perf_counter() - started, 1))
