@@ -64,8 +64,8 @@ verilog: $(STAMP)
 # (~2 minutes; build/sim/fl/report.json)
 # LEVEL=gate: the ECP5 netlists instead (synth_ecp5's and nextpnr's, with the cell models, on
 # Verilator): the reference lane, the small board top, and the reference ULX3S build on the
-# Paillier shapes (hours: ONLY=lane|board|reference picks one; ONLY=board-routed the routed
-# netlist, which does not pass: docs/gate-level.md). Report: build/sim/gate/report.json
+# Paillier shapes (hours: ONLY=lane|board|reference picks one; ONLY=board-routed the board
+# top as nextpnr routed it: docs/gate-level.md). Report: build/sim/gate/report.json
 LEVEL ?= rtl
 sim: $(STAMP)
 	$(PY) -m montpipe.sim --level $(LEVEL) --set full $(if $(SIM),--sim $(SIM)) $(if $(WAVES),--waves) $(if $(SEED),--seed $(SEED)) $(if $(ONLY),--only $(ONLY))

