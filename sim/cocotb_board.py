@@ -5,8 +5,10 @@ responses read off its TX pin with the host's own protocol code, the LEDs watche
 The plan names the pins and gives the UART divisor, the build's capabilities and the requests:
 capabilities; a context; exponentiations against gmpy2 (at most ``lanes + 1`` outstanding, the
 host's rule), each timed from the stop bit of its request to the start bit of its response;
-a frame with a corrupted CRC answered ``BAD_CRC`` with its tag and the error LED lit; STATUS
-counting it; RESET answered OK and the LED dark again; the heartbeat blinking throughout.
+on a build with a comb table, the table written and fixed-base powers by the comb, a lane's
+worth a frame, against gmpy2; a frame with a corrupted CRC answered ``BAD_CRC`` with its tag
+and the error LED lit; STATUS counting it; RESET answered OK and the LED dark again; the
+heartbeat blinking throughout.
 """
 
 from __future__ import annotations
@@ -30,11 +32,14 @@ from montpipe.device.wire import (
     Opcode,
     ResponseParser,
     caps_request,
+    comb_request,
     encode_request,
     load_context_request,
     modexp_request,
+    table_write_request,
     unpack_words,
 )
+from montpipe.driver.comb import choose_shape, comb_digits, comb_table
 
 from . import _bench
 from .tb import PERIOD_NS
@@ -174,6 +179,39 @@ async def board_through_the_pins(dut):
     for shape, overheads in latencies.items():
         assert len(set(overheads)) == 1, (shape, overheads)
 
+    # the comb: its table written under context 0, then powers a lane's worth a frame
+    comb_frames = 0
+    shape = choose_shape(plan["exponent_bits"][0], caps.table_entries) \
+        if caps.table_entries else None
+    if shape is not None:
+        m = moduli[0]
+        s = montgomery_words(m.bit_length(), W)
+        r = pow(2, W * s, m)
+        g = int(gmpy2.mpz(cases[0][2]) % m) or 2
+        for index, value in enumerate(comb_table(g, m, shape)):
+            count = len(host.responses)
+            await host.send(table_write_request(100 + index, 0, index, value * r % m, width=W,
+                                                words=s))
+            await host.wait_for(count + 1, 10**7)
+            assert (host.responses[-1].tag, host.responses[-1].status) == (100 + index,
+                                                                            LinkStatus.OK)
+            comb_frames += 1
+        exps = [0, (1 << shape.max_bits) - 1] + [int(c[3]) % (1 << shape.max_bits)
+                                                 for c in cases]
+        for at in range(0, len(exps), lanes):
+            jobs = exps[at:at + lanes]
+            count = len(host.responses)
+            await host.send(comb_request(400 + at, 0, shape.steps, shape.tables, shape.bits,
+                                         [comb_digits(e, shape) for e in jobs]))
+            await host.wait_for(count + len(jobs), plan.get("deadline_cycles", 10**8))
+            for j, e in enumerate(jobs):
+                r_ = host.responses[count + j]
+                assert (r_.tag, r_.opcode, r_.status) == (400 + at + j, Opcode.COMB,
+                                                          LinkStatus.OK), r_
+                assert unpack_words(r_.payload, W) == int(gmpy2.powmod(g, e, m)), e
+            comb_frames += 1
+        checked += comb_frames
+
     # a corrupted frame: BAD_CRC with its tag, the error LED lit
     bad = bytearray(caps_request(40))
     bad[-1] ^= 0x5A
@@ -191,7 +229,8 @@ async def board_through_the_pins(dut):
     r = host.responses[-1]
     ok_frames, bad_crc, errors, timeouts = (int.from_bytes(r.payload[4 * k:4 * k + 4], "little")
                                             for k in range(4))
-    assert bad_crc == 1 and timeouts == 0 and ok_frames == 1 + len(moduli) + len(cases) + 1, \
+    assert bad_crc == 1 and timeouts == 0 and \
+        ok_frames == 1 + len(moduli) + len(cases) + comb_frames + 1, \
         (ok_frames, bad_crc, errors, timeouts)
     checked += 1
 

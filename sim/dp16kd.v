@@ -68,6 +68,72 @@ module DP16KD(
     parameter CSB0MUX = "CSB0";
     parameter CSB1MUX = "CSB1";
     parameter CSB2MUX = "CSB2";
+    // nextpnr's packed netlist ties unused address and data pins through these: "0", "1",
+    // "INV", or the pin itself
+    parameter ADA0MUX = "ADA0";
+    parameter ADA1MUX = "ADA1";
+    parameter ADA2MUX = "ADA2";
+    parameter ADA3MUX = "ADA3";
+    parameter ADA4MUX = "ADA4";
+    parameter ADA5MUX = "ADA5";
+    parameter ADA6MUX = "ADA6";
+    parameter ADA7MUX = "ADA7";
+    parameter ADA8MUX = "ADA8";
+    parameter ADA9MUX = "ADA9";
+    parameter ADA10MUX = "ADA10";
+    parameter ADA11MUX = "ADA11";
+    parameter ADA12MUX = "ADA12";
+    parameter ADA13MUX = "ADA13";
+    parameter ADB0MUX = "ADB0";
+    parameter ADB1MUX = "ADB1";
+    parameter ADB2MUX = "ADB2";
+    parameter ADB3MUX = "ADB3";
+    parameter ADB4MUX = "ADB4";
+    parameter ADB5MUX = "ADB5";
+    parameter ADB6MUX = "ADB6";
+    parameter ADB7MUX = "ADB7";
+    parameter ADB8MUX = "ADB8";
+    parameter ADB9MUX = "ADB9";
+    parameter ADB10MUX = "ADB10";
+    parameter ADB11MUX = "ADB11";
+    parameter ADB12MUX = "ADB12";
+    parameter ADB13MUX = "ADB13";
+    parameter DIA0MUX = "DIA0";
+    parameter DIA1MUX = "DIA1";
+    parameter DIA2MUX = "DIA2";
+    parameter DIA3MUX = "DIA3";
+    parameter DIA4MUX = "DIA4";
+    parameter DIA5MUX = "DIA5";
+    parameter DIA6MUX = "DIA6";
+    parameter DIA7MUX = "DIA7";
+    parameter DIA8MUX = "DIA8";
+    parameter DIA9MUX = "DIA9";
+    parameter DIA10MUX = "DIA10";
+    parameter DIA11MUX = "DIA11";
+    parameter DIA12MUX = "DIA12";
+    parameter DIA13MUX = "DIA13";
+    parameter DIA14MUX = "DIA14";
+    parameter DIA15MUX = "DIA15";
+    parameter DIA16MUX = "DIA16";
+    parameter DIA17MUX = "DIA17";
+    parameter DIB0MUX = "DIB0";
+    parameter DIB1MUX = "DIB1";
+    parameter DIB2MUX = "DIB2";
+    parameter DIB3MUX = "DIB3";
+    parameter DIB4MUX = "DIB4";
+    parameter DIB5MUX = "DIB5";
+    parameter DIB6MUX = "DIB6";
+    parameter DIB7MUX = "DIB7";
+    parameter DIB8MUX = "DIB8";
+    parameter DIB9MUX = "DIB9";
+    parameter DIB10MUX = "DIB10";
+    parameter DIB11MUX = "DIB11";
+    parameter DIB12MUX = "DIB12";
+    parameter DIB13MUX = "DIB13";
+    parameter DIB14MUX = "DIB14";
+    parameter DIB15MUX = "DIB15";
+    parameter DIB16MUX = "DIB16";
+    parameter DIB17MUX = "DIB17";
     parameter RESETMODE = "SYNC";
     parameter ASYNC_RESET_RELEASE = "SYNC";
     parameter GSR = "ENABLED";
@@ -276,6 +342,11 @@ module DP16KD(
     endtask
 
     // ---- port A ----
+`define DP16KD_PIN(mux, pin) ((mux) == "0" ? 1'b0 : (mux) == "1" ? 1'b1 : (mux) == "INV" ? ~(pin) : (pin))
+    wire [13:0] ada = {`DP16KD_PIN(ADA13MUX, ADA13), `DP16KD_PIN(ADA12MUX, ADA12), `DP16KD_PIN(ADA11MUX, ADA11), `DP16KD_PIN(ADA10MUX, ADA10), `DP16KD_PIN(ADA9MUX, ADA9), `DP16KD_PIN(ADA8MUX, ADA8), `DP16KD_PIN(ADA7MUX, ADA7), `DP16KD_PIN(ADA6MUX, ADA6), `DP16KD_PIN(ADA5MUX, ADA5), `DP16KD_PIN(ADA4MUX, ADA4), `DP16KD_PIN(ADA3MUX, ADA3), `DP16KD_PIN(ADA2MUX, ADA2), `DP16KD_PIN(ADA1MUX, ADA1), `DP16KD_PIN(ADA0MUX, ADA0)};
+    wire [13:0] adb = {`DP16KD_PIN(ADB13MUX, ADB13), `DP16KD_PIN(ADB12MUX, ADB12), `DP16KD_PIN(ADB11MUX, ADB11), `DP16KD_PIN(ADB10MUX, ADB10), `DP16KD_PIN(ADB9MUX, ADB9), `DP16KD_PIN(ADB8MUX, ADB8), `DP16KD_PIN(ADB7MUX, ADB7), `DP16KD_PIN(ADB6MUX, ADB6), `DP16KD_PIN(ADB5MUX, ADB5), `DP16KD_PIN(ADB4MUX, ADB4), `DP16KD_PIN(ADB3MUX, ADB3), `DP16KD_PIN(ADB2MUX, ADB2), `DP16KD_PIN(ADB1MUX, ADB1), `DP16KD_PIN(ADB0MUX, ADB0)};
+    wire [17:0] dia = {`DP16KD_PIN(DIA17MUX, DIA17), `DP16KD_PIN(DIA16MUX, DIA16), `DP16KD_PIN(DIA15MUX, DIA15), `DP16KD_PIN(DIA14MUX, DIA14), `DP16KD_PIN(DIA13MUX, DIA13), `DP16KD_PIN(DIA12MUX, DIA12), `DP16KD_PIN(DIA11MUX, DIA11), `DP16KD_PIN(DIA10MUX, DIA10), `DP16KD_PIN(DIA9MUX, DIA9), `DP16KD_PIN(DIA8MUX, DIA8), `DP16KD_PIN(DIA7MUX, DIA7), `DP16KD_PIN(DIA6MUX, DIA6), `DP16KD_PIN(DIA5MUX, DIA5), `DP16KD_PIN(DIA4MUX, DIA4), `DP16KD_PIN(DIA3MUX, DIA3), `DP16KD_PIN(DIA2MUX, DIA2), `DP16KD_PIN(DIA1MUX, DIA1), `DP16KD_PIN(DIA0MUX, DIA0)};
+    wire [17:0] dib = {`DP16KD_PIN(DIB17MUX, DIB17), `DP16KD_PIN(DIB16MUX, DIB16), `DP16KD_PIN(DIB15MUX, DIB15), `DP16KD_PIN(DIB14MUX, DIB14), `DP16KD_PIN(DIB13MUX, DIB13), `DP16KD_PIN(DIB12MUX, DIB12), `DP16KD_PIN(DIB11MUX, DIB11), `DP16KD_PIN(DIB10MUX, DIB10), `DP16KD_PIN(DIB9MUX, DIB9), `DP16KD_PIN(DIB8MUX, DIB8), `DP16KD_PIN(DIB7MUX, DIB7), `DP16KD_PIN(DIB6MUX, DIB6), `DP16KD_PIN(DIB5MUX, DIB5), `DP16KD_PIN(DIB4MUX, DIB4), `DP16KD_PIN(DIB3MUX, DIB3), `DP16KD_PIN(DIB2MUX, DIB2), `DP16KD_PIN(DIB1MUX, DIB1), `DP16KD_PIN(DIB0MUX, DIB0)};
     wire clk_a = CLKA ^ (CLKAMUX == "INV");
     wire ce_a = CEA ^ (CEAMUX == "INV");
     wire oce_a = OCEA ^ (OCEAMUX == "INV");
@@ -283,9 +354,9 @@ module DP16KD(
     wire rst_a = RSTA ^ (RSTAMUX == "INV");
     wire [2:0] cs_a = {CSA2 ^ (CSA2MUX == "INV"), CSA1 ^ (CSA1MUX == "INV"),
                         CSA0 ^ (CSA0MUX == "INV")};
-    wire [13:0] ad_a = {ADA13, ADA12, ADA11, ADA10, ADA9, ADA8, ADA7, ADA6, ADA5, ADA4, ADA3, ADA2, ADA1, ADA0};
-    wire [35:0] di_a = DATA_WIDTH_A == 36 ? {{DIB17, DIB16, DIB15, DIB14, DIB13, DIB12, DIB11, DIB10, DIB9, DIB8, DIB7, DIB6, DIB5, DIB4, DIB3, DIB2, DIB1, DIB0}, {DIA17, DIA16, DIA15, DIA14, DIA13, DIA12, DIA11, DIA10, DIA9, DIA8, DIA7, DIA6, DIA5, DIA4, DIA3, DIA2, DIA1, DIA0}}
-                                        : {18'b0, {DIA17, DIA16, DIA15, DIA14, DIA13, DIA12, DIA11, DIA10, DIA9, DIA8, DIA7, DIA6, DIA5, DIA4, DIA3, DIA2, DIA1, DIA0}};
+    wire [13:0] ad_a = ada;
+    wire [35:0] di_a = DATA_WIDTH_A == 36 ? {dib, dia}
+                                        : {18'b0, dia};
     wire sel_a = cs_a == CS_A;
     reg [35:0] latch_a = 36'b0, out_a = 36'b0;
     wire [35:0] q_a = REGMODE_A == "OUTREG" ? out_a : latch_a;
@@ -334,9 +405,9 @@ module DP16KD(
     wire rst_b = RSTB ^ (RSTBMUX == "INV");
     wire [2:0] cs_b = {CSB2 ^ (CSB2MUX == "INV"), CSB1 ^ (CSB1MUX == "INV"),
                         CSB0 ^ (CSB0MUX == "INV")};
-    wire [13:0] ad_b = {ADB13, ADB12, ADB11, ADB10, ADB9, ADB8, ADB7, ADB6, ADB5, ADB4, ADB3, ADB2, ADB1, ADB0};
-    wire [35:0] di_b = DATA_WIDTH_B == 36 ? {{DIB17, DIB16, DIB15, DIB14, DIB13, DIB12, DIB11, DIB10, DIB9, DIB8, DIB7, DIB6, DIB5, DIB4, DIB3, DIB2, DIB1, DIB0}, {DIA17, DIA16, DIA15, DIA14, DIA13, DIA12, DIA11, DIA10, DIA9, DIA8, DIA7, DIA6, DIA5, DIA4, DIA3, DIA2, DIA1, DIA0}}
-                                        : {18'b0, {DIB17, DIB16, DIB15, DIB14, DIB13, DIB12, DIB11, DIB10, DIB9, DIB8, DIB7, DIB6, DIB5, DIB4, DIB3, DIB2, DIB1, DIB0}};
+    wire [13:0] ad_b = adb;
+    wire [35:0] di_b = DATA_WIDTH_B == 36 ? {dib, dia}
+                                        : {18'b0, dib};
     wire sel_b = cs_b == CS_B;
     reg [35:0] latch_b = 36'b0, out_b = 36'b0;
     wire [35:0] q_b = REGMODE_B == "OUTREG" ? out_b : latch_b;

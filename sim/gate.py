@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import inspect
 import json
 import os
 import subprocess
@@ -350,6 +351,27 @@ ROUTED_SCRIPT = (
     "techmap -max_iter 1 -map routed_cells.v t:TRELLIS_FF t:TRELLIS_RAMW; ")
 
 
+#: the block RAM's pins that are not inputs
+_DP16KD_OUTPUTS = tuple(f"DO{port}{k}" for port in "AB" for k in range(18))
+
+
+def _tie_unrouted_block_inputs(design: dict) -> int:
+    """Tie high the block RAMs' inputs nextpnr left unconnected, as the silicon reads an
+    unrouted input (nextpnr disconnects a pin tied to a constant and, for a 0, inverts it
+    through the pin's ``*MUX``: a chip select tied low becomes an open pin with ``CSA0MUX
+    "INV"``, a clock enable tied high an open pin as it is). Returns how many pins it tied."""
+    tied = 0
+    for module in design["modules"].values():
+        for cell in module["cells"].values():
+            if cell["type"] != "DP16KD":
+                continue
+            for pin, bits in cell["connections"].items():
+                if not bits and pin not in _DP16KD_OUTPUTS:
+                    cell["connections"][pin] = ["1"]
+                    tied += 1
+    return tied
+
+
 def _unmodelled_routed_cells(design: dict) -> list[str]:
     """The packed cells of nextpnr's netlist (``--write``) whose configuration the conversion
     (:data:`ROUTED_CELLS`, :data:`ROUTED_SCRIPT`) does not express, one line each: a LUT RAM's
@@ -376,9 +398,14 @@ def _write_verilog(json_name: str, verilog_name: str, directory: Path, *,
     (:data:`PADS_AS_WIRES`) and, for nextpnr's netlist, its packed cells in the terms of the
     cell models (:data:`ROUTED_CELLS` by :data:`ROUTED_SCRIPT`); every other cell as it is."""
     (directory / "pads_as_wires.v").write_text(PADS_AS_WIRES)
+    if routed:
+        design = json.loads((directory / json_name).read_text())
+        if _tie_unrouted_block_inputs(design):
+            json_name = json_name.replace(".json", "_tied.json")
+            (directory / json_name).write_text(json.dumps(design))
     script = f"read_json {json_name}; techmap -map pads_as_wires.v t:TRELLIS_IO; "
     if routed:
-        problems = _unmodelled_routed_cells(json.loads((directory / json_name).read_text()))
+        problems = _unmodelled_routed_cells(design)
         if problems:
             raise RuntimeError(f"{directory / json_name}: {len(problems)} packed cells in a "
                                "configuration the routed-netlist conversion does not model, "
@@ -612,7 +639,8 @@ def route_board(board: str, config, directory: Path, *, leds=None, seed: int = 1
     stamp = directory / "routed.sha256"
     # the conversion is part of what the Verilog depends on
     digest = hashlib.sha256("\n".join([(directory / "synth.sha256").read_text(),
-                                       " ".join(nextpnr[1:]), ROUTED_CELLS, ROUTED_SCRIPT])
+                                       " ".join(nextpnr[1:]), ROUTED_CELLS, ROUTED_SCRIPT,
+                                       inspect.getsource(_tie_unrouted_block_inputs)])
                             .encode()).hexdigest()
     seconds = 0.0
     if not (stamp.exists() and stamp.read_text() == digest and routed_v.exists()):

@@ -48,9 +48,10 @@ def test_reference_lane_netlist_matches_gmpy2_and_the_cycle_model(report):
 def test_board_top_through_its_pins(report):
     (board,) = [r for r in report["runs"] if r["item"] == "board"]
     assert board["passed"] and board["mismatches"] == 0
-    # CAPS, a context, five exponentiations, BAD_CRC, STATUS, RESET
-    assert board["results_checked"] == 10
-    assert {"EHXPLLL", "TRELLIS_FF", "LUT4", "MULT18X18D"} <= set(board["cells"])
+    # CAPS, a context, five exponentiations, the comb's 16 table writes and 7 frames of
+    # fixed-base powers, BAD_CRC, STATUS, RESET
+    assert board["results_checked"] == 10 + 16 + 7
+    assert {"EHXPLLL", "TRELLIS_FF", "LUT4", "MULT18X18D", "DP16KD"} <= set(board["cells"])
     # latency = engine cycles (the model's) + the link's part, one figure per frame length
     assert len(board["link_overhead_cycles"]) == 3 and min(board["link_overhead_cycles"]) > 0
     assert board["seed"] == SEED and "--level gate" in board["command"]
