@@ -270,3 +270,15 @@ def test_multiexp_projects_the_comb_or_exponentiations():
     assert with_table.stats.extra["device_comb_multiexp_terms"] == 120
     assert without.stats.extra["device_powmods"] == 120
     assert with_table.stats.extra["link_bytes"] < without.stats.extra["link_bytes"] / 2
+
+
+def test_another_boards_report_by_name(monkeypatch):
+    monkeypatch.setenv("MONTPIPE_MODEL_BOARD", "orangecrab-85f")
+    device, source = default_device()
+    assert "orangecrab-85f.json" in source
+    report = json.loads((model_mod.REPORTS / "orangecrab-85f.json").read_text())
+    assert device.clock_mhz == min(report["fmax_mhz"], report["target_mhz"])
+    monkeypatch.setenv("MONTPIPE_MODEL_BOARD", "no-such-board")
+    with pytest.raises(ValueError, match="'no-such-board' names no committed synthesis report "
+                                         r"\(there are: .*ulx3s-85f"):
+        default_device()

@@ -78,15 +78,22 @@ def default_device() -> tuple[DeviceConfig, str]:
     The committed synthesis report of the reference board (``reports/synth/ulx3s-85f.json``;
     else the first report by name): its configuration, at the lower of its post-route Fmax and
     its PLL's clock (a build that meets timing runs at its PLL's clock; the Fmax above it is
-    margin). Without a report, the reference :class:`DeviceConfig` as designed, with a warning:
-    its clock is then a target, not a measurement. ``MONTPIPE_MODEL_LANES``,
+    margin); ``MONTPIPE_MODEL_BOARD`` names another board's committed report (an unknown name
+    is a ``ValueError`` listing the reports). Without a report, the reference
+    :class:`DeviceConfig` as designed, with a warning: its clock is then a target, not a
+    measurement. ``MONTPIPE_MODEL_LANES``,
     ``MONTPIPE_MODEL_CLOCK_MHZ``, ``MONTPIPE_MODEL_WIDTH`` and ``MONTPIPE_MODEL_WINDOW`` override
     single fields.
     """
     fields: dict = {}
+    board = os.environ.get("MONTPIPE_MODEL_BOARD", "").strip() or REFERENCE_BOARD
     reports = sorted((p for p in REPORTS.iterdir() if p.name.endswith(".json")),
-                     key=lambda p: (p.name != f"{REFERENCE_BOARD}.json", p.name)) \
+                     key=lambda p: (p.name != f"{board}.json", p.name)) \
         if REPORTS.is_dir() else []
+    if board != REFERENCE_BOARD and (not reports or reports[0].name != f"{board}.json"):
+        names = ", ".join(p.name.removesuffix(".json") for p in reports) or "none"
+        raise ValueError(f"MONTPIPE_MODEL_BOARD={board!r} names no committed synthesis report "
+                         f"(there are: {names})")
     if reports:
         data = json.loads(reports[0].read_text())
         config = data["configuration"]
