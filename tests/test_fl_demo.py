@@ -182,10 +182,13 @@ def test_on_ray_end_to_end_and_a_crash(data):
     acc = run.summarise(res, data, cfg, backends)["projected_accelerator"]
     assert acc["shared_backend"] == [] and set(acc["per_party"]) == set(run.ROLES)
     assert acc["per_party"]["host"]["device_seconds_per_iteration"] > 0
-    lifetime = {r: res["backend_reports"][r]["stats"]["device_powmods"] for r in run.ROLES}
+    keys = ("device_powmods", "device_comb_powers", "device_comb_multiexp_terms",
+            "device_products")
+    lifetime = {r: tuple(res["backend_reports"][r]["stats"][k] for k in keys) for r in run.ROLES}
     assert len(set(lifetime.values())) == 3      # three backends, three sets of counters
     for r in run.ROLES:   # a party's share is within its own backend's (set-up aside)
-        assert acc["per_party"][r]["counters_per_iteration"]["device_powmods"] <= lifetime[r]
+        share = acc["per_party"][r]["counters_per_iteration"]
+        assert all(share.get(k, 0) <= v for k, v in zip(keys, lifetime[r], strict=True))
     with pytest.raises(ProtocolError, match=r"party 'guest' failed during iteration 0 "
                                             r"\(residual\)"):
         run.train(data, cfg, use_ray=True, progress=False, timeout=120,
