@@ -15,7 +15,11 @@ not depend on its digits.
 
 Packets are offered as fast as the array's request chain takes them (a beat every two cycles):
 the first header beat the cycle after the last beat of the packet before, each operand word
-the cycle after its address; the digit of a packet is read while its header goes out.
+the cycle after it is read; the digit of a packet is read while its header goes out. The table
+spans dozens of block RAMs whose outputs meet in a wide multiplexer, so an operand word is
+read a cycle ahead (while the header's last beat or the word before is offered) and registered
+before it is offered: nothing but a register sits between that multiplexer and the request
+chain, and a word still takes the same two cycles.
 """
 
 from __future__ import annotations
@@ -137,8 +141,12 @@ class CombSequencer(wiring.Component):
 
         # the digit: buffer address at packet start, the byte a cycle later, registered, then
         # its table entry's first word address
-        m.d.comb += [self.buf_addr.eq(dig_off), self.m_addr.eq(k),
-                     tr.addr.eq(entry_base + k)]
+        # the operand word's address: word 0 during the header (entry_base is set by its fourth
+        # beat), word k while word k is taken in, word k + 1 while word k is offered
+        ahead = Signal(range(S))
+        m.d.comb += ahead.eq(Mux(header, 0, Mux(phase & (k != self.words - 1), k + 1, k)))
+        m.d.comb += [self.buf_addr.eq(dig_off), self.m_addr.eq(ahead),
+                     tr.addr.eq(entry_base + ahead)]
         m.d.sync += fetch.eq(fetch << 1)
         with m.If(fetch[1]):
             m.d.sync += digit.eq(self.buf_data & ((Const(1, 9) << self.bits) - 1)[:8])
@@ -191,10 +199,12 @@ class CombSequencer(wiring.Component):
                 with m.Else():
                     next_packet()
         with m.Elif(self.busy):
-            # operand word k: its address this cycle, offered the next
-            word = Mux(kind == Command.BEGIN, self.m_data, tr.data)
+            # operand word k: taken in from the memory this cycle (read the cycle before),
+            # offered from the register from the next
+            word = Signal(W)
             with m.If(~phase):
-                m.d.sync += phase.eq(1)
+                m.d.sync += [phase.eq(1),
+                             word.eq(Mux(kind == Command.BEGIN, self.m_data, tr.data))]
             with m.Else():
                 last_word = k == self.words - 1
                 m.d.comb += [req.valid.eq(1), req.payload.data.eq(word),
