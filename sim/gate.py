@@ -779,7 +779,7 @@ def reference_job(seed: int, shapes: tuple[str, ...] = ("crt", "encrypt")) -> Ga
     """The reference ULX3S build (15 lanes of 36-bit words, 75 MHz, 3 Mbaud) through its pins
     on full-size Paillier shapes of a 2048-bit key: a CRT half (2048-bit modulus ``p²``, a
     1024-bit exponent in constant time) and the encryption's ``r^n mod n²`` (4096-bit modulus,
-    2048-bit exponent)."""
+    2048-bit exponent), then comb powers under ``p²``."""
     from dataclasses import asdict
 
     from ..hdl.board import StatusLEDs
@@ -791,6 +791,9 @@ def reference_job(seed: int, shapes: tuple[str, ...] = ("crt", "encrypt")) -> Ga
     requests += [{"context": 1, "base": None, "e": None}] * ("encrypt" in shapes)
     requests = [dict(r) for r in requests]
     plan = _board_plan_for(FULL, 25, seed, requests, [2048, 4096], [1024, 2048], 10**9)
+    # the comb on p²: 128-bit exponents over 16 table entries, whose writes take the simulated
+    # UART some 10^6 cycles (the full table's 256 would take 1.7·10^7)
+    plan["comb"] = {"entries": 16, "exponent_bits": 128}
 
     def make(directory: Path) -> Netlist:
         return synthesize_board("ulx3s-85f", FULL, directory,
