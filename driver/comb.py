@@ -21,9 +21,9 @@ from ..device.wire import (
     word_bytes,
 )
 
-__all__ = ["CombShape", "MultiexpPlan", "choose_shape", "comb_digits", "comb_table",
-           "device_plan", "multiexp_digits", "multiexp_steps", "plan_multiexp",
-           "subset_tables"]
+__all__ = ["CombShape", "MultiexpFrame", "MultiexpPlan", "choose_shape", "comb_digits",
+           "comb_table", "device_plan", "multiexp_digits", "multiexp_frames", "multiexp_steps",
+           "plan_multiexp", "subset_tables"]
 
 
 @dataclass(frozen=True)
@@ -114,45 +114,69 @@ def comb_digits(exponent: int, shape: CombShape) -> bytes:
 # The comb computes, per job, Π_t T_t[d_t] over its steps with a squaring between them. With
 # table t the products of the subsets of a group of h bases, and d_t the group's exponent bits
 # of a step, that is Π_i c_i^(e_i) over the groups' bases: Straus's simultaneous
-# multi-exponentiation. A job is one row over one chunk of groups; the tables are the host's
+# multi-exponentiation. A job is one row over one chunk of v groups; the tables are the host's
 # (2^h − 1 − h products a group on the CPU), written once a chunk and shared by every row.
+#
+# A frame's jobs share one shape, but not one chunk: the comb's digits are h + k bits wide, the
+# top k choosing one of 2^k slots, each holding a chunk's tables (entry (t·2^k + slot)·2^h + d).
+# So a frame takes the next lane's worth of (chunk, row) jobs whichever chunks they are of, and
+# no lane idles because a chunk has fewer rows than there are lanes.
 
 
 @dataclass(frozen=True)
 class MultiexpPlan:
-    """Groups of ``bits`` bases, ``tables`` groups a chunk (a job), ``steps`` exponent bits."""
+    """Groups of ``bits`` bases, ``tables`` groups a chunk (a job), ``steps`` exponent bits,
+    ``slots`` chunks resident in the table at once (a power of two)."""
 
     bits: int
     tables: int
     steps: int
+    slots: int = 1
+
+    @property
+    def slot_bits(self) -> int:
+        return self.slots.bit_length() - 1
 
     @property
     def shape(self) -> CombShape:
-        return CombShape(self.bits, self.tables, self.steps)
+        """The comb's shape: a digit is a slot and a group's subset."""
+        return CombShape(self.bits + self.slot_bits, self.tables, self.steps)
 
     @property
     def chunk_bases(self) -> int:
         return self.bits * self.tables
 
+    def entry(self, table: int, slot: int, subset: int) -> int:
+        """The table index of entry ``subset`` of group ``table`` of the chunk in ``slot``."""
+        return (((table << self.slot_bits) | slot) << self.bits) | subset
+
 
 def plan_multiexp(steps: int, rows: int, table_entries: int, entry_bytes: int,
-                  result_bytes: int, max_digits: int = COMB_MAX_DIGITS) -> MultiexpPlan | None:
+                  result_bytes: int, max_digits: int = COMB_MAX_DIGITS,
+                  bases: int | None = None) -> MultiexpPlan | None:
     """The group size and chunk with the fewest link bytes a term for ``rows`` rows of
-    ``steps``-bit exponents: a group's table (``2^h`` entries of ``entry_bytes``, shared by
-    the rows), a job's digits (``steps`` a group) and its result (``result_bytes``, shared by
-    the chunk's bases); products a term break ties. ``None`` if no chunk fits."""
+    ``steps``-bit exponents: a group's table (``2^h − 1`` entries of ``entry_bytes`` — the
+    empty subset's, the one, is written once a slot — shared by the rows), a job's digits
+    (``steps`` a group) and its result (``result_bytes``, shared by the chunk's bases);
+    products a term break ties. The slots are as many as the table holds (at most the chunks
+    of ``bases`` bases, when given). ``None`` if no chunk fits."""
     best = None
     for bits in range(1, 9):
         tables = min(max_digits // steps if steps else 0, table_entries >> bits)
         if tables < 1:
             continue
-        bases = bits * tables
-        link = ((1 << bits) * entry_bytes / bits / rows + steps * tables / bases
-                + result_bytes / bases)
-        products = (steps * (tables + 1) - 1) / bases
+        chunk = bits * tables
+        link = (((1 << bits) - 1) * entry_bytes / bits / rows + steps * tables / chunk
+                + result_bytes / chunk)
+        products = (steps * (tables + 1) - 1) / chunk
         key = (link, products)
         if best is None or key < best[0]:
-            best = (key, MultiexpPlan(bits, tables, steps))
+            slots = 1
+            chunks = -(-bases // chunk) if bases else None
+            while bits + slots.bit_length() <= 8 and tables << (bits + slots.bit_length()) \
+                    <= table_entries and (chunks is None or slots < chunks):
+                slots <<= 1
+            best = (key, MultiexpPlan(bits, tables, steps, slots))
     return best[1] if best else None
 
 
@@ -172,17 +196,50 @@ def subset_tables(bases: list[int], modulus: int, bits: int) -> list[list[int]]:
     return out
 
 
-def multiexp_digits(exponents: list[int], plan: MultiexpPlan, groups: int) -> bytes:
+def multiexp_digits(exponents: list[int], plan: MultiexpPlan, slot: int = 0) -> bytes:
     """A job's digits: one row's (non-negative, ``plan.steps``-bit) exponents of a chunk's
-    ``groups`` groups, per step from the most significant, per group the bits of its
-    bases' exponents at that step."""
+    bases (at most ``plan.chunk_bases``), per step from the most significant, per group the
+    chunk's slot and the bits of its bases' exponents at that step (a group the chunk does
+    not have: the empty subset)."""
     h = plan.bits
+    top = slot << h
     out = bytearray()
     for i in range(plan.steps - 1, -1, -1):
-        for t in range(groups):
+        for t in range(plan.tables):
             group = exponents[t * h:(t + 1) * h]
-            out.append(sum(((e >> i) & 1) << j for j, e in enumerate(group)))
+            out.append(top | sum(((e >> i) & 1) << j for j, e in enumerate(group)))
     return bytes(out)
+
+
+@dataclass(frozen=True)
+class MultiexpFrame:
+    """One comb frame of a multi-exponentiation: its jobs (chunk, row), and the chunks to be
+    written into their slots (chunk ``c`` lives in slot ``c mod slots``) before it."""
+
+    jobs: tuple[tuple[int, int], ...]
+    loads: tuple[int, ...]
+
+
+def multiexp_frames(chunks: int, rows: int, lanes: int, slots: int) -> list[MultiexpFrame]:
+    """The frames of ``chunks × rows`` jobs, chunk after chunk: at most ``lanes`` jobs a frame
+    over at most ``slots`` consecutive chunks (so none of its chunks evicts another)."""
+    frames = []
+    resident: dict[int, int] = {}
+    jobs = [(c, r) for c in range(chunks) for r in range(rows)]
+    at = 0
+    while at < len(jobs):
+        first = jobs[at][0]
+        take = []
+        while at < len(jobs) and len(take) < lanes and jobs[at][0] - first < slots:
+            take.append(jobs[at])
+            at += 1
+        loads = []
+        for c in sorted({c for c, _ in take}):
+            if resident.get(c % slots) != c:
+                resident[c % slots] = c
+                loads.append(c)
+        frames.append(MultiexpFrame(tuple(take), tuple(loads)))
+    return frames
 
 
 def multiexp_steps(rows: list[list[int]]) -> tuple[int, int]:
@@ -195,11 +252,11 @@ def multiexp_steps(rows: list[list[int]]) -> tuple[int, int]:
 
 
 def device_plan(steps: int, rows: int, table_entries: int, width: int,
-                words: int) -> MultiexpPlan | None:
+                words: int, bases: int | None = None) -> MultiexpPlan | None:
     """:func:`plan_multiexp` with the wire's sizes of a table entry's write and a result."""
     if not table_entries or rows < 1:
         return None
     entry = len(table_write_request(0, 0, 0, 0, width=width, words=words)) + \
         len(encode_response(Opcode.TABLE_WRITE, 0, 0))
     result = len(encode_response(Opcode.COMB, 0, 0, bytes(words * word_bytes(width))))
-    return plan_multiexp(steps, rows, table_entries, entry, result)
+    return plan_multiexp(steps, rows, table_entries, entry, result, bases=bases)

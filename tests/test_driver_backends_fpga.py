@@ -654,8 +654,10 @@ def test_fixed_base_without_a_table_raises_powers_one_by_one(shared_board):
 
 def test_multiexp_on_the_comb(shared_board):
     """Rows of signed exponents over shared bases, on the device's comb (host-built group
-    tables, chunk by chunk), equal to the CPU's; a base without an inverse under negative
-    exponents is refused as the CPU refuses it."""
+    tables in the table's slots, frames of jobs of either chunk), equal to the CPU's, every
+    table entry written once; a base without an inverse under negative exponents is refused as
+    the CPU refuses it."""
+    from montpipe.driver.comb import device_plan
     from montpipe.driver.backends.cpu import CPUBackend
 
     rng = random.Random(21)
@@ -663,11 +665,24 @@ def test_multiexp_on_the_comb(shared_board):
     cpu = CPUBackend()
     try:
         m = _modulus(rng, 512)
-        bases = [rng.randrange(2, m) for _ in range(7)] + [1, m - 1]
+        bases = []
+        while len(bases) < 38:              # invertible: they take negative exponents
+            b = rng.randrange(2, m)
+            bases += [b] * (gmpy2.gcd(b, m) == 1)
+        bases += [1, m - 1]
         rows = [[rng.randrange(-(1 << 20), 1 << 20) for _ in bases] for _ in range(3)]
         rows.append([0] * len(bases))
         rows.append([(1 << 20) - 1] * len(bases))
         assert backend.multiexp(bases, rows, m) == cpu.multiexp(bases, rows, m)
+        caps = backend.caps
+        plan = device_plan(21, 5, caps.table_entries, caps.width,
+                           montgomery_words(512, caps.width), len(bases))
+        groups = -(-len(bases) // plan.bits)
+        chunks = -(-groups // plan.tables)
+        # five rows on two lanes: a frame holds jobs of two chunks
+        assert chunks == plan.slots == 2 and caps.lanes == 2, (plan, caps)
+        assert backend.stats.extra["table_writes"] == \
+            groups * ((1 << plan.bits) - 1) + plan.tables * 2
         positive = [[abs(e) for e in row] for row in rows[:2]]
         assert backend.multiexp(bases, positive, m) == cpu.multiexp(bases, positive, m)
         stats = backend.stats.as_dict()

@@ -240,8 +240,9 @@ def test_fixed_base_powers_project_the_comb_or_exponentiations():
 
 def test_multiexp_projects_the_comb_or_exponentiations():
     """With a table the model projects the multi-exponentiation the fpga backend runs on the
-    comb (chunks of host-built group tables, rows as jobs); without one, every term as an
-    exponentiation. Results are the CPU's either way."""
+    comb (chunks of host-built group tables in the table's slots, a lane's worth of (chunk,
+    row) jobs a frame); without one, every term as an exponentiation. Results are the CPU's
+    either way."""
     from montpipe.device.model import comb_commands, packet_cycles
     from montpipe.driver.comb import device_plan, multiexp_steps
 
@@ -260,16 +261,35 @@ def test_multiexp_projects_the_comb_or_exponentiations():
     s = montgomery_words(2048, SMALL.width)
     steps, offset = multiexp_steps(rows)
     assert (steps, offset) == (41, 1 << 40)          # |e| < 2^40, and a sign
-    plan = device_plan(steps, 3, SMALL.table_entries, SMALL.width, s)
-    groups = -(-40 // plan.bits)
-    cycles = sum(packet_cycles(2, s, comb_commands(2, jobs, steps, min(plan.tables,
-                                                                       groups - first)),
-                               SMALL.width)
-                 for first in range(0, groups, plan.tables) for jobs in (2, 1))
+    plan = device_plan(steps, 3, SMALL.table_entries, SMALL.width, s, 40)
+    chunks = -(-40 // plan.chunk_bases)
+    assert plan.slots >= 2 and chunks > 1
+    # the (chunk, row) jobs fill both lanes of every frame but perhaps the last, where a
+    # frame a chunk would leave a lane idle in every second frame
+    jobs = chunks * 3
+
+    def frame(n):
+        return packet_cycles(2, s, comb_commands(2, n, steps, plan.tables), SMALL.width)
+
+    cycles = jobs // 2 * frame(2) + jobs % 2 * frame(1)
     assert with_table.stats.extra["device_cycles"] == cycles
+    assert cycles < chunks * (frame(2) + frame(1))
     assert with_table.stats.extra["device_comb_multiexp_terms"] == 120
     assert without.stats.extra["device_powmods"] == 120
-    assert with_table.stats.extra["link_bytes"] < without.stats.extra["link_bytes"] / 2
+    # on the link: every group's non-empty subsets once, the empty one once a table and slot
+    # in use, the frames' digits and every job's result
+    from montpipe.device.wire import comb_request, encode_response, table_write_request
+    groups = -(-40 // plan.bits)
+    used_slots = min(plan.slots, chunks)
+    entry = len(table_write_request(0, 0, 0, 0, width=SMALL.width, words=s)) + \
+        len(encode_response(0, 0, 0))
+    writes = groups * ((1 << plan.bits) - 1) + plan.tables * used_slots
+    digits = lambda n: len(comb_request(0, 0, steps, plan.tables, plan.shape.bits,  # noqa: E731
+                                        [bytes(steps * plan.tables)] * n))
+    link = writes * entry + jobs // 2 * digits(2) + jobs % 2 * digits(1) + \
+        jobs * len(encode_response(0, 0, 0, bytes(2 * s)))
+    assert with_table.stats.extra["link_bytes"] == link
+    assert link < without.stats.extra["link_bytes"] * 0.6
 
 
 def test_another_boards_report_by_name(monkeypatch):

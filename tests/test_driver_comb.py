@@ -5,7 +5,16 @@ import random
 import pytest
 
 from montpipe.device.wire import COMB_MAX_DIGITS
-from montpipe.driver.comb import CombShape, choose_shape, comb_digits, comb_table
+from montpipe.driver.comb import (
+    CombShape,
+    choose_shape,
+    comb_digits,
+    comb_table,
+    multiexp_digits,
+    multiexp_frames,
+    plan_multiexp,
+    subset_tables,
+)
 
 
 def run_comb(table, digits, shape, m):
@@ -62,3 +71,64 @@ def test_what_cannot_be_combed():
         comb_digits(1 << 12, shape)
     with pytest.raises(ValueError, match="negative"):
         comb_digits(-1, shape)
+
+
+@pytest.mark.parametrize("chunks, rows, lanes, slots", [
+    (1, 1, 1, 1), (5, 3, 2, 1), (38, 20, 15, 8), (42, 11, 15, 16), (7, 1, 15, 4),
+    (9, 2, 15, 2), (3, 40, 15, 4)])
+def test_multiexp_frames_fill_the_lanes_without_evicting_their_own_chunks(chunks, rows, lanes,
+                                                                          slots):
+    frames = multiexp_frames(chunks, rows, lanes, slots)
+    jobs = [j for f in frames for j in f.jobs]
+    assert jobs == [(c, r) for c in range(chunks) for r in range(rows)]
+    resident = {}
+    for k, f in enumerate(frames):
+        assert 1 <= len(f.jobs) <= lanes
+        span = {c for c, _ in f.jobs}
+        assert max(span) - min(span) < slots
+        for c in f.loads:
+            assert resident.get(c % slots) != c         # loaded only when not there
+            resident[c % slots] = c
+        assert all(resident[c % slots] == c for c in span), (k, f, resident)
+        # a frame is short only at the end, or where one more job would need a chunk more
+        # than the slots hold
+        if len(f.jobs) < lanes and k < len(frames) - 1:
+            assert frames[k + 1].jobs[0][0] - min(span) >= slots
+    # each chunk is written once when a frame's chunks fit the slots with room to spare
+    if slots >= -(-lanes // rows) + 1:
+        assert sorted(c for f in frames for c in f.loads) == list(range(chunks))
+        assert all(len(f.jobs) == lanes for f in frames[:-1])
+
+
+@pytest.mark.parametrize("bases, rows, entries", [(1, 1, 16), (13, 3, 16), (40, 5, 256),
+                                                  (29, 2, 64)])
+def test_multiexp_by_slots_gives_the_products(bases, rows, entries):
+    """The fpga backend's layout, in Python: each chunk's group tables in its slot, each job's
+    digits over them through the comb, the chunks' results multiplied per row."""
+    rng = random.Random(bases * rows)
+    m = rng.getrandbits(160) | 1
+    cs = [rng.randrange(m) for _ in range(bases)]
+    exps = [[rng.getrandbits(20) for _ in range(bases)] for _ in range(rows)]
+    exps[0][0] = 0
+    plan = plan_multiexp(20, rows, entries, 100, 100, bases=bases)
+    assert plan.shape.entries <= entries and plan.shape.bits <= 8
+    groups = subset_tables(cs, m, plan.bits)
+    chunks = -(-len(groups) // plan.tables)
+    table = {}
+    out = [1] * rows
+    for f in multiexp_frames(chunks, rows, 3, plan.slots):
+        for c in f.loads:
+            for t in range(plan.tables):
+                g = groups[c * plan.tables + t] if c * plan.tables + t < len(groups) else [1]
+                for d, value in enumerate(g):
+                    table[plan.entry(t, c % plan.slots, d)] = value
+        for c, r in f.jobs:
+            digits = multiexp_digits(exps[r][c * plan.chunk_bases:(c + 1) * plan.chunk_bases],
+                                     plan, c % plan.slots)
+            assert len(digits) == plan.steps * plan.tables
+            out[r] = out[r] * run_comb(table, digits, plan.shape, m) % m
+    for r in range(rows):
+        want = 1
+        for c, e in zip(cs, exps[r], strict=True):
+            want = want * pow(c, e, m) % m
+        assert out[r] == want

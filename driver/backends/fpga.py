@@ -34,10 +34,12 @@ pseudo-terminal for the ``sim`` backend (:mod:`montpipe.driver.backends.sim`): t
   job answers with its own tag. A build without a table, or an exponent longer than the comb
   the table allows, raises its powers one by one as ordinary exponentiations.
 * **Multi-exponentiations** (``X @ [[d]]``) run on the same comb: the host builds the subset
-  products of small groups of bases (:func:`~montpipe.driver.comb.subset_tables`), writes a
-  chunk of groups as the table, and sends each row's exponent bits over that chunk as a job;
-  the chunks' results are multiplied on the host. Negative exponents are made non-negative by
-  adding ``2^(B−1)`` to every exponent, and each row is divided by ``(Π c_i)^(2^(B−1))``.
+  products of small groups of bases (:func:`~montpipe.driver.comb.subset_tables`), writes
+  chunks of groups into the table's slots, and sends each row's exponent bits over a chunk as
+  a job, a lane's worth of jobs a frame whatever their chunks; the chunks' results are
+  multiplied on the host. Negative exponents are made non-negative by adding ``2^(B−1)`` to
+  every exponent, and each row is divided by ``(Π c_i)^(2^(B−1))``. Only table entries the
+  device does not hold already are written.
 * **Spot checks:** ``spot_check=f`` re-computes a random fraction ``f`` of each batch's device
   results on the CPU (at least one a batch; default 1 %, ``MONTPIPE_FPGA_SPOT_CHECK``) and
   raises :class:`DeviceResultError` on a mismatch; ``spot_check=0`` turns it off.
@@ -94,6 +96,7 @@ from ..comb import (
     comb_table,
     device_plan,
     multiexp_digits,
+    multiexp_frames,
     multiexp_steps,
     subset_tables,
 )
@@ -198,7 +201,10 @@ class FPGABackend(Backend):
                                 contexts_loaded=0, device_busy_seconds=0.0, spot_checked=0,
                                 host_secret_powmods=0, comb_powers=0, comb_jobs=0,
                                 table_writes=0, comb_multiexp_terms=0)
-        self._table: tuple | None = None    # (modulus, base, shape) the device's table holds
+        # what the device's table holds, as far as the host knows: the modulus it was written
+        # under and its entries (plain residues) by index
+        self._table_modulus: int | None = None
+        self._table: dict[int, int] = {}
         self._rates: dict[tuple[int, int], list[float]] = {}  # (bits, ebits) → [device, cpu]
         opened = transport is None
         if transport is None:
@@ -612,7 +618,8 @@ class FPGABackend(Backend):
                 correction = None                   # a base without an inverse: below
         s = montgomery_words(modulus.bit_length(), self.caps.width) \
             if modulus.bit_length() >= 2 else 0
-        plan = device_plan(steps, len(rows), self.caps.table_entries, self.caps.width, s) \
+        plan = device_plan(steps, len(rows), self.caps.table_entries, self.caps.width, s,
+                           len(bases)) \
             if bases and s else None
         if plan is None or correction is None or not self.device_takes(modulus):
             return super().multiexp(bases, rows, modulus)
@@ -624,18 +631,25 @@ class FPGABackend(Backend):
                      f"{len(bases)} bases modulo a {modulus.bit_length()}-bit modulus on "
                      f"{self.transport.name})")
         shifted = [[e + offset for e in row] for row in rows]
-        tables = subset_tables(bases, modulus, plan.bits)
+        groups = subset_tables(bases, modulus, plan.bits)
+        v, step = plan.tables, plan.chunk_bases
+        chunks = -(-len(groups) // v)
+        one = 1 % modulus
         out = [gmpy2.mpz(correction)] * len(rows)
         with self._device_lock:
-            for first in range(0, len(tables), plan.tables):
-                chunk = tables[first:first + plan.tables]
-                shape = CombShape(plan.bits, len(chunk), steps)
-                lo, hi = first * plan.bits, (first + len(chunk)) * plan.bits
-                jobs = [multiexp_digits(row[lo:hi], plan, len(chunk)) for row in shifted]
-                # a key no other table has: the chunk's table is written every time
-                values = self._device_comb(modulus, (object(),), [e for g in chunk for e in g],
-                                           shape, jobs, batch)
-                out = [o * v % m for o, v in zip(out, values, strict=True)]
+            for frame in multiexp_frames(chunks, len(rows), self.caps.lanes, plan.slots):
+                entries = {}
+                for c in sorted({c for c, _ in frame.jobs}):
+                    slot = c % plan.slots
+                    for t in range(v):
+                        group = groups[c * v + t] if c * v + t < len(groups) else [one]
+                        for d, value in enumerate(group):
+                            entries[plan.entry(t, slot, d)] = value
+                jobs = [multiexp_digits(shifted[r][c * step:(c + 1) * step], plan,
+                                        c % plan.slots) for c, r in frame.jobs]
+                values = self._device_comb(modulus, entries, plan.shape, jobs, batch)
+                for (_, r), value in zip(frame.jobs, values, strict=True):
+                    out[r] = out[r] * value % m
         self.stats.extra["comb_multiexp_terms"] += len(bases) * len(rows)
         result = [int(o) for o in out]
         if self.spot_check:
@@ -650,16 +664,24 @@ class FPGABackend(Backend):
         self.stats.busy_seconds += time.perf_counter() - t0
         return result
 
-    def _write_table(self, key: tuple, modulus: int, table: list[int], ctx: _Context,
+    def _forget_table(self) -> None:
+        """The device's table is to be taken as empty (a reset, a context loaded again, a
+        silence after which the device may have been reset)."""
+        self._table_modulus = None
+        self._table = {}
+
+    def _write_table(self, modulus: int, entries: dict[int, int], ctx: _Context,
                      batch: str) -> None:
-        """Write ``table`` (plain residues, entry by entry) into the device unless the table
-        there is ``key``'s already (nothing may be in flight)."""
-        if self._table == key:
-            return
-        self._table = None
+        """Write the ``entries`` (index: plain residue) the device's table does not hold
+        already (nothing may be in flight)."""
+        if self._table_modulus != modulus:
+            self._forget_table()
+            self._table_modulus = modulus
         W = self.caps.width
         r = pow(2, W * ctx.words, modulus)
-        for index, value in enumerate(table):
+        for index, value in sorted(entries.items()):
+            if self._table.get(index) == value:
+                continue
             for _attempt in range(self.retries + 1):
                 tag = self._next_tag()
                 frame = table_write_request(tag, ctx.slot, index, value * r % modulus,
@@ -672,6 +694,7 @@ class FPGABackend(Backend):
                     continue
                 if resp.status == LinkStatus.OK:
                     self.stats.extra["table_writes"] += 1
+                    self._table[index] = value
                     break
                 if resp.status == LinkStatus.NO_CONTEXT:
                     raise _ContextLostError
@@ -682,13 +705,13 @@ class FPGABackend(Backend):
             else:
                 raise DeviceError(f"{batch}: writing table entry {index} failed "
                                   f"{self.retries + 1} times")
-        self._table = key
 
-    def _device_comb(self, modulus: int, key: tuple, table: list[int], shape: CombShape,
+    def _device_comb(self, modulus: int, table: dict[int, int], shape: CombShape,
                      jobs: list[bytes], batch: str) -> list[int]:
-        """Every job (its digits) of a comb over ``table`` (written first unless the device
-        holds ``key``'s), a lane's worth of jobs a frame, one frame at a time (a comb is not an
-        exponentiation: nothing else may be unanswered when it is sent)."""
+        """Every job (its digits) of a comb over ``table`` (index: plain residue; entries the
+        device does not hold are written first), a lane's worth of jobs a frame, one frame at
+        a time (a comb is not an exponentiation: nothing else may be unanswered when it is
+        sent)."""
         caps, W = self.caps, self.caps.width
         results: list[int] = []
         started = time.monotonic()
@@ -703,11 +726,11 @@ class FPGABackend(Backend):
                                   f"({self._describe_retries()})")
             try:
                 ctx = self._context(modulus, batch)
-                self._write_table(key, modulus, table, ctx, batch)
+                self._write_table(modulus, table, ctx, batch)
             except _ContextLostError:
                 self._retry("NO_CONTEXT")
                 self._contexts.clear()
-                self._table = None
+                self._forget_table()
                 continue
             tag = self._next_tag()
             # job j answers with tag + j: the tags after this one are the comb's
@@ -728,7 +751,7 @@ class FPGABackend(Backend):
             self._retry(got)
             if got == "NO_CONTEXT":
                 self._contexts.clear()
-                self._table = None
+                self._forget_table()
         self.stats.extra["comb_jobs"] += len(jobs)
         self.stats.extra["device_busy_seconds"] += time.monotonic() - started
         return results
@@ -754,7 +777,7 @@ class FPGABackend(Backend):
                                       ) from None
                 # the device may have been reset: the context and table with it
                 self._contexts.clear()
-                self._table = None
+                self._forget_table()
                 return "timeout"
             for r in self._receive(min(left, 0.05)):
                 j = (r.tag - tag) & 0xFFFF
@@ -856,7 +879,7 @@ class _DeviceFixedBase(FixedBasePower):
                  shape: CombShape) -> None:
         self.backend, self.base, self.modulus, self.max_bits = backend, base, modulus, max_bits
         self.shape = shape
-        self.table = comb_table(base, modulus, shape)
+        self.table = dict(enumerate(comb_table(base, modulus, shape)))
 
     def pow(self, exponents: Sequence[int]) -> list[int]:
         check_fixed_base_exponents(exponents, self.max_bits)
@@ -871,8 +894,7 @@ class _DeviceFixedBase(FixedBasePower):
             batch = (f"batch {b._batches} ({len(exps)} fixed-base powers modulo a "
                      f"{self.modulus.bit_length()}-bit modulus on {b.transport.name})")
         with b._device_lock:
-            out = b._device_comb(self.modulus, (self.modulus, self.base, self.shape),
-                                 self.table, self.shape,
+            out = b._device_comb(self.modulus, self.table, self.shape,
                                  [comb_digits(e, self.shape) for e in exps], batch)
         b.stats.extra["comb_powers"] += len(exps)
         if b.spot_check:

@@ -50,7 +50,14 @@ from ...device.wire import (
     word_bytes,
 )
 from ..backend import FixedBasePower, check_fixed_base_exponents
-from ..comb import CombShape, choose_shape, device_plan, multiexp_steps
+from ..comb import (
+    CombShape,
+    MultiexpPlan,
+    choose_shape,
+    device_plan,
+    multiexp_frames,
+    multiexp_steps,
+)
 from .cpu import CPUBackend
 
 __all__ = ["DeviceConfig", "ModelBackend", "default_device", "trust_from_env"]
@@ -162,6 +169,9 @@ class ModelBackend(CPUBackend):
                                 grouped_mulmods=0, projected_grouped_product_seconds=0.0,
                                 host_secret_powmods=0, device_comb_powers=0,
                                 device_comb_multiexp_terms=0)
+        # whose table the device holds: a fixed-base power's, or None (a multi-exponentiation's
+        # chunks, or nothing yet)
+        self._comb_table_owner: object | None = None
 
     def describe(self) -> dict:
         device = {**asdict(self.device), "n_max_bits": self.device.n_max_bits,
@@ -276,38 +286,53 @@ class ModelBackend(CPUBackend):
         steps, _ = multiexp_steps(rows)
         takes = modulus % 2 and modulus >= 3 and modulus.bit_length() <= d.n_max_bits
         plan = device_plan(steps, len(rows), d.table_entries, d.width,
-                           montgomery_words(modulus.bit_length(), d.width)) \
+                           montgomery_words(modulus.bit_length(), d.width), len(bases)) \
             if takes and bases else None
         if plan is None:
             terms = [e for row in rows for e in row]
             self._project_or_fall_back(len(terms), terms, modulus)
         else:
-            self.project_multiexp(len(bases), len(rows), modulus, plan.bits, plan.tables, steps)
+            self.project_multiexp(len(bases), len(rows), modulus, plan)
         return out
 
-    def project_multiexp(self, bases: int, rows: int, modulus: int, bits: int, tables: int,
-                         steps: int) -> int:
-        """Device cycles for a multi-exponentiation on the comb (as the ``fpga`` backend runs
-        it): per chunk of ``tables`` groups of ``bits`` bases, the chunk's subset tables
-        written, then the rows as jobs, a lane's worth a frame; adds them to the statistics."""
+    def project_multiexp(self, bases: int, rows: int, modulus: int, plan: MultiexpPlan) -> int:
+        """Device cycles for a multi-exponentiation on the comb as the ``fpga`` backend runs
+        it (:func:`~montpipe.driver.comb.multiexp_frames`): before each frame the table entries
+        of its chunks that the table does not hold (a group's ``2^h`` subsets, the empty one
+        once a slot and table), then a lane's worth of (chunk, row) jobs; adds them to the
+        statistics. The fixed-base table is gone afterwards."""
         d = self.device
         s = montgomery_words(int(modulus).bit_length(), d.width)
         wb = word_bytes(d.width)
-        groups = -(-bases // bits)
+        h, v = plan.bits, plan.tables
+        groups = -(-bases // h)
+        chunks = -(-groups // v)
         entry = len(table_write_request(0, 0, 0, 0, width=d.width, words=s)) + \
             len(encode_response(0, 0, 0))
         answer = len(encode_response(0, 0, 0, bytes(s * wb)))
+        ones: set[int] = set()          # (table, slot) whose empty subset is written
+        frame_cycles: dict[int, int] = {}
         cycles = link = products = 0
-        for first in range(0, groups, tables):
-            g = min(tables, groups - first)
-            link += g * (1 << bits) * entry
-            for at in range(0, rows, d.lanes):
-                jobs = min(d.lanes, rows - at)
-                cycles += packet_cycles(d.lanes, s, comb_commands(d.lanes, jobs, steps, g),
-                                        d.width)
-                link += len(comb_request(0, 0, steps, g, bits, [bytes(steps * g)] * jobs))
-                link += jobs * answer
-                products += jobs * (steps * (g + 1) - 1)
+        for frame in multiexp_frames(chunks, rows, d.lanes, plan.slots):
+            for c in frame.loads:
+                for t in range(v):
+                    if c * v + t < groups:
+                        link += ((1 << h) - 1) * entry
+                    key = (t, c % plan.slots)
+                    if key not in ones:
+                        ones.add(key)
+                        link += entry
+            jobs = len(frame.jobs)
+            if jobs not in frame_cycles:
+                frame_cycles[jobs] = packet_cycles(d.lanes, s, comb_commands(d.lanes, jobs,
+                                                                             plan.steps, v),
+                                                   d.width)
+            cycles += frame_cycles[jobs]
+            link += len(comb_request(0, 0, plan.steps, v, plan.shape.bits,
+                                     [bytes(plan.steps * v)] * jobs))
+            link += jobs * answer
+            products += jobs * (plan.steps * (v + 1) - 1)
+        self._comb_table_owner = None
         extra = self.stats.extra
         extra["device_cycles"] += cycles
         extra["device_comb_multiexp_terms"] += bases * rows
@@ -347,7 +372,6 @@ class _ModelFixedBase(FixedBasePower):
                  shape: CombShape | None) -> None:
         self.backend, self.inner, self.shape = backend, inner, shape
         self.base, self.modulus, self.max_bits = inner.base, inner.modulus, max_bits
-        self._table_written = False
 
     def pow(self, exponents: Sequence[int]) -> list[int]:
         check_fixed_base_exponents(exponents, self.max_bits)
@@ -355,8 +379,9 @@ class _ModelFixedBase(FixedBasePower):
         if self.shape is None:
             self.backend._project_or_fall_back(len(exponents), list(exponents), self.modulus)
         elif exponents:
+            # the table is written again whenever another table has taken the device's since
             self.backend.project_comb(len(exponents), self.modulus, self.shape,
-                                      table=not self._table_written)
-            self._table_written = True
+                                      table=self.backend._comb_table_owner is not self)
+            self.backend._comb_table_owner = self
         return out
 
