@@ -23,7 +23,7 @@ from ..device.wire import (
 
 __all__ = ["CombShape", "MultiexpFrame", "MultiexpPlan", "choose_shape", "comb_digits",
            "comb_table", "device_plan", "multiexp_digits", "multiexp_frames", "multiexp_steps",
-           "plan_multiexp", "subset_tables"]
+           "plan_multiexp", "subset_tables", "table_entry_bytes"]
 
 
 @dataclass(frozen=True)
@@ -251,12 +251,17 @@ def multiexp_steps(rows: list[list[int]]) -> tuple[int, int]:
     return steps, (1 << (steps - 1)) if negative else 0
 
 
+def table_entry_bytes(width: int, words: int) -> int:
+    """Link bytes of one table entry's write: the ``TABLE_WRITE`` frame and its answer."""
+    return len(table_write_request(0, 0, 0, 0, width=width, words=words)) + \
+        len(encode_response(Opcode.TABLE_WRITE, 0, 0))
+
+
 def device_plan(steps: int, rows: int, table_entries: int, width: int,
                 words: int, bases: int | None = None) -> MultiexpPlan | None:
     """:func:`plan_multiexp` with the wire's sizes of a table entry's write and a result."""
     if not table_entries or rows < 1:
         return None
-    entry = len(table_write_request(0, 0, 0, 0, width=width, words=words)) + \
-        len(encode_response(Opcode.TABLE_WRITE, 0, 0))
+    entry = table_entry_bytes(width, words)
     result = len(encode_response(Opcode.COMB, 0, 0, bytes(words * word_bytes(width))))
     return plan_multiexp(steps, rows, table_entries, entry, result, bases=bases)

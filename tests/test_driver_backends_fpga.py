@@ -657,8 +657,8 @@ def test_multiexp_on_the_comb(shared_board):
     tables in the table's slots, frames of jobs of either chunk), equal to the CPU's, every
     table entry written once; a base without an inverse under negative exponents is refused as
     the CPU refuses it."""
-    from montpipe.driver.comb import device_plan
     from montpipe.driver.backends.cpu import CPUBackend
+    from montpipe.driver.comb import device_plan
 
     rng = random.Random(21)
     backend = FPGABackend(shared_board.port, timeout=30)

@@ -46,7 +46,6 @@ from ...device.wire import (
     comb_request,
     encode_response,
     modexp_wire_bytes,
-    table_write_request,
     word_bytes,
 )
 from ..backend import FixedBasePower, check_fixed_base_exponents
@@ -57,6 +56,7 @@ from ..comb import (
     device_plan,
     multiexp_frames,
     multiexp_steps,
+    table_entry_bytes,
 )
 from .cpu import CPUBackend
 
@@ -209,16 +209,23 @@ class ModelBackend(CPUBackend):
             digit_lists.append(cache[e])
         cycles = batch_cycles(d.lanes, s, d.window, digit_lists, bool(secret), d.width)
         link = sum(modexp_wire_bytes(s, d.width, len(dl)) for dl in digit_lists)
-        extra = self.stats.extra
+        self._add_projection("device_powmods", len(exps), cycles, link,
+                             batch_products(d.window, digit_lists, bool(secret)), s)
+        return cycles
+
+    def _add_projection(self, counter: str, count: int, cycles: int, link: int,
+                        products: int, words: int) -> None:
+        """Add one projected operation batch to the statistics: ``count`` to ``counter``, its
+        device cycles, link bytes and Montgomery products (of ``words``-word operands; each
+        is ``2s² + s`` W × W products)."""
+        d, extra = self.device, self.stats.extra
+        extra[counter] += count
         extra["device_cycles"] += cycles
-        extra["device_powmods"] += len(exps)
-        products = batch_products(d.window, digit_lists, bool(secret))
-        extra["device_products"] += products                  # Montgomery products
-        extra["device_word_products"] += products * (2 * s * s + s)   # W × W products in them
+        extra["device_products"] += products
+        extra["device_word_products"] += products * (2 * words * words + words)
         extra["link_bytes"] += link
         extra["projected_device_seconds"] += cycles / (d.clock_mhz * 1e6)
         extra["projected_link_seconds"] += link / d.link_bytes_per_s
-        return cycles
 
     def _project_or_fall_back(self, count: int, exponents, modulus, secret=False) -> None:
         if count == 0:
@@ -264,17 +271,9 @@ class ModelBackend(CPUBackend):
                                      [bytes(shape.columns)] * jobs))
             link += jobs * len(encode_response(0, 0, 0, bytes(s * wb)))
         if table:
-            link += shape.entries * (len(table_write_request(0, 0, 0, 0, width=d.width,
-                                                             words=s))
-                                     + len(encode_response(0, 0, 0)))
-        extra = self.stats.extra
-        extra["device_cycles"] += cycles
-        extra["device_comb_powers"] += count
-        extra["device_products"] += count * shape.products
-        extra["device_word_products"] += count * shape.products * (2 * s * s + s)
-        extra["link_bytes"] += link
-        extra["projected_device_seconds"] += cycles / (d.clock_mhz * 1e6)
-        extra["projected_link_seconds"] += link / d.link_bytes_per_s
+            link += shape.entries * table_entry_bytes(d.width, s)
+        self._add_projection("device_comb_powers", count, cycles, link,
+                             count * shape.products, s)
         return cycles
 
     def multiexp(self, bases: Sequence[int], exponents: Sequence[Sequence[int]],
@@ -307,8 +306,7 @@ class ModelBackend(CPUBackend):
         h, v = plan.bits, plan.tables
         groups = -(-bases // h)
         chunks = -(-groups // v)
-        entry = len(table_write_request(0, 0, 0, 0, width=d.width, words=s)) + \
-            len(encode_response(0, 0, 0))
+        entry = table_entry_bytes(d.width, s)
         answer = len(encode_response(0, 0, 0, bytes(s * wb)))
         ones: set[int] = set()          # (table, slot) whose empty subset is written
         frame_cycles: dict[int, int] = {}
@@ -333,14 +331,8 @@ class ModelBackend(CPUBackend):
             link += jobs * answer
             products += jobs * (plan.steps * (v + 1) - 1)
         self._comb_table_owner = None
-        extra = self.stats.extra
-        extra["device_cycles"] += cycles
-        extra["device_comb_multiexp_terms"] += bases * rows
-        extra["device_products"] += products
-        extra["device_word_products"] += products * (2 * s * s + s)
-        extra["link_bytes"] += link
-        extra["projected_device_seconds"] += cycles / (d.clock_mhz * 1e6)
-        extra["projected_link_seconds"] += link / d.link_bytes_per_s
+        self._add_projection("device_comb_multiexp_terms", bases * rows, cycles, link,
+                             products, s)
         return cycles
 
     def group_prodmod(self, values: Sequence[int], groups: Sequence[int], n_groups: int,
