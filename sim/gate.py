@@ -721,6 +721,48 @@ def lane_job(seed: int, *, full: bool) -> GateJob:
                    rtl=rtl)
 
 
+def _reference_modexp_lane():
+    from ..hdl.modexp import ModExpLane
+    from ..hdl.synth import FULL
+
+    # as ModExpCore instantiates it in every lane of the reference build
+    return ModExpLane(FULL.width, FULL.max_words, FULL.window, FULL.max_windows, ecp5_dsp=True)
+
+
+def modexp_lane_job(seed: int) -> GateJob:
+    """One lane of the reference build with its exponentiation sequencer (W = 36, 114 words,
+    window 2, 1024 windows, MULT18X18D instances) on the full-size Paillier shapes of a
+    2048-bit key: the encryption's ``r^n mod n²`` (4096-bit modulus, 2048-bit exponent) and a
+    CRT half (2048-bit modulus, 1024-bit exponent, constant time), and the edge bases at 4096
+    bits. Through the whole board these take hours (:func:`reference_job`); a lane alone runs
+    them in minutes."""
+    import random
+
+    from ..hdl.synth import FULL
+
+    rng = random.Random(seed)
+    n = rng.getrandbits(2048) | 1 | 1 << 2047
+    p2 = rng.getrandbits(2048) | 1 | 1 << 2047
+    nn = n * n
+    windows = -(-1024 // FULL.window)
+
+    def vector(base, e, m, **extra):
+        return {"base": hex(base), "e": hex(e), "m": hex(m), **extra}
+
+    vectors = [vector(rng.randrange(nn), n, nn),
+               vector(rng.randrange(p2), rng.getrandbits(1024) | 1 << 1023, p2,
+                      const_time=True, windows=windows)]
+    vectors += [vector(b, rng.getrandbits(64), nn) for b in (0, 1, nn - 1)]
+    vectors.append(vector(rng.randrange(nn), 0, nn))
+    plan = {"width": FULL.width, "window": FULL.window, "vectors": vectors, "seed": seed}
+    config = {"width": FULL.width, "max_words": FULL.max_words, "window": FULL.window,
+              "max_windows": FULL.max_windows, "ecp5_dsp": True,
+              "as_in": "each lane of the reference build (ModExpCore's engine)"}
+    return GateJob("modexp-lane", "synthesis", config,
+                   lambda d: synthesize_component(_reference_modexp_lane(), "modexp_lane_w36", d),
+                   "montpipe.sim.cocotb_modexp", ["modexp_vectors"], plan)
+
+
 #: the board top's LEDs in the gate-level runs: a heartbeat of 2^10 cycles (a real build's is
 #: about a second, 2^26 cycles, too long to watch in simulation)
 HEARTBEAT_BITS = 10
@@ -809,12 +851,13 @@ def reference_job(seed: int, shapes: tuple[str, ...] = ("crt", "encrypt")) -> Ga
 def jobs(which: str, seed: int, shapes: tuple[str, ...] = ("crt", "encrypt")) -> list[GateJob]:
     """``reduced`` (``make test``): the reference lane on short products and the small board
     top, both on Verilator; ``full`` (``make sim LEVEL=gate``): the lane up to 4096 bits, the
-    board top synthesised and as nextpnr packed and routed it, the reference build on the
-    Paillier shapes."""
+    reference lane with its exponentiation sequencer on the Paillier shapes, the board top
+    synthesised and as nextpnr packed and routed it, the reference build on the Paillier
+    shapes."""
     if which == "reduced":
         return [lane_job(seed, full=False), board_job(seed)]
-    return [lane_job(seed, full=True), board_job(seed), board_job(seed, kind="routed"),
-            reference_job(seed, shapes)]
+    return [lane_job(seed, full=True), modexp_lane_job(seed), board_job(seed),
+            board_job(seed, kind="routed"), reference_job(seed, shapes)]
 
 
 def run_job(job: GateJob, simulator: str, out: Path, *, waves: bool = False,
@@ -852,7 +895,7 @@ def run_job(job: GateJob, simulator: str, out: Path, *, waves: bool = False,
                  simulated_cycles=summary["simulated_cycles"],
                  cycles_per_second=summary["cycles_per_second"],
                  build_s=summary["build_s"], run_s=summary["run_s"])
-    if job.item != "lane":
+    if job.item in ("board", "reference"):
         # through the pins the latency holds the link's part too (the frame fed to the
         # engine, the response's first byte): the test checks it is one figure per shape
         entry["link_overhead_cycles"] = sorted({

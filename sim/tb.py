@@ -98,7 +98,8 @@ class ModExpTB(_ClockedTB):
         self.width = width
 
     async def reset(self) -> None:
-        await super().reset(["start", "wr_en"])
+        # command 0 is MODEXP (the lane's packet commands are the core's business)
+        await super().reset(["start", "wr_en", "command"])
 
     async def load(self, target: int, words: list[int]) -> None:
         dut = self.dut

@@ -150,3 +150,22 @@ def test_routed_netlist_conversion_is_equivalent_to_synthesis(tmp_path):
     with pytest.raises(RuntimeError, match="proof did fail"):
         gate.prove_equivalent(tmp_path / "synth.v", "packing", tmp_path / "as_pfumx.v", "top",
                               tmp_path / "disproof")
+
+
+def test_the_full_set_runs_the_paillier_shapes_on_the_reference_lane():
+    """``make sim LEVEL=gate`` has the reference lane with its sequencer on the encryption's
+    ``r^n mod n²`` (a 4096-bit modulus, the 2048-bit ``n`` as exponent) and a constant-time
+    CRT half (2048-bit modulus, 1024-bit exponent over its declared 512 windows), configured
+    as the reference build's lanes."""
+    from montpipe.hdl.synth import FULL
+
+    job = next(j for j in gate.jobs("full", 3) if j.item == "modexp-lane")
+    assert job.configuration["ecp5_dsp"] and all(
+        job.configuration[k] == getattr(FULL, k)
+        for k in ("width", "max_words", "window", "max_windows"))
+    first, crt = job.plan["vectors"][:2]
+    m, e = int(first["m"], 16), int(first["e"], 16)
+    assert m.bit_length() >= 4095 and e.bit_length() == 2048 and e * e == m
+    m, e = int(crt["m"], 16), int(crt["e"], 16)
+    assert (m.bit_length(), e.bit_length(), crt["const_time"], crt["windows"]) == \
+        (2048, 1024, True, 512)
