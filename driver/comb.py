@@ -119,8 +119,8 @@ def comb_digits(exponent: int, shape: CombShape) -> bytes:
 #
 # A frame's jobs share one shape, but not one chunk: the comb's digits are h + k bits wide, the
 # top k choosing one of 2^k slots, each holding a chunk's tables (entry (t·2^k + slot)·2^h + d).
-# So a frame takes the next lane's worth of (chunk, row) jobs whichever chunks they are of, and
-# no lane idles because a chunk has fewer rows than there are lanes.
+# So a frame takes the next lane's worth of (chunk, row) jobs over up to 2^k consecutive chunks,
+# and no lane idles because a chunk has fewer rows than there are lanes.
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def plan_multiexp(steps: int, rows: int, table_entries: int, entry_bytes: int,
                   bases: int | None = None) -> MultiexpPlan | None:
     """The group size and chunk with the fewest link bytes a term for ``rows`` rows of
     ``steps``-bit exponents: a group's table (``2^h − 1`` entries of ``entry_bytes`` — the
-    empty subset's, the one, is written once a slot — shared by the rows), a job's digits
+    empty subset's, the one, is written once a table and slot — shared by the rows), a job's digits
     (``steps`` a group) and its result (``result_bytes``, shared by the chunk's bases);
     products a term break ties. The slots are as many as the table holds (at most the chunks
     of ``bases`` bases, when given). ``None`` if no chunk fits."""

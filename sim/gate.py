@@ -664,7 +664,7 @@ def route_board(board: str, config, directory: Path, *, leds=None, seed: int = 1
 class GateJob:
     """One netlist and the cocotb test run on it."""
 
-    item: str                 # "lane", "board", "reference"
+    item: str                 # "lane", "sequencer", "board", "reference"
     kind: str                 # "synthesis" or "routed"
     configuration: dict
     make_netlist: object      # (directory) -> Netlist
@@ -742,7 +742,7 @@ def modexp_lane_job(seed: int) -> GateJob:
 
     rng = random.Random(seed)
     n = rng.getrandbits(2048) | 1 | 1 << 2047
-    p2 = rng.getrandbits(2048) | 1 | 1 << 2047
+    m2048 = rng.getrandbits(2048) | 1 | 1 << 2047      # stands for p² (a CRT half's modulus)
     nn = n * n
     windows = -(-1024 // FULL.window)
 
@@ -750,7 +750,7 @@ def modexp_lane_job(seed: int) -> GateJob:
         return {"base": hex(base), "e": hex(e), "m": hex(m), **extra}
 
     vectors = [vector(rng.randrange(nn), n, nn),
-               vector(rng.randrange(p2), rng.getrandbits(1024) | 1 << 1023, p2,
+               vector(rng.randrange(m2048), rng.getrandbits(1024) | 1 << 1023, m2048,
                       const_time=True, windows=windows)]
     vectors += [vector(b, rng.getrandbits(64), nn) for b in (0, 1, nn - 1)]
     vectors.append(vector(rng.randrange(nn), 0, nn))
@@ -758,7 +758,7 @@ def modexp_lane_job(seed: int) -> GateJob:
     config = {"width": FULL.width, "max_words": FULL.max_words, "window": FULL.window,
               "max_windows": FULL.max_windows, "ecp5_dsp": True,
               "as_in": "each lane of the reference build (ModExpCore's engine)"}
-    return GateJob("modexp-lane", "synthesis", config,
+    return GateJob("sequencer", "synthesis", config,
                    lambda d: synthesize_component(_reference_modexp_lane(), "modexp_lane_w36", d),
                    "montpipe.sim.cocotb_modexp", ["modexp_vectors"], plan)
 

@@ -634,6 +634,75 @@ def test_comb_faults_still_give_every_power(board, fault):
         backend.close()
 
 
+def test_table_entries_are_written_once_and_again_after_a_reset(board):
+    """Entries the device holds are not written again (the empty subsets' ones, shared by
+    every chunk), but after a reset that an exponentiation batch noticed, every entry is: a
+    table write marks the whole table as written, and a table after a power cycle holds
+    anything."""
+    from montpipe.driver.backends.cpu import CPUBackend
+    from montpipe.driver.comb import device_plan
+
+    rng = random.Random(23)
+    m = _modulus(rng, 512)
+
+    def invertible(count):
+        out = []
+        while len(out) < count:
+            b = rng.randrange(2, m)
+            out += [b] * (gmpy2.gcd(b, m) == 1)
+        return out
+
+    rows = [[rng.randrange(-(1 << 20), 1 << 20) for _ in range(40)] for _ in range(5)]
+    backend = FPGABackend(board.port, timeout=30)
+    cpu = CPUBackend()
+    try:
+        caps = backend.caps
+        plan = device_plan(21, 5, caps.table_entries, caps.width,
+                           montgomery_words(512, caps.width), 40)
+        groups = -(-40 // plan.bits)
+        subsets, ones = groups * ((1 << plan.bits) - 1), plan.tables * plan.slots
+        writes = []
+        for reset in (False, False, True):
+            if reset:
+                board.reset_device()
+                assert backend.powmod([3], [5], m) == [pow(3, 5, m)]   # sees NO_CONTEXT
+            bases = invertible(40)
+            before = backend.stats.extra["table_writes"]
+            assert backend.multiexp(bases, rows, m) == cpu.multiexp(bases, rows, m)
+            writes.append(backend.stats.extra["table_writes"] - before)
+        assert writes == [subsets + ones, subsets, subsets + ones], (writes, plan)
+        assert backend.stats.extra["contexts_loaded"] == 2
+    finally:
+        backend.close()
+        cpu.close()
+
+
+def test_the_model_counts_the_table_writes_the_device_gets(board):
+    """Fixed-base powers, multi-exponentiations taking the table from them and from each
+    other, and the fixed base again: the model backend projects exactly the table writes the
+    fpga backend makes."""
+    from montpipe.driver.backends.model import ModelBackend
+
+    rng = random.Random(29)
+    m = _modulus(rng, 512)
+    bases = [b for b in (rng.randrange(2, m) for _ in range(60)) if gmpy2.gcd(b, m) == 1]
+    backends = [FPGABackend(board.port, timeout=30), ModelBackend(SIM_CONFIG, workers=1)]
+    try:
+        for backend in backends:
+            g = backend.fixed_base(5, m, 300)
+            g.pow([rng.getrandbits(300) for _ in range(3)])
+            # groups of one base and of two (17 and 41 bases: a short last group)
+            for count, rows in ((40, 5), (len(bases), 1), (17, 6), (41, 8)):
+                backend.multiexp(bases[:count], [[rng.randrange(-(1 << 20), 1 << 20) for _ in
+                                                  range(count)] for _ in range(rows)], m)
+            g.pow([rng.getrandbits(300)])
+        fpga, model = (b.stats.extra["table_writes"] for b in backends)
+        assert fpga == model > 0, (fpga, model)
+    finally:
+        for backend in backends:
+            backend.close()
+
+
 def test_fixed_base_without_a_table_raises_powers_one_by_one(shared_board):
     """An exponent range the table cannot cover (or a build without one) is no error: the
     powers go out as exponentiations."""

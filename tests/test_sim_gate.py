@@ -159,7 +159,7 @@ def test_the_full_set_runs_the_paillier_shapes_on_the_reference_lane():
     as the reference build's lanes."""
     from montpipe.hdl.synth import FULL
 
-    job = next(j for j in gate.jobs("full", 3) if j.item == "modexp-lane")
+    job = next(j for j in gate.jobs("full", 3) if j.item == "sequencer")
     assert job.configuration["ecp5_dsp"] and all(
         job.configuration[k] == getattr(FULL, k)
         for k in ("width", "max_words", "window", "max_windows"))

@@ -29,17 +29,18 @@ pseudo-terminal for the ``sim`` backend (:mod:`montpipe.driver.backends.sim`): t
   guessed: every value returned came from a well-framed, CRC-checked response to its own tag.
 * **Fixed-base powers** (DJN encryption's ``h_s^α``) run as the device's comb when the build
   has a table (``table entries`` in CAPS): the host computes the table of the base once
-  (:mod:`montpipe.driver.comb`), writes it once per modulus context (again after the device
-  lost it), and sends the exponents' digits a lane's worth of jobs at a time (``COMB``); every
-  job answers with its own tag. A build without a table, or an exponent longer than the comb
-  the table allows, raises its powers one by one as ordinary exponentiations.
+  (:mod:`montpipe.driver.comb`), writes it into the device (again after the device lost it,
+  or a multi-exponentiation used the table), and sends the exponents' digits a lane's worth
+  of jobs at a time (``COMB``); every job answers with its own tag. A build without a table,
+  or an exponent longer than the comb the table allows, raises its powers one by one as
+  ordinary exponentiations.
 * **Multi-exponentiations** (``X @ [[d]]``) run on the same comb: the host builds the subset
   products of small groups of bases (:func:`~montpipe.driver.comb.subset_tables`), writes
   chunks of groups into the table's slots, and sends each row's exponent bits over a chunk as
-  a job, a lane's worth of jobs a frame whatever their chunks; the chunks' results are
-  multiplied on the host. Negative exponents are made non-negative by adding ``2^(B−1)`` to
-  every exponent, and each row is divided by ``(Π c_i)^(2^(B−1))``. Only table entries the
-  device does not hold already are written.
+  a job, a lane's worth of jobs a frame over as many consecutive chunks as there are slots;
+  the chunks' results are multiplied on the host. Negative exponents are made non-negative by
+  adding ``2^(B−1)`` to every exponent, and each row is divided by ``(Π c_i)^(2^(B−1))``.
+  Only table entries the device does not hold already are written.
 * **Spot checks:** ``spot_check=f`` re-computes a random fraction ``f`` of each batch's device
   results on the CPU (at least one a batch; default 1 %, ``MONTPIPE_FPGA_SPOT_CHECK``) and
   raises :class:`DeviceResultError` on a mismatch; ``spot_check=0`` turns it off.
@@ -348,8 +349,10 @@ class FPGABackend(Backend):
         W = self.caps.width
         s = montgomery_words(modulus.bit_length(), W)
         if len(self._contexts) >= self.caps.contexts:
-            _, old = self._contexts.popitem(last=False)
+            evicted, old = self._contexts.popitem(last=False)
             slot = old.slot
+            if evicted == self._table_modulus:
+                self._forget_table()        # loading another context there voids the table
         else:
             used = {c.slot for c in self._contexts.values()}
             slot = min(set(range(self.caps.contexts)) - used)
@@ -447,7 +450,7 @@ class FPGABackend(Backend):
                 elif r.status == LinkStatus.NO_CONTEXT:
                     # the device lost its contexts (a reset): reload once the rest is in
                     self._retry("NO_CONTEXT")
-                    self._contexts.clear()
+                    self._device_may_have_reset()
                     reload = True
                     ops.appendleft(op)
                 elif r.status in _RETRY:
@@ -461,7 +464,7 @@ class FPGABackend(Backend):
             if pending and time.monotonic() - last_progress > timeout:
                 self._on_silence(pending, ops, batch, timeout)
                 reload = True          # the device may have been reset: its contexts with it
-                self._contexts.clear()
+                self._device_may_have_reset()
                 last_progress = time.monotonic()
         self.stats.extra["device_busy_seconds"] += time.monotonic() - started
         return results  # type: ignore[return-value]
@@ -665,10 +668,17 @@ class FPGABackend(Backend):
         return result
 
     def _forget_table(self) -> None:
-        """The device's table is to be taken as empty (a reset, a context loaded again, a
-        silence after which the device may have been reset)."""
+        """The device's table is to be taken as empty: it may have been reset, or the table's
+        context was loaded again (the device then refuses the table)."""
         self._table_modulus = None
         self._table = {}
+
+    def _device_may_have_reset(self) -> None:
+        """Forget what the device was known to hold: its contexts and its table (a block RAM
+        after a reset or a new bitstream holds anything, and a single table write makes the
+        whole table count as written)."""
+        self._contexts.clear()
+        self._forget_table()
 
     def _write_table(self, modulus: int, entries: dict[int, int], ctx: _Context,
                      batch: str) -> None:
@@ -682,6 +692,8 @@ class FPGABackend(Backend):
         for index, value in sorted(entries.items()):
             if self._table.get(index) == value:
                 continue
+            # until the device answers, the entry holds neither value as far as the host knows
+            self._table.pop(index, None)
             for _attempt in range(self.retries + 1):
                 tag = self._next_tag()
                 frame = table_write_request(tag, ctx.slot, index, value * r % modulus,
@@ -729,8 +741,7 @@ class FPGABackend(Backend):
                 self._write_table(modulus, table, ctx, batch)
             except _ContextLostError:
                 self._retry("NO_CONTEXT")
-                self._contexts.clear()
-                self._forget_table()
+                self._device_may_have_reset()
                 continue
             tag = self._next_tag()
             # job j answers with tag + j: the tags after this one are the comb's
@@ -750,8 +761,7 @@ class FPGABackend(Backend):
                 continue
             self._retry(got)
             if got == "NO_CONTEXT":
-                self._contexts.clear()
-                self._forget_table()
+                self._device_may_have_reset()
         self.stats.extra["comb_jobs"] += len(jobs)
         self.stats.extra["device_busy_seconds"] += time.monotonic() - started
         return results
@@ -776,8 +786,7 @@ class FPGABackend(Backend):
                                       f"powers, and the device does not answer CAPS ({e})"
                                       ) from None
                 # the device may have been reset: the context and table with it
-                self._contexts.clear()
-                self._forget_table()
+                self._device_may_have_reset()
                 return "timeout"
             for r in self._receive(min(left, 0.05)):
                 j = (r.tag - tag) & 0xFFFF

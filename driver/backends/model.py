@@ -11,16 +11,17 @@ What it projects is the device alone, as it is built now: modular exponentiation
 run-time operand length up to ``n_max_bits`` (wider or even moduli go to the CPU and count as
 fallbacks), negative exponents inverted on the host first, fixed-base powers as the device's
 comb when the build has a table (:func:`~montpipe.device.model.packet_cycles` of the packets
-the comb sends, a lane's worth of powers a frame, the table written once per base and
-modulus), and multi-exponentiations on the same comb as the ``fpga`` backend runs them (host-
-built group tables written a chunk at a time, the rows as jobs), else both as ordinary
-exponentiations; secret exponents in constant-time mode over their declared length, and only
-when the device is trusted with secrets (``trust_device_with_secrets``, as the ``fpga``
-backend: by default a private key's exponentiations stay on the host and are counted in
-``host_secret_powmods``, not projected). Multiplications and products stay on the host and are
-not projected. The link to the host is projected separately
-(``projected_link_seconds``, request and result frames at the link's byte rate): on a board the
-two overlap, so the larger bounds throughput.
+the comb sends, a lane's worth of powers a frame), and multi-exponentiations on the same comb
+as the ``fpga`` backend runs them (host-built group tables in the table's slots, (chunk, row)
+jobs a lane's worth a frame), else both as ordinary exponentiations. Table writes are
+counted as the ``fpga`` backend makes them: only the entries the device does not hold already
+(a fixed-base table is written again after a multi-exponentiation used the table). Secret
+exponents in constant-time mode over their declared length, and only when the device is
+trusted with secrets (``trust_device_with_secrets``, as the ``fpga`` backend: by default a
+private key's exponentiations stay on the host and are counted in ``host_secret_powmods``, not
+projected). Multiplications and products stay on the host and are not projected. The link to
+the host is projected separately (``projected_link_seconds``, request and result frames at the
+link's byte rate): on a board the two overlap, so the larger bounds throughput.
 """
 
 from __future__ import annotations
@@ -168,10 +169,11 @@ class ModelBackend(CPUBackend):
                                 device_word_products=0, link_bytes=0,
                                 grouped_mulmods=0, projected_grouped_product_seconds=0.0,
                                 host_secret_powmods=0, device_comb_powers=0,
-                                device_comb_multiexp_terms=0)
-        # whose table the device holds: a fixed-base power's, or None (a multi-exponentiation's
-        # chunks, or nothing yet)
-        self._comb_table_owner: object | None = None
+                                device_comb_multiexp_terms=0, table_writes=0)
+        # what the device's table holds as the fpga backend would know it: the modulus it was
+        # written under and, by index, a key naming each entry's value (_ONE for the ones)
+        self._table_modulus: int | None = None
+        self._table: dict[int, object] = {}
 
     def describe(self) -> dict:
         device = {**asdict(self.device), "n_max_bits": self.device.n_max_bits,
@@ -254,12 +256,25 @@ class ModelBackend(CPUBackend):
         return _ModelFixedBase(self, super().fixed_base(base, modulus, max_bits), max_bits,
                                shape if takes else None)
 
-    def project_comb(self, count: int, modulus: int, shape: CombShape, *,
-                     table: bool) -> int:
-        """Device cycles for ``count`` powers by the comb of ``shape`` (a lane's worth a
-        frame), with the table's writes on the link first if ``table``; adds them to the
-        statistics."""
+    def _table_writes(self, modulus: int, entries: dict[int, object]) -> int:
+        """How many of ``entries`` (index: a key naming the value) the fpga backend writes:
+        those the table does not hold already under ``modulus``; the table then holds them."""
+        if self._table_modulus != modulus:
+            self._table_modulus, self._table = modulus, {}
+        writes = 0
+        for index, key in entries.items():
+            if self._table.get(index) != key:
+                self._table[index] = key
+                writes += 1
+        self.stats.extra["table_writes"] += writes
+        return writes
+
+    def project_comb(self, count: int, modulus: int, shape: CombShape, base: int) -> int:
+        """Device cycles for ``count`` powers of ``base`` by the comb of ``shape`` (a lane's
+        worth a frame), with the writes of the table's entries the device does not hold on the
+        link first; adds them to the statistics."""
         d = self.device
+        modulus, base = int(modulus), int(base) % int(modulus)
         s = montgomery_words(int(modulus).bit_length(), d.width)
         wb = word_bytes(d.width)
         cycles = link = 0
@@ -270,8 +285,10 @@ class ModelBackend(CPUBackend):
             link += len(comb_request(0, 0, shape.steps, shape.tables, shape.bits,
                                      [bytes(shape.columns)] * jobs))
             link += jobs * len(encode_response(0, 0, 0, bytes(s * wb)))
-        if table:
-            link += shape.entries * table_entry_bytes(d.width, s)
+        # entry 0 of every table is the one (and so is every entry of the base 1)
+        entries = {i: _ONE if i % (1 << shape.bits) == 0 or base == 1 else
+                   ("power", base, shape, i) for i in range(shape.entries)}
+        link += self._table_writes(modulus, entries) * table_entry_bytes(d.width, s)
         self._add_projection("device_comb_powers", count, cycles, link,
                              count * shape.products, s)
         return cycles
@@ -291,35 +308,39 @@ class ModelBackend(CPUBackend):
             terms = [e for row in rows for e in row]
             self._project_or_fall_back(len(terms), terms, modulus)
         else:
-            self.project_multiexp(len(bases), len(rows), modulus, plan)
+            self.project_multiexp([int(b) % modulus for b in bases], len(rows), modulus, plan)
         return out
 
-    def project_multiexp(self, bases: int, rows: int, modulus: int, plan: MultiexpPlan) -> int:
+    def project_multiexp(self, bases: Sequence[int], rows: int, modulus: int,
+                         plan: MultiexpPlan) -> int:
         """Device cycles for a multi-exponentiation on the comb as the ``fpga`` backend runs
         it (:func:`~montpipe.driver.comb.multiexp_frames`): before each frame the table entries
-        of its chunks that the table does not hold (a group's ``2^h`` subsets, the empty one
-        once a slot and table), then a lane's worth of (chunk, row) jobs; adds them to the
-        statistics. The fixed-base table is gone afterwards."""
+        of its chunks that the table does not hold (a group's ``2^h`` subsets, each named by
+        the bases it multiplies: the empty one, and those a short last group does not have,
+        are ones), then a lane's worth of (chunk, row) jobs; adds them to the statistics."""
         d = self.device
         s = montgomery_words(int(modulus).bit_length(), d.width)
         wb = word_bytes(d.width)
         h, v = plan.bits, plan.tables
-        groups = -(-bases // h)
+        groups = -(-len(bases) // h)
         chunks = -(-groups // v)
         entry = table_entry_bytes(d.width, s)
         answer = len(encode_response(0, 0, 0, bytes(s * wb)))
-        ones: set[int] = set()          # (table, slot) whose empty subset is written
         frame_cycles: dict[int, int] = {}
         cycles = link = products = 0
         for frame in multiexp_frames(chunks, rows, d.lanes, plan.slots):
+            entries: dict[int, object] = {}
             for c in frame.loads:
                 for t in range(v):
-                    if c * v + t < groups:
-                        link += ((1 << h) - 1) * entry
-                    key = (t, c % plan.slots)
-                    if key not in ones:
-                        ones.add(key)
-                        link += entry
+                    g = c * v + t
+                    group = bases[g * h:(g + 1) * h]
+                    for sub in range(1 << h) if g < groups else (0,):
+                        # the entry is the product of these bases; the empty subset's, and a
+                        # short group's beyond its bases, the one
+                        key = tuple(b for j, b in enumerate(group) if sub >> j & 1 and b != 1)
+                        entries[plan.entry(t, c % plan.slots, sub)] = \
+                            key if key and not sub >> len(group) else _ONE
+            link += self._table_writes(int(modulus), entries) * entry
             jobs = len(frame.jobs)
             if jobs not in frame_cycles:
                 frame_cycles[jobs] = packet_cycles(d.lanes, s, comb_commands(d.lanes, jobs,
@@ -330,8 +351,7 @@ class ModelBackend(CPUBackend):
                                      [bytes(plan.steps * v)] * jobs))
             link += jobs * answer
             products += jobs * (plan.steps * (v + 1) - 1)
-        self._comb_table_owner = None
-        self._add_projection("device_comb_multiexp_terms", bases * rows, cycles, link,
+        self._add_projection("device_comb_multiexp_terms", len(bases) * rows, cycles, link,
                              products, s)
         return cycles
 
@@ -356,9 +376,14 @@ class ModelBackend(CPUBackend):
         return out
 
 
+#: the key of a table entry that holds the one (Montgomery form of 1)
+_ONE = "one"
+
+
 class _ModelFixedBase(FixedBasePower):
-    """The CPU's fixed-base table for results; the device's comb (``shape``; the table written
-    at the first powers), or without one the device raises the base like any other."""
+    """The CPU's fixed-base table for results; the device's comb (``shape``; its table's
+    entries written when the device does not hold them), or without one the device raises the
+    base like any other."""
 
     def __init__(self, backend: ModelBackend, inner: FixedBasePower, max_bits: int,
                  shape: CombShape | None) -> None:
@@ -371,9 +396,6 @@ class _ModelFixedBase(FixedBasePower):
         if self.shape is None:
             self.backend._project_or_fall_back(len(exponents), list(exponents), self.modulus)
         elif exponents:
-            # the table is written again whenever another table has taken the device's since
-            self.backend.project_comb(len(exponents), self.modulus, self.shape,
-                                      table=self.backend._comb_table_owner is not self)
-            self.backend._comb_table_owner = self
+            self.backend.project_comb(len(exponents), self.modulus, self.shape, self.base)
         return out
 
