@@ -16,10 +16,11 @@ not depend on its digits.
 Packets are offered as fast as the array's request chain takes them (a beat every two cycles):
 the first header beat the cycle after the last beat of the packet before, each operand word
 the cycle after it is read; the digit of a packet is read while its header goes out. The table
-spans dozens of block RAMs whose outputs meet in a wide multiplexer, so an operand word is
-read a cycle ahead (while the header's last beat or the word before is offered) and registered
-before it is offered: nothing but a register sits between that multiplexer and the request
-chain, and a word still takes the same two cycles.
+spans dozens of block RAMs: their address comes straight from a register (the next word's,
+counted ahead), and their outputs meet in a wide multiplexer whose word is registered before it
+is offered, so neither the address's fan-out nor that multiplexer shares a cycle with other
+logic. An operand word is read a cycle ahead (while the header's last beat or the word before
+is offered), so it still takes the same two cycles.
 """
 
 from __future__ import annotations
@@ -124,11 +125,12 @@ class CombSequencer(wiring.Component):
         j = Signal(range(P))
         k = Signal(range(max(S, HEADER_BEATS) + 1))
         header = Signal()               # sending the header (else the operand)
-        phase = Signal()                # operand word: 0 address, 1 offered
+        phase = Signal()                # operand word: 0 taken in, 1 offered
         row_off = Signal(16)            # digit (step, t) of job 0 in the buffer
         dig_off = Signal(16)            # … of job j
         digit = Signal(8)
-        entry_base = Signal(range(self._entries * S + 1))
+        raddr = Signal(range(self._entries * S))    # the table word read next
+        maddr = Signal(range(S))                    # the modulus word read next
         fetch = Signal(3)               # the digit read's stages
         req = self.o_req
 
@@ -140,22 +142,18 @@ class CombSequencer(wiring.Component):
         header_beat = Array([tag, self.words, 0, command << 1, self.mprime])[k[:3]]
 
         # the digit: buffer address at packet start, the byte a cycle later, registered, then
-        # its table entry's first word address
-        # the operand word's address: word 0 during the header (entry_base is set by its fourth
-        # beat), word k while word k is taken in, word k + 1 while word k is offered
-        ahead = Signal(range(S))
-        m.d.comb += ahead.eq(Mux(header, 0, Mux(phase & (k != self.words - 1), k + 1, k)))
-        m.d.comb += [self.buf_addr.eq(dig_off), self.m_addr.eq(ahead),
-                     tr.addr.eq(entry_base + ahead)]
+        # its table entry's first word address (in place from the header's fourth beat); the
+        # addresses step to the next word as a word is taken in
+        m.d.comb += [self.buf_addr.eq(dig_off), self.m_addr.eq(maddr), tr.addr.eq(raddr)]
         m.d.sync += fetch.eq(fetch << 1)
         with m.If(fetch[1]):
             m.d.sync += digit.eq(self.buf_data & ((Const(1, 9) << self.bits) - 1)[:8])
         with m.If(fetch[2]):
-            m.d.sync += entry_base.eq(times((t << self.bits) | digit, S))
+            m.d.sync += raddr.eq(times((t << self.bits) | digit, S))
 
         def next_packet():
             """After a packet's last beat: the next lane, or the next round."""
-            m.d.sync += [k.eq(0), header.eq(1), phase.eq(0), fetch.eq(1)]
+            m.d.sync += [k.eq(0), header.eq(1), phase.eq(0), fetch.eq(1), maddr.eq(0)]
             with m.If(j == P - 1):
                 m.d.sync += j.eq(0)
                 with m.Switch(kind):
@@ -178,7 +176,7 @@ class CombSequencer(wiring.Component):
 
         with m.If(self.start):
             m.d.sync += [self.busy.eq(1), kind.eq(Command.BEGIN), step.eq(self.steps - 1),
-                         t.eq(0), j.eq(0), k.eq(0), header.eq(1), phase.eq(0),
+                         t.eq(0), j.eq(0), k.eq(0), header.eq(1), phase.eq(0), maddr.eq(0),
                          row_off.eq(DIGITS_OFFSET), dig_off.eq(DIGITS_OFFSET)]
         with m.Elif(self.busy & header):
             last_of_header = k == HEADER_BEATS - 1
@@ -202,11 +200,13 @@ class CombSequencer(wiring.Component):
             # operand word k: taken in from the memory this cycle (read the cycle before),
             # offered from the register from the next
             word = Signal(W)
+            last_word = k == self.words - 1
             with m.If(~phase):
                 m.d.sync += [phase.eq(1),
                              word.eq(Mux(kind == Command.BEGIN, self.m_data, tr.data))]
+                with m.If(~last_word):
+                    m.d.sync += [raddr.eq(raddr + 1), maddr.eq(maddr + 1)]
             with m.Else():
-                last_word = k == self.words - 1
                 m.d.comb += [req.valid.eq(1), req.payload.data.eq(word),
                              req.payload.last.eq(last_word)]
                 with m.If(req.ready):
