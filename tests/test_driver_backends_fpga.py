@@ -677,6 +677,27 @@ def test_table_entries_are_written_once_and_again_after_a_reset(board):
         cpu.close()
 
 
+def test_an_entry_whose_write_fails_is_known_as_nothing(shared_board, monkeypatch):
+    """A table write that never gets its answer may still have landed: the host then knows
+    neither the old value nor the new one at that index, so the next comb writes it again."""
+    m = _modulus(random.Random(31), 256)
+    backend = FPGABackend(shared_board.port, timeout=30, retries=1)
+    try:
+        ctx = backend._context(m, "test")
+        backend._write_table(m, {0: 1, 1: 5}, ctx, "test")
+        assert backend._table == {0: 1, 1: 5}
+
+        def silent(frame, tag, timeout):
+            raise DeviceError("no answer")
+
+        monkeypatch.setattr(backend, "_command", silent)
+        with pytest.raises(DeviceError, match="writing table entry 1 failed 2 times"):
+            backend._write_table(m, {0: 1, 1: 7}, ctx, "test")
+        assert backend._table == {0: 1}
+    finally:
+        backend.close()
+
+
 def test_the_model_counts_the_table_writes_the_device_gets(board):
     """Fixed-base powers, multi-exponentiations taking the table from them and from each
     other, and the fixed base again: the model backend projects exactly the table writes the
