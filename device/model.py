@@ -7,6 +7,7 @@ time without the toolchain installed.
 from __future__ import annotations
 
 import enum
+import functools
 from typing import NamedTuple
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "batch_cycles",
     "batch_products",
     "comb_commands",
+    "comb_frame_cycles",
     "command_cycles",
     "exponent_digits",
     "modexp_cycles",
@@ -293,6 +295,15 @@ def packet_cycles(lanes: int, words: int, commands: list[Command], width: int = 
     Exact under the same condition as :func:`batch_cycles`, which header-only packets
     (``SQUARE``, ``OUT``, ``RAW``: five beats) meet up to four lanes."""
     return _frames_cycles(lanes, [_packet_frame(c, words, width) for c in commands], chain)
+
+
+@functools.lru_cache(maxsize=128)
+def comb_frame_cycles(lanes: int, words: int, jobs: int, steps: int, tables: int,
+                      width: int = 16) -> int:
+    """:func:`packet_cycles` of one comb frame (:func:`comb_commands`). A frame is thousands
+    of packets and the backends price every frame they send or project, nearly all of one
+    shape, so the figure is kept per shape."""
+    return packet_cycles(lanes, words, comb_commands(lanes, jobs, steps, tables), width)
 
 
 def _frames_cycles(lanes: int, frames: list[_Frame], chain: bool) -> int:

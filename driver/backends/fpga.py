@@ -65,12 +65,11 @@ from dataclasses import asdict, dataclass
 import gmpy2
 
 from ...device.model import (
-    comb_commands,
+    comb_frame_cycles,
     exponent_digits,
     modexp_cycles,
     montgomery_words,
     mprime,
-    packet_cycles,
 )
 from ...device.wire import (
     PROTOCOL_VERSION,
@@ -747,9 +746,8 @@ class FPGABackend(Backend):
             # job j answers with tag + j: the tags after this one are the comb's
             self._tag = (tag + len(chunk) - 1) & 0xFFFF
             frame = comb_request(tag, ctx.slot, shape.steps, shape.tables, shape.bits, chunk)
-            cycles = packet_cycles(caps.lanes, ctx.words,
-                                   comb_commands(caps.lanes, len(chunk), shape.steps,
-                                                 shape.tables), W)
+            cycles = comb_frame_cycles(caps.lanes, ctx.words, len(chunk), shape.steps,
+                                       shape.tables, W)
             link = 10 * (len(frame) + len(chunk) * (11 + ctx.words * word_bytes(W)))
             timeout = self.timeout or 2.0 + 3.0 * (cycles / self.cycle_rate + link / self.baudrate)
             self._send(frame)

@@ -37,11 +37,10 @@ from ...device.config import DeviceConfig
 from ...device.model import (
     batch_cycles,
     batch_products,
-    comb_commands,
+    comb_frame_cycles,
     exponent_digits,
     montgomery_words,
     montmul_cycles,
-    packet_cycles,
 )
 from ...device.wire import (
     comb_request,
@@ -280,8 +279,7 @@ class ModelBackend(CPUBackend):
         cycles = link = 0
         for at in range(0, count, d.lanes):
             jobs = min(d.lanes, count - at)
-            cycles += packet_cycles(d.lanes, s, comb_commands(d.lanes, jobs, shape.steps,
-                                                              shape.tables), d.width)
+            cycles += comb_frame_cycles(d.lanes, s, jobs, shape.steps, shape.tables, d.width)
             link += len(comb_request(0, 0, shape.steps, shape.tables, shape.bits,
                                      [bytes(shape.columns)] * jobs))
             link += jobs * len(encode_response(0, 0, 0, bytes(s * wb)))
@@ -326,7 +324,6 @@ class ModelBackend(CPUBackend):
         chunks = -(-groups // v)
         entry = table_entry_bytes(d.width, s)
         answer = len(encode_response(0, 0, 0, bytes(s * wb)))
-        frame_cycles: dict[int, int] = {}
         cycles = link = products = 0
         for frame in multiexp_frames(chunks, rows, d.lanes, plan.slots):
             entries: dict[int, object] = {}
@@ -342,11 +339,7 @@ class ModelBackend(CPUBackend):
                             key if key and not sub >> len(group) else _ONE
             link += self._table_writes(int(modulus), entries) * entry
             jobs = len(frame.jobs)
-            if jobs not in frame_cycles:
-                frame_cycles[jobs] = packet_cycles(d.lanes, s, comb_commands(d.lanes, jobs,
-                                                                             plan.steps, v),
-                                                   d.width)
-            cycles += frame_cycles[jobs]
+            cycles += comb_frame_cycles(d.lanes, s, jobs, plan.steps, v, d.width)
             link += len(comb_request(0, 0, plan.steps, v, plan.shape.bits,
                                      [bytes(plan.steps * v)] * jobs))
             link += jobs * answer
