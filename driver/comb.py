@@ -21,9 +21,22 @@ from ..device.wire import (
     word_bytes,
 )
 
-__all__ = ["CombShape", "MultiexpFrame", "MultiexpPlan", "choose_shape", "comb_digits",
-           "comb_table", "device_plan", "multiexp_digits", "multiexp_frames", "multiexp_steps",
-           "plan_multiexp", "subset_tables", "table_entry_bytes"]
+__all__ = [
+    "CombShape",
+    "MultiexpFrame",
+    "MultiexpPlan",
+    "choose_shape",
+    "chunk_entries",
+    "comb_digits",
+    "comb_table",
+    "device_plan",
+    "multiexp_digits",
+    "multiexp_frames",
+    "multiexp_steps",
+    "plan_multiexp",
+    "subset_tables",
+    "table_entry_bytes",
+]
 
 
 @dataclass(frozen=True)
@@ -193,6 +206,20 @@ def subset_tables(bases: list[int], modulus: int, bits: int) -> list[list[int]]:
             low = (d & -d).bit_length() - 1
             entries[d] = group[low] if d == 1 << low else entries[d & (d - 1)] * group[low] % m
         out.append([int(e) for e in entries])
+    return out
+
+
+def chunk_entries(plan: MultiexpPlan, chunk: int, groups: int) -> list[tuple[int, int | None, int]]:
+    """Where chunk ``chunk`` of a multi-exponentiation over ``groups`` groups sits in the
+    table: ``(index, group, subset)`` for each entry written for it, in its slot — a group
+    past the last (``group`` None) gets only its empty subset, the one its zero digits
+    multiply by."""
+    slot = chunk % plan.slots
+    out = []
+    for t in range(plan.tables):
+        g = chunk * plan.tables + t
+        for subset in range(1 << plan.bits) if g < groups else (0,):
+            out.append((plan.entry(t, slot, subset), g if g < groups else None, subset))
     return out
 
 

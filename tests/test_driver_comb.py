@@ -8,6 +8,7 @@ from montpipe.device.wire import COMB_MAX_DIGITS
 from montpipe.driver.comb import (
     CombShape,
     choose_shape,
+    chunk_entries,
     comb_digits,
     comb_table,
     multiexp_digits,
@@ -103,8 +104,9 @@ def test_multiexp_frames_fill_the_lanes_without_evicting_their_own_chunks(chunks
 @pytest.mark.parametrize("bases, rows, entries", [(1, 1, 16), (13, 3, 16), (40, 5, 256),
                                                   (29, 2, 64)])
 def test_multiexp_by_slots_gives_the_products(bases, rows, entries):
-    """The fpga backend's layout, in Python: each chunk's group tables in its slot, each job's
-    digits over them through the comb, the chunks' results multiplied per row."""
+    """The layout both backends use (chunk_entries), in Python: each chunk's group tables in
+    its slot, each job's digits over them through the comb, the chunks' results multiplied per
+    row."""
     rng = random.Random(bases * rows)
     m = rng.getrandbits(160) | 1
     cs = [rng.randrange(m) for _ in range(bases)]
@@ -118,10 +120,8 @@ def test_multiexp_by_slots_gives_the_products(bases, rows, entries):
     out = [1] * rows
     for f in multiexp_frames(chunks, rows, 3, plan.slots):
         for c in f.loads:
-            for t in range(plan.tables):
-                g = groups[c * plan.tables + t] if c * plan.tables + t < len(groups) else [1]
-                for d, value in enumerate(g):
-                    table[plan.entry(t, c % plan.slots, d)] = value
+            for index, g, d in chunk_entries(plan, c, len(groups)):
+                table[index] = 1 if g is None else groups[g][d]
         for c, r in f.jobs:
             digits = multiexp_digits(exps[r][c * plan.chunk_bases:(c + 1) * plan.chunk_bases],
                                      plan, c % plan.slots)

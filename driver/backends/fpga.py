@@ -92,6 +92,7 @@ from ..backend import Backend, FixedBasePower, check_fixed_base_exponents
 from ..comb import (
     CombShape,
     choose_shape,
+    chunk_entries,
     comb_digits,
     comb_table,
     device_plan,
@@ -640,13 +641,9 @@ class FPGABackend(Backend):
         out = [gmpy2.mpz(correction)] * len(rows)
         with self._device_lock:
             for frame in multiexp_frames(chunks, len(rows), self.caps.lanes, plan.slots):
-                entries = {}
-                for c in sorted({c for c, _ in frame.jobs}):
-                    slot = c % plan.slots
-                    for t in range(v):
-                        group = groups[c * v + t] if c * v + t < len(groups) else [one]
-                        for d, value in enumerate(group):
-                            entries[plan.entry(t, slot, d)] = value
+                entries = {index: one if g is None else groups[g][d]
+                           for c in sorted({c for c, _ in frame.jobs})
+                           for index, g, d in chunk_entries(plan, c, len(groups))}
                 jobs = [multiexp_digits(shifted[r][c * step:(c + 1) * step], plan,
                                         c % plan.slots) for c, r in frame.jobs]
                 values = self._device_comb(modulus, entries, plan.shape, jobs, batch)

@@ -53,6 +53,7 @@ from ..comb import (
     CombShape,
     MultiexpPlan,
     choose_shape,
+    chunk_entries,
     device_plan,
     multiexp_frames,
     multiexp_steps,
@@ -328,15 +329,12 @@ class ModelBackend(CPUBackend):
         for frame in multiexp_frames(chunks, rows, d.lanes, plan.slots):
             entries: dict[int, object] = {}
             for c in frame.loads:
-                for t in range(v):
-                    g = c * v + t
-                    group = bases[g * h:(g + 1) * h]
-                    for sub in range(1 << h) if g < groups else (0,):
-                        # the entry is the product of these bases; the empty subset's, and a
-                        # short group's beyond its bases, the one
-                        key = tuple(b for j, b in enumerate(group) if sub >> j & 1 and b != 1)
-                        entries[plan.entry(t, c % plan.slots, sub)] = \
-                            key if key and not sub >> len(group) else _ONE
+                for index, g, sub in chunk_entries(plan, c, groups):
+                    group = bases[g * h:(g + 1) * h] if g is not None else []
+                    # the entry is the product of these bases; the empty subset's, and a
+                    # short group's beyond its bases, the one
+                    key = tuple(b for j, b in enumerate(group) if sub >> j & 1 and b != 1)
+                    entries[index] = key if key and not sub >> len(group) else _ONE
             link += self._table_writes(int(modulus), entries) * entry
             jobs = len(frame.jobs)
             cycles += comb_frame_cycles(d.lanes, s, jobs, plan.steps, v, d.width)
