@@ -729,7 +729,7 @@ def _reference_modexp_lane():
     return ModExpLane(FULL.width, FULL.max_words, FULL.window, FULL.max_windows, ecp5_dsp=True)
 
 
-def modexp_lane_job(seed: int) -> GateJob:
+def sequencer_job(seed: int) -> GateJob:
     """One lane of the reference build with its exponentiation sequencer (W = 36, 114 words,
     window 2, 1024 windows, MULT18X18D instances) on the full-size Paillier shapes of a
     2048-bit key: the encryption's ``r^n mod n²`` (4096-bit modulus, 2048-bit exponent) and a
@@ -856,7 +856,7 @@ def jobs(which: str, seed: int, shapes: tuple[str, ...] = ("crt", "encrypt")) ->
     shapes."""
     if which == "reduced":
         return [lane_job(seed, full=False), board_job(seed)]
-    return [lane_job(seed, full=True), modexp_lane_job(seed), board_job(seed),
+    return [lane_job(seed, full=True), sequencer_job(seed), board_job(seed),
             board_job(seed, kind="routed"), reference_job(seed, shapes)]
 
 
