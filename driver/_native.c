@@ -514,7 +514,9 @@ FixedBase_init(FixedBaseObject *self, PyObject *args, PyObject *kwargs)
     if (constant_time)
         return fixed_base_make_sec(self);
 #ifdef MP_HAVE_IFMA
-    ifma_ctx *ctx = ifma_alloc(sizeof(ifma_ctx));
+    /* ifma_setup itself runs AVX-512 instructions: on a CPU without them it must not be
+     * reached at all, or constructing a table kills the process with SIGILL */
+    ifma_ctx *ctx = ifma_on() ? ifma_alloc(sizeof(ifma_ctx)) : NULL;
     if (ctx != NULL && ifma_setup(ctx, self->modulus)) {
         self->rpow = PyMem_RawMalloc(sizeof(mpz_t) * (size_t)(self->digits + 2));
         if (self->rpow == NULL) {
@@ -740,6 +742,12 @@ FixedBase_get_sec_counts(FixedBaseObject *self, void *closure)
     return Py_BuildValue("(KK)", self->sec_products, self->sec_reads);
 }
 
+static PyObject *
+FixedBase_get_ifma(FixedBaseObject *self, void *closure)
+{
+    return PyBool_FromLong(self->ifma != NULL);
+}
+
 static PyMethodDef FixedBase_methods[] = {
     {"pow", (PyCFunction)FixedBase_pow, METH_O,
      "pow(exponents) -> list[int]: base ** e mod modulus for every e (0 <= e < 2**max_bits)."},
@@ -755,6 +763,8 @@ static PyGetSetDef FixedBase_getset[] = {
      "whether powers read the whole table and multiply once a window", NULL},
     {"sec_counts", (getter)FixedBase_get_sec_counts, NULL,
      "(products, table entries read) by constant-time powers so far", NULL},
+    {"ifma", (getter)FixedBase_get_ifma, NULL,
+     "whether powers of this table may run on AVX-512 IFMA", NULL},
     {NULL},
 };
 

@@ -166,6 +166,27 @@ def test_fixed_base(be, max_bits, mod_bits):
         fb.pow([0, -1])
 
 
+@needs_native
+def test_native_fixed_base_keeps_off_ifma_when_it_is_off():
+    # a CPU without AVX-512 IFMA runs this path: building the table must not touch the IFMA
+    # set-up (its instructions would kill the process), and powers still come out right
+    from montpipe.driver import _native
+
+    before = cpu.ifma_active()
+    try:
+        _native.ifma(False)
+        m = rand_odd(2048)
+        table = _native.FixedBase(3, m, 64, 4, False)
+        assert table.ifma is False
+        exps = [secrets.randbits(64) for _ in range(9)]
+        assert table.pow(exps) == [int(gmpy2.powmod(3, e, m)) for e in exps]
+        if before:
+            _native.ifma(True)
+            assert _native.FixedBase(3, m, 64, 4, False).ifma is True
+    finally:
+        _native.ifma(before)
+
+
 @pytest.mark.parametrize("rows, cols, ebits", [(1, 1, 1), (3, 40, 57), (2, 200, 130), (5, 7, 1),
                                                (9, 70, 57), (17, 16, 20)])
 def test_multiexp(be, rows, cols, ebits):
