@@ -65,9 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--level", choices=["rtl", "gate"], default="rtl",
                         help="rtl: the Verilog Amaranth writes (default); gate: the ECP5 "
                              "netlists synth_ecp5 and nextpnr make, with the cell models")
-    parser.add_argument("--shapes", default="crt,encrypt",
-                        help="gate level: the reference build's Paillier shapes (crt: a CRT "
-                             "half of a 2048-bit key; encrypt: r^n mod n², hours)")
+    parser.add_argument("--shapes", default="crt,n2",
+                        help="gate level: the reference build's shapes of a 2048-bit key "
+                             "(crt: a CRT half; n2: the 4096-bit n² with short exponents; "
+                             "encrypt: r^n mod n², hours)")
     args = parser.parse_args(argv)
     if args.level == "gate":
         from . import gate

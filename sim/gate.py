@@ -768,6 +768,12 @@ def sequencer_job(seed: int) -> GateJob:
 HEARTBEAT_BITS = 10
 
 
+# the reference build's shapes (reference_job); r^n mod n² takes one core some four hours
+# at the netlist's speed, so a run asks for it by name
+SHAPES = ("crt", "n2", "encrypt")
+DEFAULT_SHAPES = ("crt", "n2")
+
+
 def _board_plan_for(config, divisor: int, seed: int, requests: list[dict],
                     moduli_bits: list[int], e_bits: list[int], deadline: int) -> dict:
     """Pins, divisor, capabilities, moduli (one a context) and requests (``base``/``e`` None:
@@ -780,6 +786,8 @@ def _board_plan_for(config, divisor: int, seed: int, requests: list[dict],
         m, bits = moduli[r.get("context", 0)], e_bits[r.get("context", 0)]
         if r["base"] is None:
             r["base"] = hex(rng.randrange(m))
+        elif r["base"] == "m-1":
+            r["base"] = hex(m - 1)
         if r["e"] is None:
             r["e"] = hex(rng.getrandbits(bits) | 1 << (bits - 1))
     return {"pins": {"clk": "clk25_0__io", "rx": "uart_0__rx__io", "tx": "uart_0__tx__io",
@@ -817,19 +825,24 @@ def board_job(seed: int, *, kind: str = "synthesis") -> GateJob:
                    make, "montpipe.sim.cocotb_board", ["board_through_the_pins"], plan)
 
 
-def reference_job(seed: int, shapes: tuple[str, ...] = ("crt", "encrypt")) -> GateJob:
+def reference_job(seed: int, shapes: tuple[str, ...] = DEFAULT_SHAPES) -> GateJob:
     """The reference ULX3S build (15 lanes of 36-bit words, 75 MHz, 3 Mbaud) through its pins
-    on full-size Paillier shapes of a 2048-bit key: a CRT half (2048-bit modulus ``p²``, a
-    1024-bit exponent in constant time) and the encryption's ``r^n mod n²`` (4096-bit modulus,
-    2048-bit exponent), then comb powers under ``p²``."""
+    on shapes of a 2048-bit key: ``crt``, a CRT half (2048-bit modulus ``p²``, a 1024-bit
+    exponent in constant time); ``n2``, the 4096-bit modulus ``n²`` with short exponents (a
+    random base to 65537, m − 1 cubed, exponent 0: every 114-word path of the board, in
+    minutes); ``encrypt``, the encryption's ``r^n mod n²`` (2048-bit exponent, 3.8·10⁷ engine
+    cycles: hours at gate level); then comb powers under ``p²``."""
     from dataclasses import asdict
 
     from ..hdl.board import StatusLEDs
     from ..hdl.synth import FULL
 
     # context 0: p² of a 2048-bit key (1024-bit p), its secret exponent p - 1 in constant time;
-    # context 1: n² (4096 bits), the encryption's r^n with a 2048-bit n
+    # context 1: n² (4096 bits), short exponents or the encryption's r^n with a 2048-bit n
     requests = [{"context": 0, "base": None, "e": None, "const_time": True}] * ("crt" in shapes)
+    requests += [{"context": 1, "base": None, "e": "0x10001"},
+                 {"context": 1, "base": "m-1", "e": "0x3"},
+                 {"context": 1, "base": None, "e": "0x0"}] * ("n2" in shapes)
     requests += [{"context": 1, "base": None, "e": None}] * ("encrypt" in shapes)
     requests = [dict(r) for r in requests]
     plan = _board_plan_for(FULL, 25, seed, requests, [2048, 4096], [1024, 2048], 10**9)
@@ -848,7 +861,7 @@ def reference_job(seed: int, shapes: tuple[str, ...] = ("crt", "encrypt")) -> Ga
                    cxx_opt="-O1", build_jobs=1)
 
 
-def jobs(which: str, seed: int, shapes: tuple[str, ...] = ("crt", "encrypt")) -> list[GateJob]:
+def jobs(which: str, seed: int, shapes: tuple[str, ...] = DEFAULT_SHAPES) -> list[GateJob]:
     """``reduced`` (``make test``): the reference lane on short products and the small board
     top, both on Verilator; ``full`` (``make sim LEVEL=gate``): the lane up to 4096 bits, the
     reference lane with its exponentiation sequencer on the Paillier shapes, the board top
@@ -922,14 +935,17 @@ def main(args) -> int:
     from .runner import SimulationFailedError, SimulatorMissingError, prepare
 
     simulators = ("verilator",) if args.sim == "all" else (args.sim,)
-    shapes = tuple(getattr(args, "shapes", "crt,encrypt").split(","))
+    shapes = tuple(getattr(args, "shapes", ",".join(DEFAULT_SHAPES)).split(","))
+    unknown = sorted(set(shapes) - set(SHAPES))
+    if unknown:
+        raise SystemExit(f"--shapes: {', '.join(unknown)} is not one of {', '.join(SHAPES)}")
     selected = jobs(args.which, args.seed, shapes)
     if args.only:
         selected = [j for j in selected if args.only in j.name]
     command = " ".join(["python -m montpipe.sim --level gate", f"--sim {args.sim}",
                         f"--set {args.which}", f"--seed {args.seed}"] +
                        ([f"--only {args.only}"] if args.only else []) +
-                       ([f"--shapes {','.join(shapes)}"] if shapes != ("crt", "encrypt")
+                       ([f"--shapes {','.join(shapes)}"] if shapes != DEFAULT_SHAPES
                         else []))
     print(f"montpipe.sim gate level: seed {args.seed} (replay with --seed {args.seed})",
           flush=True)

@@ -169,3 +169,26 @@ def test_the_full_set_runs_the_paillier_shapes_on_the_reference_lane():
     m, e = int(crt["m"], 16), int(crt["e"], 16)
     assert (m.bit_length(), e.bit_length(), crt["const_time"], crt["windows"]) == \
         (2048, 1024, True, 512)
+
+
+def test_the_reference_build_takes_the_2048_and_4096_bit_shapes_through_its_pins():
+    """The full set drives the reference build with a constant-time CRT half (2048 bits) and
+    4096-bit exponentiations under ``n²`` (a random base, ``m − 1``, exponent 0); ``r^n mod
+    n²`` through the pins is asked for by name (``--shapes encrypt``), and an unknown shape is
+    refused by name."""
+    job = next(j for j in gate.jobs("full", 3) if j.item == "reference")
+    moduli = [int(m, 16) for m in job.plan["moduli"]]
+    assert [m.bit_length() for m in moduli] == [2048, 4096]
+    shapes = [(r["context"], int(r["base"], 16), int(r["e"], 16), bool(r.get("const_time")))
+              for r in job.plan["requests"]]
+    assert shapes[0][0] == 0 and shapes[0][2].bit_length() == 1024 and shapes[0][3]
+    assert [(c, e) for c, _, e, _ in shapes[1:]] == [(1, 65537), (1, 3), (1, 0)]
+    assert shapes[2][1] == moduli[1] - 1
+    encrypt = gate.reference_job(3, ("encrypt",)).plan["requests"]
+    assert [(r["context"], int(r["e"], 16).bit_length()) for r in encrypt] == [(1, 2048)]
+
+    class Args:
+        which, seed, only, sim, shapes, out, waves = "full", 3, None, "all", "crt,rn", None, False
+
+    with pytest.raises(SystemExit, match="rn is not one of crt, n2, encrypt"):
+        gate.main(Args())
