@@ -294,6 +294,15 @@ def test_multiexp_projects_the_comb_or_exponentiations():
         jobs * len(encode_response(0, 0, 0, bytes(2 * s)))
     assert with_table.stats.extra["link_bytes"] == link
     assert link < without.stats.extra["link_bytes"] * 0.6
+    # kept apart by operation, the table's writes among them
+    assert with_table.stats.extra["link_bytes_comb_multiexp_terms"] == link
+    assert with_table.stats.extra["table_write_bytes"] == writes * entry
+    assert with_table.stats.extra["link_bytes_powmods"] == 0
+    assert without.stats.extra["link_bytes_powmods"] == without.stats.extra["link_bytes"] > 0
+    with_table.fixed_base(3, m, 512).pow([5, 7])
+    extra = with_table.stats.extra
+    assert extra["link_bytes_comb_powers"] > 0 and extra["link_bytes"] == sum(
+        extra[f"link_bytes_{op}"] for op in ("powmods", "comb_powers", "comb_multiexp_terms"))
 
 
 def test_another_boards_report_by_name(monkeypatch):

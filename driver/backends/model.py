@@ -138,6 +138,11 @@ def trust_from_env() -> bool:
     raise ValueError(f"MONTPIPE_TRUST_DEVICE_WITH_SECRETS must be 1 or 0, not {text!r}")
 
 
+# the operations whose link bytes the statistics keep apart (``link_bytes_<op>``, table writes
+# included; ``table_write_bytes`` is those writes alone)
+_OPS = ("powmods", "comb_powers", "comb_multiexp_terms")
+
+
 class ModelBackend(CPUBackend):
     """CPU results, projected device time.
 
@@ -169,7 +174,8 @@ class ModelBackend(CPUBackend):
                                 device_word_products=0, link_bytes=0,
                                 grouped_mulmods=0, projected_grouped_product_seconds=0.0,
                                 host_secret_powmods=0, device_comb_powers=0,
-                                device_comb_multiexp_terms=0, table_writes=0)
+                                device_comb_multiexp_terms=0, table_writes=0,
+                                table_write_bytes=0, **{f"link_bytes_{op}": 0 for op in _OPS})
         # what the device's table holds as the fpga backend would know it: the modulus it was
         # written under and, by index, a key naming each entry's value (_ONE for the ones)
         self._table_modulus: int | None = None
@@ -226,6 +232,7 @@ class ModelBackend(CPUBackend):
         extra["device_products"] += products
         extra["device_word_products"] += products * (2 * words * words + words)
         extra["link_bytes"] += link
+        extra[f"link_bytes_{counter.removeprefix('device_')}"] += link
         extra["projected_device_seconds"] += cycles / (d.clock_mhz * 1e6)
         extra["projected_link_seconds"] += link / d.link_bytes_per_s
 
@@ -256,9 +263,10 @@ class ModelBackend(CPUBackend):
         return _ModelFixedBase(self, super().fixed_base(base, modulus, max_bits), max_bits,
                                shape if takes else None)
 
-    def _table_writes(self, modulus: int, entries: dict[int, object]) -> int:
-        """How many of ``entries`` (index: a key naming the value) the fpga backend writes:
-        those the table does not hold already under ``modulus``; the table then holds them."""
+    def _table_writes(self, modulus: int, entries: dict[int, object], entry_bytes: int) -> int:
+        """The link bytes of the writes of ``entries`` (index: a key naming the value) that the
+        fpga backend sends, ``entry_bytes`` each: those the table does not hold already under
+        ``modulus``; the table then holds them."""
         if self._table_modulus != modulus:
             self._table_modulus, self._table = modulus, {}
         writes = 0
@@ -267,7 +275,8 @@ class ModelBackend(CPUBackend):
                 self._table[index] = key
                 writes += 1
         self.stats.extra["table_writes"] += writes
-        return writes
+        self.stats.extra["table_write_bytes"] += writes * entry_bytes
+        return writes * entry_bytes
 
     def project_comb(self, count: int, modulus: int, shape: CombShape, base: int) -> int:
         """Device cycles for ``count`` powers of ``base`` by the comb of ``shape`` (a lane's
@@ -287,7 +296,7 @@ class ModelBackend(CPUBackend):
         # entry 0 of every table is the one (and so is every entry of the base 1)
         entries = {i: _ONE if i % (1 << shape.bits) == 0 or base == 1 else
                    ("power", base, shape, i) for i in range(shape.entries)}
-        link += self._table_writes(modulus, entries) * table_entry_bytes(d.width, s)
+        link += self._table_writes(modulus, entries, table_entry_bytes(d.width, s))
         self._add_projection("device_comb_powers", count, cycles, link,
                              count * shape.products, s)
         return cycles
@@ -335,7 +344,7 @@ class ModelBackend(CPUBackend):
                     # short group's beyond its bases, the one
                     key = tuple(b for j, b in enumerate(group) if sub >> j & 1 and b != 1)
                     entries[index] = key if key and not sub >> len(group) else _ONE
-            link += self._table_writes(int(modulus), entries) * entry
+            link += self._table_writes(int(modulus), entries, entry)
             jobs = len(frame.jobs)
             cycles += comb_frame_cycles(d.lanes, s, jobs, plan.steps, v, d.width)
             link += len(comb_request(0, 0, plan.steps, v, plan.shape.bits,
