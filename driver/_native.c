@@ -764,7 +764,8 @@ static PyGetSetDef FixedBase_getset[] = {
     {"sec_counts", (getter)FixedBase_get_sec_counts, NULL,
      "(products, table entries read) by constant-time powers so far", NULL},
     {"ifma", (getter)FixedBase_get_ifma, NULL,
-     "whether powers of this table may run on AVX-512 IFMA", NULL},
+     "whether the table was built with an AVX-512 IFMA set-up (its powers use it while "
+     "IFMA is on)", NULL},
     {NULL},
 };
 

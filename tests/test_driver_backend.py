@@ -182,7 +182,10 @@ def test_native_fixed_base_keeps_off_ifma_when_it_is_off():
         assert table.pow(exps) == [int(gmpy2.powmod(3, e, m)) for e in exps]
         if before:
             _native.ifma(True)
-            assert _native.FixedBase(3, m, 64, 4, False).ifma is True
+            built_on = _native.FixedBase(3, m, 64, 4, False)
+            assert built_on.ifma is True
+            _native.ifma(False)                  # switched off after: the GMP path
+            assert built_on.pow(exps) == [int(gmpy2.powmod(3, e, m)) for e in exps]
     finally:
         _native.ifma(before)
 

@@ -182,7 +182,7 @@ def test_the_reference_build_takes_the_2048_and_4096_bit_shapes_through_its_pins
     shapes = [(r["context"], int(r["base"], 16), int(r["e"], 16), bool(r.get("const_time")))
               for r in job.plan["requests"]]
     assert shapes[0][0] == 0 and shapes[0][2].bit_length() == 1024 and shapes[0][3]
-    assert [(c, e) for c, _, e, _ in shapes[1:]] == [(1, 65537), (1, 3), (1, 0)]
+    assert [(c, e) for c, _, e, _ in shapes[1:]] == [(1, 65537), (1, 65537), (1, 3), (1, 0)]
     assert shapes[2][1] == moduli[1] - 1
     encrypt = gate.reference_job(3, ("encrypt",)).plan["requests"]
     assert [(r["context"], int(r["e"], 16).bit_length()) for r in encrypt] == [(1, 2048)]

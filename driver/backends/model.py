@@ -232,7 +232,8 @@ class ModelBackend(CPUBackend):
         extra["device_products"] += products
         extra["device_word_products"] += products * (2 * words * words + words)
         extra["link_bytes"] += link
-        extra[f"link_bytes_{counter.removeprefix('device_')}"] += link
+        op = f"link_bytes_{counter.removeprefix('device_')}"
+        extra[op] = extra.get(op, 0) + link
         extra["projected_device_seconds"] += cycles / (d.clock_mhz * 1e6)
         extra["projected_link_seconds"] += link / d.link_bytes_per_s
 
