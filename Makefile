@@ -63,9 +63,11 @@ verilog: $(STAMP)
 # ONLY) one iteration of the hetero-LR demo on the simulated board, every device result checked
 # (~2 minutes; build/sim/fl/report.json)
 # LEVEL=gate: the ECP5 netlists instead (synth_ecp5's and nextpnr's, with the cell models, on
-# Verilator): the reference lane, the small board top, and the reference ULX3S build on the
-# Paillier shapes (hours: ONLY=lane|board|reference picks one; ONLY=board-routed the board
-# top as nextpnr routed it: docs/gate-level.md). Report: build/sim/gate/report.json
+# Verilator): the reference lane (alone, and with its sequencer on the Paillier shapes), the
+# small board top, and the reference ULX3S build through its pins on a CRT half and 4096-bit
+# exponentiations (about two hours in all: ONLY=lane|sequencer|board|reference picks one;
+# ONLY=board-routed the board top as nextpnr routed it: docs/gate-level.md). Report:
+# build/sim/gate/report.json
 LEVEL ?= rtl
 sim: $(STAMP)
 	$(PY) -m montpipe.sim --level $(LEVEL) --set full $(if $(SIM),--sim $(SIM)) $(if $(WAVES),--waves) $(if $(SEED),--seed $(SEED)) $(if $(ONLY),--only $(ONLY))
