@@ -166,7 +166,10 @@ async def board_through_the_pins(dut):
         assert (r.tag, r.opcode, r.status) == (tag, Opcode.MODEXP, LinkStatus.OK), r
         want = int(gmpy2.powmod(base, e, m))
         assert unpack_words(r.payload, W) == want, f"tag {tag}: wrong result"
-        model = batch_cycles(1, s, window, [digits], ct, W, chain=lanes > 1)
+        # exponentiation k goes to lane k mod lanes; a lone request on lane L takes 2L cycles
+        # more than on lane 0 (L stages of the request chain in, L of the result chain out)
+        lane = (tag - 10) % lanes
+        model = batch_cycles(1, s, window, [digits], ct, W, chain=lanes > 1) + 2 * lane
         measured = host.arrivals[-1] - sent
         latencies.setdefault((context, len(digits), ct), []).append(measured - model)
         _bench.record(shape=f"board modexp L={m.bit_length()} windows={len(digits)}"
