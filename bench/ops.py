@@ -7,16 +7,17 @@ batch call the Paillier layer makes — ``multiexp``, ``fixed_base`` powers, ``m
 them by operation. Each group is then replayed, side by side in one run, on
 
 * the ``model`` backend, trusted with secrets so that decryption is projected too: its
-  counters' differences across the group give device seconds, link bytes and W × W word
-  products per operation, so the table shows what the backend projects for each operation,
-  however it maps it onto the device;
+  counters' differences across the group give device seconds, link bytes, W × W word
+  products and the time device and link take together as the ``fpga`` backend drives them
+  per operation, so the table shows what the backend projects for each operation, however it
+  maps it onto the device;
 * the ``cpu`` backend, timed (median of ``--reps``);
 * the multiplier ceiling: those word products on all 156 MULT18X18D of an LFE5U-85F at the
   same clock (:mod:`.device`); an operation the model keeps on the host gets the ceiling of one
   Montgomery product an operation (its operands kept in Montgomery form).
 
 The last row is the whole iteration: the projected accelerator seconds a party's backend
-projects for its own steps, summed over the parties (the demo's
+(a board of its own) projects for its own steps, summed over the parties (the demo's
 ``projected_accelerator_seconds_per_iteration``, decryption on the host as the demo runs it),
 against python-paillier measured on the same iteration (:func:`.fl.phe_iteration_seconds`).
 Writes ``build/bench/ops.json`` and ``ops.md``.
@@ -211,12 +212,13 @@ def ceiling_seconds(row: dict, device) -> float:
 
 
 def projected_iteration_seconds(data, config: Config) -> dict:
-    """The demo's projected accelerator time per iteration (each party on its own ``model``
-    backend's counters, summed; decryption on the host as the demo's default keeps it)."""
-    name = "model-bench-ops"
-    register_backend(name, ModelBackend)
-    res = run.train(data, config, use_ray=False, progress=False,
-                    backends=dict.fromkeys(run.ROLES, name))
+    """The demo's projected accelerator time per iteration, each party on a ``model`` backend
+    of its own — a board of its own, as on Ray, so no party finds the table another party's
+    calls wrote — summed (decryption on the host as the demo's default keeps it)."""
+    names = {role: f"model-bench-ops-{role}" for role in run.ROLES}
+    for name in names.values():
+        register_backend(name, ModelBackend)
+    res = run.train(data, config, use_ray=False, progress=False, backends=names)
     return run.projected_accelerator(res["history"], res["backend_reports"])
 
 
@@ -227,8 +229,9 @@ def _us(seconds: float) -> str:
 def table(rows: list[dict], device, fl: dict | None, command: str, note: str) -> str:
     lines = [f"Measured by `{command}`: {note}", "",
              "| operation (one hetero-LR iteration) | count | device, projected | link bytes "
-             "(projected time) | 85F ceiling | CPU backend, measured | device ÷ CPU |",
-             "|---|---|---|---|---|---|---|"]
+             "(projected time) | device and link as driven | 85F ceiling | CPU backend, "
+             "measured | device ÷ CPU |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         m = r["model"]
         device_s = m.get(accounting.DEVICE, 0.0)
@@ -239,16 +242,17 @@ def table(rows: list[dict], device, fl: dict | None, command: str, note: str) ->
         if on_device:
             dev = _us(device_s)
             link = f"{m.get('link_bytes', 0):,.0f} B ({_us(m.get(accounting.LINK, 0.0))})"
+            both = _us(m.get(accounting.ACCELERATOR, 0.0))
             ratio = f"{device_s / cpu:,.0f}×" if cpu else "—"
         else:
-            dev, link, ratio = "host (no device operation)", "—", "—"
-        lines.append(f"| {r['operation']}{ebits} | {r['count']} | {dev} | {link} | "
+            dev, link, both, ratio = "host (no device operation)", "—", "—", "—"
+        lines.append(f"| {r['operation']}{ebits} | {r['count']} | {dev} | {link} | {both} | "
                      f"{_us(ceiling_seconds(r, device))} | {_us(cpu)} | {ratio} |")
     if fl is not None:
         acc, phe = fl["projected_accelerator_seconds"], fl["python_paillier_seconds"]
-        lines.append(f"| **whole iteration** (all parties; decryption on the host) | 1 | "
-                     f"{acc:.2f} s (max of device and link, per party, summed) | "
-                     f"— | — | python-paillier {phe:.2f} s | "
+        lines.append(f"| **whole iteration** (all parties, a board each; decryption on the "
+                     f"host) | 1 | — | — | {acc:.2f} s (per party, summed) | — | "
+                     f"python-paillier {phe:.2f} s | "
                      f"python-paillier ÷ accelerator {phe / acc:.2f}× |")
     return "\n".join(lines) + "\n"
 

@@ -12,10 +12,12 @@ from typing import NamedTuple
 
 __all__ = [
     "DRAIN",
+    "LINK_WINDOW",
     "MAX_WIDTH",
     "MIN_WORDS",
     "ROW_GAP",
     "Command",
+    "LinkFrame",
     "Pipeline",
     "batch_cycles",
     "batch_products",
@@ -23,6 +25,7 @@ __all__ = [
     "comb_frame_cycles",
     "command_cycles",
     "exponent_digits",
+    "link_schedule_seconds",
     "modexp_cycles",
     "montgomery_words",
     "montmul_cycles",
@@ -364,6 +367,48 @@ def multiplier_utilisation(lanes: int, words: int, window: int,
     cycles = batch_cycles(lanes, words, window, digit_lists, const_time, width)
     useful = batch_products(window, digit_lists, const_time) * (2 * words * words + words)
     return useful / (2 * lanes * cycles) if cycles else 0.0
+
+
+#: request frames a host may leave unanswered among table writes and combs: the link's two
+#: request buffers hold the frame being served and one more (a comb keeps its buffer until its
+#: last packet is dealt); a third would find both full and be refused ``BUSY``
+LINK_WINDOW = 2
+
+
+class LinkFrame(NamedTuple):
+    """A request frame as the link's schedule sees it: its bytes to the device, the device's
+    seconds serving it, and the bytes of its answers."""
+
+    out_bytes: int
+    device_seconds: float
+    in_bytes: int
+
+
+def link_schedule_seconds(frames: list[LinkFrame], bytes_per_s: float,
+                          window: int = LINK_WINDOW) -> float:
+    """Seconds from the first byte of ``frames`` sent to the last answer in, sent in order
+    over a link that carries ``bytes_per_s`` each way at once (a UART's two wires), with at
+    most ``window`` frames unanswered. The device serves a frame once it has arrived whole and
+    the frame before is served; its answers leave once it is served, behind the answers before
+    them. So a frame goes out while the one before is served, and answers come back while the
+    next is served, but a frame that must wait for a free buffer waits for an answer.
+
+    Not counted: the host's turnaround between an answer and the next frame, and a comb's
+    results that leave before its last job is done (each is taken to leave at its end), so the
+    figure is what the device and the link allow, met by a host that keeps up."""
+    if window < 1:
+        raise ValueError(f"a link window is at least one frame, not {window}")
+    if bytes_per_s <= 0:
+        raise ValueError(f"the link's byte rate must be positive, not {bytes_per_s}")
+    line = served = 0.0         # the host's line free; the device done with the frame before
+    answered: list[float] = []  # when each frame's last answer byte is in
+    for i, f in enumerate(frames):
+        start = line if i < window else max(line, answered[i - window])
+        line = start + f.out_bytes / bytes_per_s
+        served = max(line, served) + f.device_seconds
+        back = max(served, answered[-1]) if answered else served
+        answered.append(back + f.in_bytes / bytes_per_s)
+    return answered[-1] if answered else 0.0
 
 
 def request_frame(tag: int, base: int, exponent: int, modulus: int, *, width: int, window: int,

@@ -4,20 +4,23 @@ A backend keeps running counters (``backend.stats.as_dict()``); a party takes th
 after each of its metered steps and keeps the difference, so its figures are its own even when
 several parties share one backend in one process (``--no-ray``: one instance per backend name).
 The accelerator time is read from the counters a projecting backend keeps —
-``projected_device_seconds`` and ``projected_link_seconds`` (the ``model`` backend's) — and not
-from a table of which operation costs what, so whatever operations a backend projects, and
-however it maps them onto the device, are accounted as the backend says.
+``projected_device_seconds``, ``projected_link_seconds`` and ``projected_accelerator_seconds``
+(the ``model`` backend's) — and not from a table of which operation costs what, so whatever
+operations a backend projects, and however it maps them onto the device and the link, are
+accounted as the backend says.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["DEVICE", "LINK", "add", "counters", "difference", "projection", "why_not_projected"]
+__all__ = ["ACCELERATOR", "DEVICE", "LINK", "add", "counters", "difference", "projection",
+           "why_not_projected"]
 
-#: the counters of a backend that projects accelerator time: device and link, which overlap on
-#: a board, so the larger of the two bounds the time
+#: the counters of a backend that projects accelerator time: device and link, and the time the
+#: two take together as the backend drives them (they overlap on a board, partly or wholly)
 DEVICE, LINK = "projected_device_seconds", "projected_link_seconds"
+ACCELERATOR = "projected_accelerator_seconds"
 
 
 def counters(backend) -> dict[str, float]:
@@ -43,16 +46,18 @@ def projection(counts: Mapping[str, float]) -> dict | None:
     """Projected device, link and accelerator seconds in ``counts`` (a difference of
     counters), or ``None`` if the backend that counted them projects no device time.
 
-    The accelerator's time is the larger of device and link: on a board the link streams the
-    next requests while the lanes compute. A backend that projects the device but not the link
-    gives ``link_seconds`` ``None`` and the device time alone.
+    The accelerator's time is the backend's own ``projected_accelerator_seconds`` where it
+    keeps one (how far link and device overlap is the backend's to say); else the larger of
+    device and link, the most they can overlap. A backend that projects the device but not the
+    link gives ``link_seconds`` ``None`` and the device time alone.
     """
     if DEVICE not in counts:
         return None
     device = float(counts[DEVICE])
     link = float(counts[LINK]) if LINK in counts else None
-    return {"device_seconds": device, "link_seconds": link,
-            "accelerator_seconds": max(device, link or 0.0)}
+    accelerator = float(counts[ACCELERATOR]) if ACCELERATOR in counts else \
+        max(device, link or 0.0)
+    return {"device_seconds": device, "link_seconds": link, "accelerator_seconds": accelerator}
 
 
 def why_not_projected(role: str, report: Mapping) -> str:

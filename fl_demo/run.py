@@ -246,8 +246,9 @@ def shared_backends(reports: dict) -> list[list[str]]:
 
 def projected_accelerator(history: list[dict], reports: dict) -> dict:
     """Per party, the accelerator time its backend projected for the party's own steps, as a
-    mean per iteration (set-up excluded), and the sum over parties of each party's larger of
-    device and link time — ``None`` with the reason when no party's backend projects."""
+    mean per iteration (set-up excluded), and the sum over parties of each party's
+    accelerator time (:func:`.accounting.projection`) — ``None`` with the reason when no
+    party's backend projects."""
     per_party: dict[str, dict] = {}
     not_projected: dict[str, str] = {}
     for role in reports:

@@ -34,6 +34,10 @@ def test_the_table_of_one_iteration_at_a_small_key(tmp_path):
         assert r["cpu_seconds"] > 0
         # the ceiling is every multiplier busy: no projection can beat it
         assert ops.ceiling_seconds(r, device) < r["model"]["projected_device_seconds"]
+        # device and link together take at least the device's time, at most both in turn
+        both = r["model"]["projected_accelerator_seconds"]
+        assert r["model"]["projected_device_seconds"] <= both <= \
+            r["model"]["projected_device_seconds"] + r["model"]["projected_link_seconds"]
     assert rows["mulmod"]["model"].get("projected_device_seconds", 0.0) == 0
     md = (tmp_path / "ops.md").read_text()
     assert md.startswith("Measured by `python -m montpipe.bench.ops --key-bits 512")

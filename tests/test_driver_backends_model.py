@@ -315,3 +315,61 @@ def test_another_boards_report_by_name(monkeypatch):
     with pytest.raises(ValueError, match="'no-such-board' names no committed synthesis report "
                                          r"\(there are: .*ulx3s-85f"):
         default_device()
+
+
+def test_the_link_schedule_overlaps_as_far_as_the_window_allows():
+    """Frames of 10 bytes out, 5 s of device and 10 bytes back at a byte a second: one at a
+    time they take 25 s each; with two unanswered the second goes out while the first is
+    served and comes back while the third waits for the first's answer to free a buffer."""
+    from montpipe.device.model import LINK_WINDOW, LinkFrame, link_schedule_seconds
+
+    frames = [LinkFrame(10, 5.0, 10)] * 3
+    assert link_schedule_seconds(frames, 1.0, window=1) == 75.0
+    assert link_schedule_seconds(frames, 1.0, window=2) == 50.0
+    assert link_schedule_seconds(frames, 1.0, window=3) == 45.0
+    assert LINK_WINDOW == 2 and link_schedule_seconds(frames, 1.0) == 50.0
+    # a device-bound stream is the device's time and the first and last frame's bytes
+    busy = [LinkFrame(1, 100.0, 1)] * 4
+    assert link_schedule_seconds(busy, 1.0) == 1 + 400 + 1
+    # a write behind a comb is taken in while the comb runs but served after it, and its
+    # answer leaves behind the comb's
+    assert link_schedule_seconds([LinkFrame(1, 100.0, 1), LinkFrame(50, 0.0, 1)], 1.0) == 103
+    assert link_schedule_seconds([], 1.0) == 0.0
+    with pytest.raises(ValueError, match="at least one frame, not 0"):
+        link_schedule_seconds(frames, 1.0, window=0)
+    with pytest.raises(ValueError, match="positive, not -3"):
+        link_schedule_seconds(frames, -3)
+
+
+def test_the_accelerator_time_is_summed_call_by_call_as_the_fpga_backend_runs_them():
+    """An exponentiation batch: the larger of device and link (every lane fed). Combs and
+    table writes: the link schedule, which lies between the larger of device and either
+    direction's bytes and device plus link one frame at a time; the FL accounting takes the
+    backend's figure, not the larger of the iteration's device and link totals."""
+    from montpipe.device.model import LINK_WINDOW, LinkFrame, link_schedule_seconds
+    from montpipe.fl_demo import accounting
+
+    rng = random.Random(12)
+    m = odd(rng, 2048)
+    backend = ModelBackend(SMALL, workers=1)
+    extra = backend.stats.extra
+    backend.powmod([rng.randrange(m) for _ in range(6)], [rng.getrandbits(64) for _ in range(6)], m)
+    assert extra["projected_accelerator_seconds"] == pytest.approx(
+        max(extra["projected_device_seconds"], extra["projected_link_seconds"]))
+    before = dict(extra)
+    bases = [rng.randrange(m) for _ in range(40)]
+    backend.multiexp(bases, [[rng.randrange(1 << 40) for _ in bases] for _ in range(5)], m)
+    backend.fixed_base(3, m, 512).pow([rng.getrandbits(512) for _ in range(7)])
+    part = {k: extra[k] - before[k] for k in ("projected_device_seconds",
+                                              "projected_link_seconds",
+                                              "projected_accelerator_seconds")}
+    device, link, acc = part.values()
+    assert max(device, link / 2) < acc < device + link
+    # the same frames one at a time would take device plus link
+    assert LINK_WINDOW == 2
+    assert link_schedule_seconds([LinkFrame(4, 1.0, 4)] * 5, 2.0, window=1) == 5 * (2 + 1 + 2)
+    counts = accounting.difference(before, dict(extra))
+    assert accounting.projection(counts)["accelerator_seconds"] == pytest.approx(acc)
+    assert accounting.projection({k: v for k, v in counts.items()
+                                  if k != accounting.ACCELERATOR})["accelerator_seconds"] \
+        == pytest.approx(max(device, link))

@@ -278,17 +278,23 @@ def test_parties_sharing_one_backend_each_report_their_own_share(data, capsys):
     assert setup[0]["host_secret_powmods"] == 0
 
 
-def test_the_report_sums_each_partys_larger_of_device_and_link(tmp_path, data):
+def test_the_report_sums_each_partys_accelerator_time(tmp_path, data):
+    """Per party and iteration, the time device and link take as the backend drives them
+    (the model's own counter), summed: at least the device's time, at most device and link
+    one after the other."""
     out = tmp_path / "model"
     name = _fresh_model("model-report-test")
     assert run.main(["--no-ray", "--quiet", "--key-bits", "512", "--iterations", "2",
                      "--backend", name, "--out", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
-    per_iteration = [sum(max(h["backend_counters"][r]["projected_device_seconds"],
-                             h["backend_counters"][r]["projected_link_seconds"])
-                         for r in run.ROLES) for h in report["history"]]
+    counters = [[h["backend_counters"][r] for r in run.ROLES] for h in report["history"]]
+    per_iteration = [sum(c["projected_accelerator_seconds"] for c in cs) for cs in counters]
     assert report["projected_accelerator_seconds_per_iteration"] == \
         pytest.approx(sum(per_iteration) / 2)
+    for cs in counters:
+        for c in cs:
+            device, link = c["projected_device_seconds"], c["projected_link_seconds"]
+            assert device <= c["projected_accelerator_seconds"] <= device + link + 1e-12
     assert report["projected_accelerator_seconds_per_iteration"] > 0
 
 

@@ -31,7 +31,9 @@ pseudo-terminal for the ``sim`` backend (:mod:`montpipe.driver.backends.sim`): t
   has a table (``table entries`` in CAPS): the host computes the table of the base once
   (:mod:`montpipe.driver.comb`), writes it into the device (again after the device lost it,
   or a multi-exponentiation used the table), and sends the exponents' digits a lane's worth
-  of jobs at a time (``COMB``); every job answers with its own tag. A build without a table,
+  of jobs at a time (``COMB``); every job answers with its own tag. Table writes and combs go
+  out up to two unanswered (the link's two request buffers), so a comb travels while the one
+  before it runs and its results come back while the next runs. A build without a table,
   or an exponent longer than the comb the table allows, raises its powers one by one as
   ordinary exponentiations.
 * **Multi-exponentiations** (``X @ [[d]]``) run on the same comb: the host builds the subset
@@ -60,11 +62,12 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import gmpy2
 
 from ...device.model import (
+    LINK_WINDOW,
     comb_frame_cycles,
     exponent_digits,
     modexp_cycles,
@@ -134,6 +137,37 @@ class _Op:
     base: int
     digits: list[int]
     tries: int = 0
+
+
+@dataclass
+class CombFrame:
+    """One ``COMB`` frame's worth of jobs (at most a lane each) and the table they read
+    (index: plain residue; what the device does not hold is written first)."""
+
+    entries: dict[int, int]
+    shape: CombShape
+    jobs: list[bytes]
+
+
+@dataclass
+class _Sent:
+    """A table write (``jobs`` 0: the entry's ``index`` and ``value``) or a comb frame sent and
+    not yet answered; ``got`` holds a comb's results by job. A ``poisoned`` frame's answers are
+    taken off the link but not used: a write before it failed, or a result was malformed."""
+
+    frame: int
+    tag: int
+    jobs: int
+    index: int = 0
+    value: int = 0
+    got: dict[int, int] = field(default_factory=dict)
+    poisoned: bool = False
+
+    def answered_by(self, r: Response) -> bool:
+        if not self.jobs:
+            return r.tag == self.tag and _answers(r, Opcode.TABLE_WRITE)
+        j = (r.tag - self.tag) & 0xFFFF
+        return j < self.jobs and j not in self.got and _answers(r, Opcode.COMB)
 
 
 class FPGABackend(Backend):
@@ -639,16 +673,20 @@ class FPGABackend(Backend):
         chunks = -(-len(groups) // v)
         one = 1 % modulus
         out = [gmpy2.mpz(correction)] * len(rows)
+        frames, placed = [], []
+        for frame in multiexp_frames(chunks, len(rows), self.caps.lanes, plan.slots):
+            entries = {index: one if g is None else groups[g][d]
+                       for c in sorted({c for c, _ in frame.jobs})
+                       for index, g, d in chunk_entries(plan, c, len(groups))}
+            frames.append(CombFrame(entries, plan.shape, [
+                multiexp_digits(shifted[r][c * step:(c + 1) * step], plan, c % plan.slots)
+                for c, r in frame.jobs]))
+            placed.append(frame.jobs)
         with self._device_lock:
-            for frame in multiexp_frames(chunks, len(rows), self.caps.lanes, plan.slots):
-                entries = {index: one if g is None else groups[g][d]
-                           for c in sorted({c for c, _ in frame.jobs})
-                           for index, g, d in chunk_entries(plan, c, len(groups))}
-                jobs = [multiexp_digits(shifted[r][c * step:(c + 1) * step], plan,
-                                        c % plan.slots) for c, r in frame.jobs]
-                values = self._device_comb(modulus, entries, plan.shape, jobs, batch)
-                for (_, r), value in zip(frame.jobs, values, strict=True):
-                    out[r] = out[r] * value % m
+            answers = self._device_comb(modulus, frames, batch)
+        for jobs, values in zip(placed, answers, strict=True):
+            for (_, r), value in zip(jobs, values, strict=True):
+                out[r] = out[r] * value % m
         self.stats.extra["comb_multiexp_terms"] += len(bases) * len(rows)
         result = [int(o) for o in out]
         if self.spot_check:
@@ -676,128 +714,164 @@ class FPGABackend(Backend):
         self._contexts.clear()
         self._forget_table()
 
-    def _write_table(self, modulus: int, entries: dict[int, int], ctx: _Context,
-                     batch: str) -> None:
-        """Write the ``entries`` (index: plain residue) the device's table does not hold
-        already (nothing may be in flight)."""
-        if self._table_modulus != modulus:
-            self._forget_table()
-            self._table_modulus = modulus
+    def _device_comb(self, modulus: int, frames: list[CombFrame], batch: str) -> list[list[int]]:
+        """Every frame's jobs on the comb, each frame's results in job order.
+
+        Before a frame, the writes of its table entries that the device does not hold (nor
+        is being sent); then its ``COMB``. Up to :data:`LINK_WINDOW` of these frames are
+        unanswered at once — the link's two request buffers, one being served and one
+        waiting — so a frame travels while the one before is served, and a comb's results
+        come back while the next comb runs (a ``COMB`` is answered when all its jobs are).
+        A frame whose own write or comb fails is sent again, writes and all, once nothing is
+        unanswered; so are the combs sent behind a failed write (they may have read the entry
+        it did not write), and everything unanswered after a reset or a silence."""
         W = self.caps.width
-        r = pow(2, W * ctx.words, modulus)
-        for index, value in sorted(entries.items()):
-            if self._table.get(index) == value:
-                continue
-            # until the device answers, the entry holds neither value as far as the host knows
-            self._table.pop(index, None)
-            for _attempt in range(self.retries + 1):
+        size = word_bytes(W)
+        results: list[list[int] | None] = [None] * len(frames)
+        tries = [0] * len(frames)
+        pending: deque[_Sent] = deque()      # sent and unanswered, in sending order
+        writing: dict[int, int] = {}         # entries whose write is unanswered: their values
+        queue: deque[tuple] = deque()        # the frame being sent: what it still has to send
+        nxt = 0                              # the next frame to queue
+        ctx: _Context | None = None
+        restart = False                      # a failure: drain, then send again from the first
+        timeout = 0.0
+        started = last_progress = time.monotonic()
+        while pending or any(r is None for r in results):
+            if not pending and (restart or ctx is None):
+                if restart:
+                    queue.clear()
+                    nxt, restart = 0, False
+                if ctx is None:
+                    ctx = self._context(modulus, batch)
+                    if self._table_modulus != modulus:
+                        self._forget_table()
+                        self._table_modulus = modulus
+                    timeout = self._timeout_for(ctx.words, 0, len(table_write_request(
+                        0, 0, 0, 0, width=W, words=ctx.words)))
+                    for f in {len(f.jobs): f for f in frames}.values():
+                        timeout = max(timeout, self._comb_timeout(f, ctx))
+                last_progress = time.monotonic()
+            while not restart and len(pending) < LINK_WINDOW:
+                if not queue:
+                    while nxt < len(frames) and results[nxt] is not None:
+                        nxt += 1
+                    if nxt == len(frames):
+                        break
+                    tries[nxt] += 1
+                    if tries[nxt] > self.retries + 1:
+                        raise DeviceError(f"{batch}: comb frame {nxt} ({len(frames[nxt].jobs)} "
+                                          f"jobs) was sent {tries[nxt] - 1} times without valid "
+                                          f"results ({self._describe_retries()})")
+                    for index, value in sorted(frames[nxt].entries.items()):
+                        if self._table.get(index) != value and writing.get(index) != value:
+                            queue.append(("table", index, value))
+                    queue.append(("comb",))
+                    nxt += 1
+                item = queue.popleft()
+                frame_index = nxt - 1
                 tag = self._next_tag()
-                frame = table_write_request(tag, ctx.slot, index, value * r % modulus,
-                                            width=W, words=ctx.words)
-                try:
-                    resp = self._command(frame, tag, self._timeout_for(ctx.words, 0, len(frame)))
-                except DeviceError:
-                    self._retry("table timeout")
-                    self._parser = self._new_parser()
-                    continue
-                if resp.status == LinkStatus.OK:
-                    self.stats.extra["table_writes"] += 1
-                    self._table[index] = value
-                    break
-                if resp.status == LinkStatus.NO_CONTEXT:
-                    raise _ContextLostError
-                if resp.status not in _RETRY:
-                    raise DeviceError(f"{batch}: the device refused table entry {index}: "
-                                      f"{resp.status!r}")
-                self._retry(f"table {LinkStatus(resp.status).name}")
-            else:
-                raise DeviceError(f"{batch}: writing table entry {index} failed "
-                                  f"{self.retries + 1} times")
-
-    def _device_comb(self, modulus: int, table: dict[int, int], shape: CombShape,
-                     jobs: list[bytes], batch: str) -> list[int]:
-        """Every job (its digits) of a comb over ``table`` (index: plain residue; entries the
-        device does not hold are written first), a lane's worth of jobs a frame, one frame at
-        a time (a comb is not an exponentiation: nothing else may be unanswered when it is
-        sent)."""
-        caps, W = self.caps, self.caps.width
-        results: list[int] = []
-        started = time.monotonic()
-        tries = 0
-        at = 0
-        while at < len(jobs):
-            chunk = jobs[at:at + caps.lanes]
-            tries += 1
-            if tries > self.retries + 1:
-                raise DeviceError(f"{batch}: comb jobs {at}..{at + len(chunk) - 1} were sent "
-                                  f"{tries - 1} times without valid results "
-                                  f"({self._describe_retries()})")
-            try:
-                ctx = self._context(modulus, batch)
-                self._write_table(modulus, table, ctx, batch)
-            except _ContextLostError:
-                self._retry("NO_CONTEXT")
-                self._device_may_have_reset()
-                continue
-            tag = self._next_tag()
-            # job j answers with tag + j: the tags after this one are the comb's
-            self._tag = (tag + len(chunk) - 1) & 0xFFFF
-            frame = comb_request(tag, ctx.slot, shape.steps, shape.tables, shape.bits, chunk)
-            cycles = comb_frame_cycles(caps.lanes, ctx.words, len(chunk), shape.steps,
-                                       shape.tables, W)
-            link = 10 * (len(frame) + len(chunk) * (11 + ctx.words * word_bytes(W)))
-            timeout = self.timeout or 2.0 + 3.0 * (cycles / self.cycle_rate + link / self.baudrate)
-            self._send(frame)
-            got = self._comb_answers(tag, len(chunk), ctx, modulus, timeout)
-            if isinstance(got, list):
-                results += got
-                at += len(chunk)
-                tries = 0
-                continue
-            self._retry(got)
-            if got == "NO_CONTEXT":
-                self._device_may_have_reset()
-        self.stats.extra["comb_jobs"] += len(jobs)
-        self.stats.extra["device_busy_seconds"] += time.monotonic() - started
-        return results
-
-    def _comb_answers(self, tag: int, jobs: int, ctx: _Context, modulus: int,
-                      timeout: float) -> list[int] | str:
-        """The ``jobs`` powers answering the comb sent with ``tag``, or why not (a retry
-        cause): an error status, a malformed result, or silence (then the device is probed)."""
-        size = word_bytes(self.caps.width)
-        values: dict[int, int] = {}
-        deadline = time.monotonic() + timeout
-        while len(values) < jobs:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self.stats.extra["timeouts"] += 1
-                self._parser = self._new_parser()
-                probe = self._next_tag()
-                try:
-                    self._command(caps_request(probe), probe, max(2.0, timeout))
-                except DeviceError as e:
-                    raise DeviceError(f"no response for {timeout:g} s to a comb of {jobs} "
-                                      f"powers, and the device does not answer CAPS ({e})"
-                                      ) from None
-                # the device may have been reset: the context and table with it
-                self._device_may_have_reset()
-                return "timeout"
-            for r in self._receive(min(left, 0.05)):
-                j = (r.tag - tag) & 0xFFFF
-                if j >= jobs or j in values or not _answers(r, Opcode.COMB):
+                if item[0] == "table":
+                    _, index, value = item
+                    # until the device answers, the entry holds neither value as far as the
+                    # host knows
+                    self._table.pop(index, None)
+                    writing[index] = value
+                    self._send(table_write_request(tag, ctx.slot, index,
+                                                   value * pow(2, W * ctx.words, modulus)
+                                                   % modulus, width=W, words=ctx.words))
+                    pending.append(_Sent(frame_index, tag, 0, index, value))
+                else:
+                    f = frames[frame_index]
+                    # job j answers with tag + j: the tags after this one are the comb's
+                    self._tag = (tag + len(f.jobs) - 1) & 0xFFFF
+                    self._send(comb_request(tag, ctx.slot, f.shape.steps, f.shape.tables,
+                                            f.shape.bits, f.jobs))
+                    pending.append(_Sent(frame_index, tag, len(f.jobs)))
+            for r in self._receive(0.05):
+                sent = next((p for p in pending if p.answered_by(r)), None)
+                if sent is None:
                     self.stats.extra["stale_responses"] += 1
                     continue
-                if r.status in _RETRY or r.status == LinkStatus.NO_CONTEXT:
-                    return LinkStatus(r.status).name    # the frame was not run: send it again
-                if r.status != LinkStatus.OK:
-                    raise DeviceError(f"the device refused a comb of {jobs} powers: "
-                                      f"{r.status!r}")
-                value = unpack_words(r.payload, self.caps.width)
-                if len(r.payload) != ctx.words * size or value >= modulus:
-                    return "malformed result"
-                values[j] = value
-        return [values[j] for j in range(jobs)]
+                last_progress = time.monotonic()
+                if r.status == LinkStatus.NO_CONTEXT or \
+                        (r.status in _RETRY and not sent.jobs):
+                    # a reset drops everything unanswered; a failed write, every comb sent
+                    # behind it
+                    cause = LinkStatus(r.status).name
+                    self._retry(f"table {cause}" if not sent.jobs else cause)
+                    pending.remove(sent)
+                    if not sent.jobs:
+                        writing.pop(sent.index, None)
+                    for p in pending if r.status == LinkStatus.NO_CONTEXT or not sent.jobs \
+                            else ():
+                        p.poisoned = True
+                    if r.status == LinkStatus.NO_CONTEXT:
+                        self._device_may_have_reset()
+                        writing.clear()
+                        ctx = None
+                    restart = True
+                elif r.status in _RETRY:
+                    self._retry(LinkStatus(r.status).name)      # the comb was not run
+                    pending.remove(sent)
+                    restart = True
+                elif r.status != LinkStatus.OK:
+                    what = f"a comb of {sent.jobs} jobs" if sent.jobs else \
+                        f"table entry {sent.index}"
+                    raise DeviceError(f"{batch}: the device refused {what}: {r.status!r}")
+                elif not sent.jobs:
+                    pending.remove(sent)
+                    if writing.get(sent.index) == sent.value:
+                        del writing[sent.index]
+                    if not sent.poisoned:
+                        self.stats.extra["table_writes"] += 1
+                        self._table[sent.index] = sent.value
+                else:
+                    value = unpack_words(r.payload, W)
+                    if len(r.payload) != ctx.words * size or value >= modulus:
+                        self._retry("malformed result")
+                        sent.poisoned = restart = True
+                    sent.got[(r.tag - sent.tag) & 0xFFFF] = value
+                    if len(sent.got) == sent.jobs:
+                        pending.remove(sent)
+                        if not sent.poisoned:
+                            results[sent.frame] = [sent.got[j] for j in range(sent.jobs)]
+            if pending and time.monotonic() - last_progress > timeout:
+                self._comb_silence(pending, batch, timeout)
+                writing.clear()
+                ctx, restart = None, True
+        self.stats.extra["comb_jobs"] += sum(len(f.jobs) for f in frames)
+        self.stats.extra["device_busy_seconds"] += time.monotonic() - started
+        return results  # type: ignore[return-value]
+
+    def _comb_timeout(self, frame: CombFrame, ctx: _Context) -> float:
+        """Seconds to wait for a comb frame's answers: its device time and its bytes, with a
+        margin."""
+        caps = self.caps
+        cycles = comb_frame_cycles(caps.lanes, ctx.words, len(frame.jobs), frame.shape.steps,
+                                   frame.shape.tables, caps.width)
+        link = 10 * (len(frame.jobs) * (11 + ctx.words * word_bytes(caps.width)) +
+                     len(comb_request(0, ctx.slot, frame.shape.steps, frame.shape.tables,
+                                      frame.shape.bits, frame.jobs)))
+        return self.timeout or 2.0 + 3.0 * (cycles / self.cycle_rate + link / self.baudrate)
+
+    def _comb_silence(self, pending: deque, batch: str, timeout: float) -> None:
+        """Nothing came for ``timeout`` seconds with comb frames or table writes unanswered:
+        they are lost, and the device may have been reset. Probe with CAPS (no answer: the
+        batch fails naming it) and forget what the device held."""
+        self.stats.extra["timeouts"] += 1
+        self._retry("timeout", len(pending))
+        lost = len(pending)
+        pending.clear()
+        self._parser = self._new_parser()          # a frame cut short is not coming back
+        probe = self._next_tag()
+        try:
+            self._command(caps_request(probe), probe, max(2.0, timeout))
+        except DeviceError as e:
+            raise DeviceError(f"{batch}: no response for {timeout:g} s with {lost} comb "
+                              f"frames or table writes outstanding, and the device does not "
+                              f"answer CAPS ({e})") from None
+        self._device_may_have_reset()
 
     def mulmod(self, a: Sequence[int], b: Sequence[int], modulus: int) -> list[int]:
         """On the host (the CPU backend's kernels): the device only exponentiates."""
@@ -872,10 +946,6 @@ class FPGABackend(Backend):
         self.transport.close()
 
 
-class _ContextLostError(Exception):
-    """The device answered NO_CONTEXT while a table was written: it was reset."""
-
-
 class _DeviceFixedBase(FixedBasePower):
     """Powers of one base by the device's comb (:meth:`FPGABackend.fixed_base`)."""
 
@@ -897,9 +967,13 @@ class _DeviceFixedBase(FixedBasePower):
             b._batches += 1
             batch = (f"batch {b._batches} ({len(exps)} fixed-base powers modulo a "
                      f"{self.modulus.bit_length()}-bit modulus on {b.transport.name})")
+        jobs = [comb_digits(e, self.shape) for e in exps]
+        lanes = b.caps.lanes
         with b._device_lock:
-            out = b._device_comb(self.modulus, self.table, self.shape,
-                                 [comb_digits(e, self.shape) for e in exps], batch)
+            answers = b._device_comb(self.modulus, [
+                CombFrame(self.table, self.shape, jobs[at:at + lanes])
+                for at in range(0, len(jobs), lanes)], batch)
+        out = [value for values in answers for value in values]
         b.stats.extra["comb_powers"] += len(exps)
         if b.spot_check:
             count = max(1, round(b.spot_check * len(exps)))

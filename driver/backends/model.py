@@ -21,7 +21,13 @@ trusted with secrets (``trust_device_with_secrets``, as the ``fpga`` backend: by
 private key's exponentiations stay on the host and are counted in ``host_secret_powmods``, not
 projected). Multiplications and products stay on the host and are not projected. The link to
 the host is projected separately (``projected_link_seconds``, request and result frames at the
-link's byte rate): on a board the two overlap, so the larger bounds throughput.
+link's byte rate). How far the two overlap depends on the operation, and the accelerator's time
+(``projected_accelerator_seconds``) is summed call by call, as the ``fpga`` backend answers a
+call before it takes the next: an exponentiation batch keeps every lane fed (up to ``lanes +
+1`` requests unanswered), so its time is the larger of device and link; table writes and combs
+go as the ``fpga`` backend sends them, at most two frames unanswered (the link's two request
+buffers), so a comb's results come back while the next comb runs, but a table write waits
+behind the comb before it (:func:`~montpipe.device.model.link_schedule_seconds`).
 """
 
 from __future__ import annotations
@@ -35,17 +41,21 @@ from dataclasses import asdict
 
 from ...device.config import DeviceConfig
 from ...device.model import (
+    LinkFrame,
     batch_cycles,
     batch_products,
     comb_frame_cycles,
     exponent_digits,
+    link_schedule_seconds,
     montgomery_words,
     montmul_cycles,
 )
 from ...device.wire import (
+    Opcode,
     comb_request,
     encode_response,
     modexp_wire_bytes,
+    table_write_request,
     word_bytes,
 )
 from ..backend import FixedBasePower, check_fixed_base_exponents
@@ -57,7 +67,6 @@ from ..comb import (
     device_plan,
     multiexp_frames,
     multiexp_steps,
-    table_entry_bytes,
 )
 from .cpu import CPUBackend
 
@@ -170,6 +179,7 @@ class ModelBackend(CPUBackend):
         self.trust_device_with_secrets = trust_from_env() if trust_device_with_secrets is None \
             else bool(trust_device_with_secrets)
         self.stats.extra.update(projected_device_seconds=0.0, projected_link_seconds=0.0,
+                                projected_accelerator_seconds=0.0,
                                 device_cycles=0, device_powmods=0, device_products=0,
                                 device_word_products=0, link_bytes=0,
                                 grouped_mulmods=0, projected_grouped_product_seconds=0.0,
@@ -218,14 +228,15 @@ class ModelBackend(CPUBackend):
         cycles = batch_cycles(d.lanes, s, d.window, digit_lists, bool(secret), d.width)
         link = sum(modexp_wire_bytes(s, d.width, len(dl)) for dl in digit_lists)
         self._add_projection("device_powmods", len(exps), cycles, link,
-                             batch_products(d.window, digit_lists, bool(secret)), s)
+                             batch_products(d.window, digit_lists, bool(secret)), s,
+                             max(cycles / (d.clock_mhz * 1e6), link / d.link_bytes_per_s))
         return cycles
 
     def _add_projection(self, counter: str, count: int, cycles: int, link: int,
-                        products: int, words: int) -> None:
+                        products: int, words: int, seconds: float) -> None:
         """Add one projected operation batch to the statistics: ``count`` to ``counter``, its
-        device cycles, link bytes and Montgomery products (of ``words``-word operands; each
-        is ``2s² + s`` W × W products)."""
+        device cycles, link bytes, Montgomery products (of ``words``-word operands; each
+        is ``2s² + s`` W × W products) and the accelerator's ``seconds`` for it."""
         d, extra = self.device, self.stats.extra
         extra[counter] += count
         extra["device_cycles"] += cycles
@@ -236,6 +247,7 @@ class ModelBackend(CPUBackend):
         extra[op] = extra.get(op, 0) + link
         extra["projected_device_seconds"] += cycles / (d.clock_mhz * 1e6)
         extra["projected_link_seconds"] += link / d.link_bytes_per_s
+        extra["projected_accelerator_seconds"] += seconds
 
     def _project_or_fall_back(self, count: int, exponents, modulus, secret=False) -> None:
         if count == 0:
@@ -264,10 +276,12 @@ class ModelBackend(CPUBackend):
         return _ModelFixedBase(self, super().fixed_base(base, modulus, max_bits), max_bits,
                                shape if takes else None)
 
-    def _table_writes(self, modulus: int, entries: dict[int, object], entry_bytes: int) -> int:
-        """The link bytes of the writes of ``entries`` (index: a key naming the value) that the
-        fpga backend sends, ``entry_bytes`` each: those the table does not hold already under
-        ``modulus``; the table then holds them."""
+    def _table_writes(self, modulus: int, entries: dict[int, object], words: int
+                      ) -> list[LinkFrame]:
+        """The frames of the writes of ``entries`` (index: a key naming the value) that the
+        fpga backend sends: those the table does not hold already under ``modulus``; the
+        table then holds them. The device stores an entry in far less time than its bytes
+        take on the wire, so the frames count no device time."""
         if self._table_modulus != modulus:
             self._table_modulus, self._table = modulus, {}
         writes = 0
@@ -275,9 +289,12 @@ class ModelBackend(CPUBackend):
             if self._table.get(index) != key:
                 self._table[index] = key
                 writes += 1
+        frame = LinkFrame(len(table_write_request(0, 0, 0, 0, width=self.device.width,
+                                                  words=words)),
+                          0.0, len(encode_response(Opcode.TABLE_WRITE, 0, 0)))
         self.stats.extra["table_writes"] += writes
-        self.stats.extra["table_write_bytes"] += writes * entry_bytes
-        return writes * entry_bytes
+        self.stats.extra["table_write_bytes"] += writes * (frame.out_bytes + frame.in_bytes)
+        return [frame] * writes
 
     def project_comb(self, count: int, modulus: int, shape: CombShape, base: int) -> int:
         """Device cycles for ``count`` powers of ``base`` by the comb of ``shape`` (a lane's
@@ -287,19 +304,24 @@ class ModelBackend(CPUBackend):
         modulus, base = int(modulus), int(base) % int(modulus)
         s = montgomery_words(int(modulus).bit_length(), d.width)
         wb = word_bytes(d.width)
-        cycles = link = 0
-        for at in range(0, count, d.lanes):
-            jobs = min(d.lanes, count - at)
-            cycles += comb_frame_cycles(d.lanes, s, jobs, shape.steps, shape.tables, d.width)
-            link += len(comb_request(0, 0, shape.steps, shape.tables, shape.bits,
-                                     [bytes(shape.columns)] * jobs))
-            link += jobs * len(encode_response(0, 0, 0, bytes(s * wb)))
         # entry 0 of every table is the one (and so is every entry of the base 1)
         entries = {i: _ONE if i % (1 << shape.bits) == 0 or base == 1 else
                    ("power", base, shape, i) for i in range(shape.entries)}
-        link += self._table_writes(modulus, entries, table_entry_bytes(d.width, s))
-        self._add_projection("device_comb_powers", count, cycles, link,
-                             count * shape.products, s)
+        frames = self._table_writes(modulus, entries, s)
+        cycles = 0
+        for at in range(0, count, d.lanes):
+            jobs = min(d.lanes, count - at)
+            frame_cycles = comb_frame_cycles(d.lanes, s, jobs, shape.steps, shape.tables,
+                                             d.width)
+            cycles += frame_cycles
+            frames.append(LinkFrame(
+                len(comb_request(0, 0, shape.steps, shape.tables, shape.bits,
+                                 [bytes(shape.columns)] * jobs)),
+                frame_cycles / (d.clock_mhz * 1e6),
+                jobs * len(encode_response(0, 0, 0, bytes(s * wb)))))
+        self._add_projection("device_comb_powers", count, cycles, _bytes(frames),
+                             count * shape.products, s,
+                             link_schedule_seconds(frames, d.link_bytes_per_s))
         return cycles
 
     def multiexp(self, bases: Sequence[int], exponents: Sequence[Sequence[int]],
@@ -333,9 +355,9 @@ class ModelBackend(CPUBackend):
         h, v = plan.bits, plan.tables
         groups = -(-len(bases) // h)
         chunks = -(-groups // v)
-        entry = table_entry_bytes(d.width, s)
         answer = len(encode_response(0, 0, 0, bytes(s * wb)))
-        cycles = link = products = 0
+        cycles = products = 0
+        frames: list[LinkFrame] = []
         for frame in multiexp_frames(chunks, rows, d.lanes, plan.slots):
             entries: dict[int, object] = {}
             for c in frame.loads:
@@ -345,15 +367,17 @@ class ModelBackend(CPUBackend):
                     # short group's beyond its bases, the one
                     key = tuple(b for j, b in enumerate(group) if sub >> j & 1 and b != 1)
                     entries[index] = key if key and not sub >> len(group) else _ONE
-            link += self._table_writes(int(modulus), entries, entry)
+            frames += self._table_writes(int(modulus), entries, s)
             jobs = len(frame.jobs)
-            cycles += comb_frame_cycles(d.lanes, s, jobs, plan.steps, v, d.width)
-            link += len(comb_request(0, 0, plan.steps, v, plan.shape.bits,
-                                     [bytes(plan.steps * v)] * jobs))
-            link += jobs * answer
+            frame_cycles = comb_frame_cycles(d.lanes, s, jobs, plan.steps, v, d.width)
+            cycles += frame_cycles
+            frames.append(LinkFrame(len(comb_request(0, 0, plan.steps, v, plan.shape.bits,
+                                                     [bytes(plan.steps * v)] * jobs)),
+                                    frame_cycles / (d.clock_mhz * 1e6), jobs * answer))
             products += jobs * (plan.steps * (v + 1) - 1)
-        self._add_projection("device_comb_multiexp_terms", len(bases) * rows, cycles, link,
-                             products, s)
+        self._add_projection("device_comb_multiexp_terms", len(bases) * rows, cycles,
+                             _bytes(frames), products, s,
+                             link_schedule_seconds(frames, d.link_bytes_per_s))
         return cycles
 
     def group_prodmod(self, values: Sequence[int], groups: Sequence[int], n_groups: int,
@@ -379,6 +403,11 @@ class ModelBackend(CPUBackend):
 
 #: the key of a table entry that holds the one (Montgomery form of 1)
 _ONE = "one"
+
+
+def _bytes(frames: list[LinkFrame]) -> int:
+    """Link bytes of ``frames``, both ways."""
+    return sum(f.out_bytes + f.in_bytes for f in frames)
 
 
 class _ModelFixedBase(FixedBasePower):
