@@ -373,3 +373,31 @@ def test_the_accelerator_time_is_summed_call_by_call_as_the_fpga_backend_runs_th
     assert accounting.projection({k: v for k, v in counts.items()
                                   if k != accounting.ACCELERATOR})["accelerator_seconds"] \
         == pytest.approx(max(device, link))
+
+
+def test_a_deeper_link_window_is_a_what_if_and_bad_ones_are_named(monkeypatch):
+    """MONTPIPE_MODEL_LINK_WINDOW projects a link that could queue more frames behind a
+    running comb: never slower than the two frames the link takes today; zero, negative or
+    not a number is refused by name."""
+    from montpipe.device.model import LINK_WINDOW
+
+    rng = random.Random(13)
+    m = odd(rng, 2048)
+    bases = [rng.randrange(m) for _ in range(40)]
+    rows = [[rng.randrange(1 << 40) for _ in bases] for _ in range(5)]
+    times = {}
+    for window in ("", "1", "64"):
+        monkeypatch.setenv("MONTPIPE_MODEL_LINK_WINDOW", window)
+        backend = ModelBackend(SMALL, workers=1)
+        backend.multiexp(bases, rows, m)
+        times[backend.link_window] = backend.stats.extra["projected_accelerator_seconds"]
+        assert backend.describe()["link_window"] == backend.link_window
+    assert list(times) == [LINK_WINDOW, 1, 64]
+    assert times[64] < times[LINK_WINDOW] < times[1]
+    for bad in ("0", "-2", "two"):
+        monkeypatch.setenv("MONTPIPE_MODEL_LINK_WINDOW", bad)
+        with pytest.raises(ValueError, match=r"MONTPIPE_MODEL_LINK_WINDOW must be a whole "
+                                             rf"number.* not '?{bad}'?$"):
+            ModelBackend(SMALL, workers=1)
+    with pytest.raises(ValueError, match=r"at least 1, not 0"):
+        ModelBackend(SMALL, workers=1, link_window=0)

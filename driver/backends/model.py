@@ -41,6 +41,7 @@ from dataclasses import asdict
 
 from ...device.config import DeviceConfig
 from ...device.model import (
+    LINK_WINDOW,
     LinkFrame,
     batch_cycles,
     batch_products,
@@ -163,6 +164,11 @@ class ModelBackend(CPUBackend):
     trust_device_with_secrets:
         Project secret batches (decryption) onto the device too, as the ``fpga`` backend runs
         them there when trusted; default ``MONTPIPE_TRUST_DEVICE_WITH_SECRETS``, else off.
+    link_window:
+        Table writes and combs unanswered at once in the link's schedule; default
+        ``MONTPIPE_MODEL_LINK_WINDOW``, else :data:`~montpipe.device.model.LINK_WINDOW` (what
+        the link's two request buffers allow and the ``fpga`` backend does). A larger one
+        projects a link that could queue more frames behind a running comb.
     cpu_options:
         The CPU backend's arguments.
     """
@@ -170,8 +176,18 @@ class ModelBackend(CPUBackend):
     name = "model"
 
     def __init__(self, device: DeviceConfig | None = None, *,
-                 trust_device_with_secrets: bool | None = None, **cpu_options) -> None:
+                 trust_device_with_secrets: bool | None = None, link_window: int | None = None,
+                 **cpu_options) -> None:
+        source = "link_window"
+        if link_window is None:
+            link_window = _env_number("MONTPIPE_MODEL_LINK_WINDOW", int)
+            source = "MONTPIPE_MODEL_LINK_WINDOW"
+            link_window = LINK_WINDOW if link_window is None else link_window
+        if isinstance(link_window, bool) or not isinstance(link_window, int) or link_window < 1:
+            raise ValueError(f"{source} must be a whole number of frames, at least 1, not "
+                             f"{link_window!r}")
         super().__init__(**cpu_options)
+        self.link_window = link_window
         if device is None:
             self.device, self.source = default_device()
         else:
@@ -195,6 +211,7 @@ class ModelBackend(CPUBackend):
         device = {**asdict(self.device), "n_max_bits": self.device.n_max_bits,
                   "source": self.source}
         return {**super().describe(), "name": self.name, "device": device,
+                "link_window": self.link_window,
                 "trust_device_with_secrets": self.trust_device_with_secrets,
                 "secrets": "device" if self.trust_device_with_secrets else "host"}
 
@@ -321,7 +338,7 @@ class ModelBackend(CPUBackend):
                 jobs * len(encode_response(0, 0, 0, bytes(s * wb)))))
         self._add_projection("device_comb_powers", count, cycles, _bytes(frames),
                              count * shape.products, s,
-                             link_schedule_seconds(frames, d.link_bytes_per_s))
+                             link_schedule_seconds(frames, d.link_bytes_per_s, self.link_window))
         return cycles
 
     def multiexp(self, bases: Sequence[int], exponents: Sequence[Sequence[int]],
@@ -377,7 +394,7 @@ class ModelBackend(CPUBackend):
             products += jobs * (plan.steps * (v + 1) - 1)
         self._add_projection("device_comb_multiexp_terms", len(bases) * rows, cycles,
                              _bytes(frames), products, s,
-                             link_schedule_seconds(frames, d.link_bytes_per_s))
+                             link_schedule_seconds(frames, d.link_bytes_per_s, self.link_window))
         return cycles
 
     def group_prodmod(self, values: Sequence[int], groups: Sequence[int], n_groups: int,
