@@ -371,7 +371,8 @@ def multiplier_utilisation(lanes: int, words: int, window: int,
 
 #: request frames a host may leave unanswered among table writes and combs: the link's two
 #: request buffers hold the frame being served and one more (a comb keeps its buffer until its
-#: last packet is dealt); a third would find both full and be refused ``BUSY``
+#: last packet is dealt, and the host cannot see when that is: only its answers, which come
+#: later), so a third frame could find both full and be refused ``BUSY``
 LINK_WINDOW = 2
 
 

@@ -696,12 +696,41 @@ def test_an_entry_whose_write_fails_is_known_as_nothing(board):
     backend, transport = _faulty_backend(board, faults, retries=0, timeout=5.0)
     try:
         handle = backend.fixed_base(rng.randrange(2, m), m, 64)
-        with pytest.raises(DeviceError, match=r"comb frame 0 \(2 jobs\) was sent 1 times "
-                                              r"without valid results \(table BAD_CRC: 1\)"):
+        with pytest.raises(DeviceError, match=r"comb frame 0 \(2 jobs, its table writes first\) "
+                                              r"got no valid results in 1 tries "
+                                              r"\(table BAD_CRC: 1\)"):
             handle.pow([3, 5])
         assert transport.log, "the fault was not injected"
         assert sorted(backend._table) == list(range(bad))
         assert all(backend._table[i] == handle.table[i] for i in range(bad))
+    finally:
+        backend.close()
+
+
+def test_a_table_write_lost_without_an_answer_voids_the_comb_behind_it(board):
+    """A table write whose frame the device never sees (its marker corrupted: no error comes
+    back either) is known lost when the frame sent after it is answered — the device answers a
+    write before it serves the next frame — so the comb behind it, which read the old entry, is
+    not taken but sent again with the entry written. All-ones exponents of the comb's full 72
+    bits read the last entry of every table, the one lost here (the last written, so the comb
+    is on its way behind it)."""
+    rng = random.Random(37)
+    m = _modulus(rng, 256)
+    bits = 72
+    shape, context, table, _, _ = _comb_bytes(m, bits, SIM_CONFIG.lanes)
+    assert shape.steps * shape.tables * shape.bits == bits
+    write = table // shape.entries
+    last = shape.entries - 1
+    faults = [Fault("tx", CAPS_TX + context + last * write, "corrupt")]
+    backend, transport = _faulty_backend(board, faults, spot_check=0, timeout=5.0)
+    try:
+        g = rng.randrange(2, m)
+        exps = [(1 << bits) - 1, (1 << bits) - 2]
+        assert backend.fixed_base(g, m, bits).pow(exps) == [pow(g, e, m) for e in exps]
+        assert transport.log, "the fault was not injected"
+        causes = backend.stats.extra["retry_causes"]
+        assert causes == {"table write overtaken": 1}, causes
+        assert backend.stats.extra["table_writes"] == shape.entries
     finally:
         backend.close()
 

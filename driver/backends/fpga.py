@@ -734,6 +734,7 @@ class FPGABackend(Backend):
         queue: deque[tuple] = deque()        # the frame being sent: what it still has to send
         nxt = 0                              # the next frame to queue
         ctx: _Context | None = None
+        words = 0                            # the modulus's words (kept when ctx is dropped)
         restart = False                      # a failure: drain, then send again from the first
         timeout = 0.0
         started = last_progress = time.monotonic()
@@ -744,6 +745,7 @@ class FPGABackend(Backend):
                     nxt, restart = 0, False
                 if ctx is None:
                     ctx = self._context(modulus, batch)
+                    words = ctx.words
                     if self._table_modulus != modulus:
                         self._forget_table()
                         self._table_modulus = modulus
@@ -761,8 +763,9 @@ class FPGABackend(Backend):
                     tries[nxt] += 1
                     if tries[nxt] > self.retries + 1:
                         raise DeviceError(f"{batch}: comb frame {nxt} ({len(frames[nxt].jobs)} "
-                                          f"jobs) was sent {tries[nxt] - 1} times without valid "
-                                          f"results ({self._describe_retries()})")
+                                          f"jobs, its table writes first) got no valid results "
+                                          f"in {tries[nxt] - 1} tries "
+                                          f"({self._describe_retries()})")
                     for index, value in sorted(frames[nxt].entries.items()):
                         if self._table.get(index) != value and writing.get(index) != value:
                             queue.append(("table", index, value))
@@ -794,6 +797,19 @@ class FPGABackend(Backend):
                     self.stats.extra["stale_responses"] += 1
                     continue
                 last_progress = time.monotonic()
+                if r.status == LinkStatus.OK:
+                    # a table write is answered before the device serves the frame behind it,
+                    # so one still unanswered when a later frame's answer comes was lost (its
+                    # frame, or its answer): the combs behind it may have read the old entry
+                    lost = next((p for p in pending if not p.jobs), None)
+                    if lost is not None and lost is not sent and \
+                            pending.index(lost) < pending.index(sent):
+                        self._retry("table write overtaken")
+                        pending.remove(lost)
+                        writing.pop(lost.index, None)
+                        for p in pending:
+                            p.poisoned = True
+                        restart = True
                 if r.status == LinkStatus.NO_CONTEXT or \
                         (r.status in _RETRY and not sent.jobs):
                     # a reset drops everything unanswered; a failed write, every comb sent
@@ -828,7 +844,7 @@ class FPGABackend(Backend):
                         self._table[sent.index] = sent.value
                 else:
                     value = unpack_words(r.payload, W)
-                    if len(r.payload) != ctx.words * size or value >= modulus:
+                    if len(r.payload) != words * size or value >= modulus:
                         self._retry("malformed result")
                         sent.poisoned = restart = True
                     sent.got[(r.tag - sent.tag) & 0xFFFF] = value
