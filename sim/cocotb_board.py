@@ -17,7 +17,7 @@ import cocotb
 import gmpy2
 from cocotb.clock import Clock
 from cocotb.simtime import get_sim_time
-from cocotb.triggers import Edge, FallingEdge, First, Timer
+from cocotb.triggers import FallingEdge, First, Timer
 
 from montpipe.device.model import (
     batch_cycles,
@@ -107,7 +107,7 @@ async def _heartbeat_edges(pin, cycles: int) -> int:
     end = int(get_sim_time(unit="ns")) + cycles * PERIOD_NS
     while int(get_sim_time(unit="ns")) < end:
         left = end - int(get_sim_time(unit="ns"))
-        fired = await First(Edge(pin), Timer(left, unit="ns"))
+        fired = await First(pin.value_change, Timer(left, unit="ns"))
         if isinstance(fired, Timer):
             break
         edges += 1
