@@ -22,6 +22,7 @@ from montpipe.device.wire import (
     COMB_MAX_DIGITS,
     PROTOCOL_VERSION,
     Capabilities,
+    LinkStatus,
     Opcode,
     ResponseParser,
     comb_request,
@@ -356,13 +357,15 @@ def test_retries_are_bounded(board):
         backend.close()
 
 
-class _LyingTransport(Transport):
-    """Re-frames the device's first MODEXP result with one bit flipped and a fresh CRC: a wrong
-    value the link cannot detect (a device fault, not a line fault)."""
+class _RewritingTransport(Transport):
+    """Re-frames the device's first OK answer under ``opcode`` as ``change(status, payload)``
+    gives it, with a fresh CRC: a wrong answer the link cannot detect (a device fault, not a
+    line fault). ``done`` says it happened; set it False to have it happen again."""
 
-    def __init__(self, inner: Transport) -> None:
+    def __init__(self, inner: Transport, opcode: Opcode, change) -> None:
         self.inner, self.name = inner, inner.name
-        self.parser, self.lied = ResponseParser(), False
+        self.opcode, self.change = opcode, change
+        self.parser, self.done = ResponseParser(), False
 
     def write(self, data: bytes) -> None:
         self.inner.write(data)
@@ -370,10 +373,10 @@ class _LyingTransport(Transport):
     def read(self, timeout: float) -> bytes:
         out = bytearray()
         for r in self.parser.feed(self.inner.read(timeout)):
-            payload = r.payload
-            if r.opcode == Opcode.MODEXP and r.status == 0 and not self.lied:
-                payload, self.lied = bytes([payload[0] ^ 2]) + payload[1:], True
-            out += encode_response(r.opcode, r.tag, int(r.status), payload)
+            status, payload = int(r.status), r.payload
+            if r.opcode == self.opcode and status == 0 and not self.done:
+                (status, payload), self.done = self.change(status, payload), True
+            out += encode_response(r.opcode, r.tag, status, payload)
         return bytes(out)
 
     def close(self) -> None:
@@ -383,15 +386,18 @@ class _LyingTransport(Transport):
 def test_spot_check_catches_a_wrong_device_result(shared_board):
     rng = random.Random(9)
     m, bases, exps = _batch(rng, 200, 4)
-    backend = FPGABackend(transport=_LyingTransport(SerialTransport(shared_board.port)),
-                          spot_check=1.0, timeout=30)
+    # one bit of the first result flipped
+    lying = _RewritingTransport(SerialTransport(shared_board.port), Opcode.MODEXP,
+                                lambda status, payload: (status, bytes([payload[0] ^ 2]) +
+                                                         payload[1:]))
+    backend = FPGABackend(transport=lying, spot_check=1.0, timeout=30)
     try:
         with pytest.raises(DeviceResultError, match=r"batch 1 .*spot check failed for "
                                                     r"exponentiation 0"):
             backend.powmod(bases, exps, m)
         # without spot checks the link alone cannot tell: that is what the mode is for
         backend.spot_check = 0.0
-        backend.transport.lied = False
+        lying.done = False
         got = backend.powmod(bases, exps, m)
         assert got[0] != _expected(bases, exps, m)[0] and got[1:] == _expected(bases, exps, m)[1:]
     finally:
@@ -731,6 +737,60 @@ def test_a_table_write_lost_without_an_answer_voids_the_comb_behind_it(board):
         causes = backend.stats.extra["retry_causes"]
         assert causes == {"table write overtaken": 1}, causes
         assert backend.stats.extra["table_writes"] == shape.entries
+    finally:
+        backend.close()
+
+
+def test_a_refused_comb_leaves_nothing_in_flight(shared_board):
+    """A comb refused while the comb behind it runs fails its batch by name, but only once
+    every frame it sent has answered: the next batch finds the device idle, gets no answer of
+    the failed one's, and every result right."""
+    rng = random.Random(43)
+    m = _modulus(rng, 256)
+    # the first comb answer turned into a lane's refusal (a core status, which the link cannot
+    # check against the request): the comb behind it is still running
+    transport = _RewritingTransport(SerialTransport(shared_board.port), Opcode.COMB,
+                                    lambda status, payload: (
+                                        int(LinkStatus.BASE_NOT_BELOW_MODULUS), b""))
+    backend = FPGABackend(transport=transport, timeout=30)
+    try:
+        g = rng.randrange(2, m)
+        handle = backend.fixed_base(g, m, 64)
+        exps = [rng.getrandbits(64) for _ in range(3 * SIM_CONFIG.lanes)]     # three combs
+        with pytest.raises(DeviceError, match=r"refused a comb of 2 jobs: "
+                                              r"<LinkStatus.BASE_NOT_BELOW_MODULUS: 4>"):
+            handle.pow(exps)
+        assert transport.done
+        assert handle.pow(exps) == [pow(g, e, m) for e in exps]
+        stats = backend.stats.as_dict()
+        assert stats["stale_responses"] == 0 and stats["retries"] == 0, stats
+    finally:
+        backend.close()
+
+
+def test_a_frame_is_charged_only_its_own_failures(board):
+    """A device reset strikes the comb being served; the one sent behind it is lost with it
+    but is not charged a try. With one retry, a fault of its own later still leaves it its
+    retry: every power comes back. (Charging it for the reset would fail the batch naming it.)"""
+    rng = random.Random(47)
+    m = _modulus(rng, 256)
+    max_bits = 64
+    shape, context, table, comb, answer = _comb_bytes(m, max_bits, SIM_CONFIG.lanes)
+    first_comb = CAPS_TX + context + table
+    # the reset as the second comb's last byte goes out: the first comb is running, the second
+    # is lost; then, once context, table and both combs are sent again, the second comb's own
+    # frame corrupted
+    again = first_comb + 2 * comb + CAPS_TX + context + table
+    faults = [Fault("tx", first_comb + 2 * comb - 1, "call", action=board.reset_device),
+              Fault("tx", again + comb + comb // 2, "corrupt")]
+    backend, transport = _faulty_backend(board, faults, retries=1, timeout=2.0, spot_check=0)
+    try:
+        g = rng.randrange(2, m)
+        exps = [rng.getrandbits(max_bits) for _ in range(2 * SIM_CONFIG.lanes)]
+        assert backend.fixed_base(g, m, max_bits).pow(exps) == [pow(g, e, m) for e in exps]
+        assert len(transport.log) == 2, transport.log
+        causes = backend.stats.extra["retry_causes"]
+        assert causes.get("BAD_CRC") == 1, causes
     finally:
         backend.close()
 

@@ -162,12 +162,22 @@ class _Sent:
     value: int = 0
     got: dict[int, int] = field(default_factory=dict)
     poisoned: bool = False
+    struck: bool = False          # a failure of its own was counted against its frame
 
     def answered_by(self, r: Response) -> bool:
         if not self.jobs:
             return r.tag == self.tag and _answers(r, Opcode.TABLE_WRITE)
         j = (r.tag - self.tag) & 0xFFFF
         return j < self.jobs and j not in self.got and _answers(r, Opcode.COMB)
+
+
+def _discard_answer(pending: deque[_Sent], sent: _Sent, r: Response) -> None:
+    """``r`` answers ``sent``, unused: ``sent`` leaves ``pending`` once it has all its answers.
+    The link answers a frame it does not run once, with a status of its own (``BAD_CRC`` and
+    up); a comb's lanes answer each job, results and refusals alike."""
+    sent.got[(r.tag - sent.tag) & 0xFFFF] = 0
+    if not sent.jobs or len(sent.got) == sent.jobs or r.status >= LinkStatus.BAD_CRC:
+        pending.remove(sent)
 
 
 class FPGABackend(Backend):
@@ -724,11 +734,15 @@ class FPGABackend(Backend):
         come back while the next comb runs (a ``COMB`` is answered when all its jobs are).
         A frame whose own write or comb fails is sent again, writes and all, once nothing is
         unanswered; so are the combs sent behind a failed write (they may have read the entry
-        it did not write), and everything unanswered after a reset or a silence."""
+        it did not write), and everything unanswered after a reset or a silence. Each failure
+        counts against the frame it struck (a silence against the oldest unanswered), not
+        against the frames sent again with it, so the batch fails naming the frame that used
+        up its retries; before any error leaves, what is still unanswered is waited for, so
+        the next batch does not find the device busy with this one."""
         W = self.caps.width
         size = word_bytes(W)
         results: list[list[int] | None] = [None] * len(frames)
-        tries = [0] * len(frames)
+        failed = [0] * len(frames)           # each frame's failures (its own, not another's)
         pending: deque[_Sent] = deque()      # sent and unanswered, in sending order
         writing: dict[int, int] = {}         # entries whose write is unanswered: their values
         queue: deque[tuple] = deque()        # the frame being sent: what it still has to send
@@ -760,11 +774,11 @@ class FPGABackend(Backend):
                         nxt += 1
                     if nxt == len(frames):
                         break
-                    tries[nxt] += 1
-                    if tries[nxt] > self.retries + 1:
+                    if failed[nxt] > self.retries:
+                        self._settle(pending, timeout)
                         raise DeviceError(f"{batch}: comb frame {nxt} ({len(frames[nxt].jobs)} "
                                           f"jobs, its table writes first) got no valid results "
-                                          f"in {tries[nxt] - 1} tries "
+                                          f"in {failed[nxt]} tries "
                                           f"({self._describe_retries()})")
                     for index, value in sorted(frames[nxt].entries.items()):
                         if self._table.get(index) != value and writing.get(index) != value:
@@ -805,6 +819,7 @@ class FPGABackend(Backend):
                     if lost is not None and lost is not sent and \
                             pending.index(lost) < pending.index(sent):
                         self._retry("table write overtaken")
+                        failed[lost.frame] += 1
                         pending.remove(lost)
                         writing.pop(lost.index, None)
                         for p in pending:
@@ -816,6 +831,10 @@ class FPGABackend(Backend):
                     # behind it
                     cause = LinkStatus(r.status).name
                     self._retry(f"table {cause}" if not sent.jobs else cause)
+                    # a frame sent behind another's failure (a reset answers each of them
+                    # NO_CONTEXT) shares that failure; it is not a try of its own
+                    if not sent.poisoned:
+                        failed[sent.frame] += 1
                     pending.remove(sent)
                     if not sent.jobs:
                         writing.pop(sent.index, None)
@@ -829,11 +848,14 @@ class FPGABackend(Backend):
                     restart = True
                 elif r.status in _RETRY:
                     self._retry(LinkStatus(r.status).name)      # the comb was not run
+                    failed[sent.frame] += 1
                     pending.remove(sent)
                     restart = True
                 elif r.status != LinkStatus.OK:
                     what = f"a comb of {sent.jobs} jobs" if sent.jobs else \
                         f"table entry {sent.index}"
+                    _discard_answer(pending, sent, r)
+                    self._settle(pending, timeout)
                     raise DeviceError(f"{batch}: the device refused {what}: {r.status!r}")
                 elif not sent.jobs:
                     pending.remove(sent)
@@ -846,19 +868,37 @@ class FPGABackend(Backend):
                     value = unpack_words(r.payload, W)
                     if len(r.payload) != words * size or value >= modulus:
                         self._retry("malformed result")
-                        sent.poisoned = restart = True
+                        if not sent.struck:
+                            failed[sent.frame] += 1
+                        sent.poisoned = sent.struck = restart = True
                     sent.got[(r.tag - sent.tag) & 0xFFFF] = value
                     if len(sent.got) == sent.jobs:
                         pending.remove(sent)
                         if not sent.poisoned:
                             results[sent.frame] = [sent.got[j] for j in range(sent.jobs)]
             if pending and time.monotonic() - last_progress > timeout:
+                failed[pending[0].frame] += 1
                 self._comb_silence(pending, batch, timeout)
                 writing.clear()
                 ctx, restart = None, True
         self.stats.extra["comb_jobs"] += sum(len(f.jobs) for f in frames)
         self.stats.extra["device_busy_seconds"] += time.monotonic() - started
         return results  # type: ignore[return-value]
+
+    def _settle(self, pending: deque, timeout: float) -> None:
+        """Take the answers to what is still unanswered off the link, unused, until none is
+        left or nothing has come for ``timeout`` seconds: a batch that fails leaves the device
+        idle and no answer of its own for the next batch to find. The entries whose writes
+        are among them are already known as nothing."""
+        last = time.monotonic()
+        while pending and time.monotonic() - last < timeout:
+            for r in self._receive(0.05):
+                sent = next((p for p in pending if p.answered_by(r)), None)
+                if sent is None:
+                    self.stats.extra["stale_responses"] += 1
+                    continue
+                last = time.monotonic()
+                _discard_answer(pending, sent, r)
 
     def _comb_timeout(self, frame: CombFrame, ctx: _Context) -> float:
         """Seconds to wait for a comb frame's answers: its device time and its bytes, with a
