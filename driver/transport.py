@@ -14,7 +14,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["DeviceNotFoundError", "Fault", "FaultyTransport", "SerialTransport", "Transport"]
+__all__ = ["DEFAULT_BAUD", "DeviceNotFoundError", "Fault", "FaultyTransport", "SerialTransport",
+           "Transport"]
+
+
+#: the link's rate unless the build's report says otherwise: the ULX3S's FT231X at its fastest
+#: (the ECPIX-5's committed build runs at 12 Mbaud)
+DEFAULT_BAUD = 3_000_000
 
 
 class DeviceNotFoundError(OSError):
@@ -49,7 +55,7 @@ class SerialTransport(Transport):
     """A serial port through pyserial: ``/dev/ttyUSB0``, a simulated board's ``/dev/pts/N``, or
     any pyserial URL (``socket://host:port``, ``loop://``)."""
 
-    def __init__(self, port: str, baudrate: int = 3_000_000) -> None:
+    def __init__(self, port: str, baudrate: int = DEFAULT_BAUD) -> None:
         import serial
 
         self.name = str(port)

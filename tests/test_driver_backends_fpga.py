@@ -404,6 +404,47 @@ def test_spot_check_catches_a_wrong_device_result(shared_board):
         backend.close()
 
 
+def test_the_link_rate_comes_from_the_environment(monkeypatch):
+    """``MONTPIPE_FPGA_BAUD`` gives the rate (the ECPIX-5's build runs at 12 Mbaud), 3 Mbaud
+    without it, and anything but a positive whole number is refused by name."""
+    from montpipe.driver.backends.fpga import baud_from_env
+
+    monkeypatch.delenv("MONTPIPE_FPGA_BAUD", raising=False)
+    assert baud_from_env() == 3_000_000
+    monkeypatch.setenv("MONTPIPE_FPGA_BAUD", "12_000_000")
+    assert baud_from_env() == 12_000_000
+    for bad in ("fast", "-3", "0", "3e6"):
+        monkeypatch.setenv("MONTPIPE_FPGA_BAUD", bad)
+        with pytest.raises(ValueError, match=f"MONTPIPE_FPGA_BAUD must be a positive whole "
+                                             f"number of bits a second .*not '{bad}'"):
+            baud_from_env()
+        with pytest.raises(ValueError, match="MONTPIPE_FPGA_BAUD"):
+            FPGABackend(transport=_FakeDevice(None))
+
+
+def test_a_rejected_exponentiation_leaves_nothing_in_flight(shared_board):
+    """An exponentiation the device rejects fails its batch by name, promptly, once the others
+    in flight have answered: the next batch gets no answer of the failed one's."""
+    rng = random.Random(11)
+    m, bases, exps = _batch(rng, 256, 8)
+    transport = _RewritingTransport(SerialTransport(shared_board.port), Opcode.MODEXP,
+                                    lambda status, payload: (
+                                        int(LinkStatus.BASE_NOT_BELOW_MODULUS), b""))
+    backend = FPGABackend(transport=transport, timeout=30)
+    try:
+        started = time.monotonic()
+        with pytest.raises(DeviceError, match=r"batch 1 \(8 exponentiations .*\): the device "
+                                              r"rejected exponentiation 0: "
+                                              r"<LinkStatus.BASE_NOT_BELOW_MODULUS: 4>"):
+            backend.powmod(bases, exps, m)
+        assert time.monotonic() - started < 15, "it waited out the 30 s timeout"
+        assert backend.powmod(bases, exps, m) == _expected(bases, exps, m)
+        stats = backend.stats.as_dict()
+        assert stats["stale_responses"] == 0 and stats["retries"] == 0, stats
+    finally:
+        backend.close()
+
+
 def test_bad_options_are_refused():
     with pytest.raises(ValueError, match="spot_check"):
         FPGABackend(transport=_FakeDevice(None), spot_check=2)
@@ -411,6 +452,9 @@ def test_bad_options_are_refused():
         FPGABackend(transport=_FakeDevice(None), retries=-1)
     with pytest.raises(ValueError, match="timeout"):
         FPGABackend(transport=_FakeDevice(None), timeout=0)
+    with pytest.raises(ValueError, match="baudrate must be a positive whole number of bits a "
+                                         "second, not 0"):
+        FPGABackend(transport=_FakeDevice(None), baudrate=0)
     with pytest.raises(ValueError, match="direction"):
         Fault("up", 0, "drop")
     with pytest.raises(ValueError, match=r"'delay' fault .* direction 'rx'"):
@@ -703,8 +747,8 @@ def test_an_entry_whose_write_fails_is_known_as_nothing(board):
     try:
         handle = backend.fixed_base(rng.randrange(2, m), m, 64)
         with pytest.raises(DeviceError, match=r"comb frame 0 \(2 jobs, its table writes first\) "
-                                              r"got no valid results in 1 tries "
-                                              r"\(table BAD_CRC: 1\)"):
+                                              r"failed 1 times, got no valid results \(the "
+                                              r"backend's retries so far: table BAD_CRC: 1\)"):
             handle.pow([3, 5])
         assert transport.log, "the fault was not injected"
         assert sorted(backend._table) == list(range(bad))
@@ -741,26 +785,53 @@ def test_a_table_write_lost_without_an_answer_voids_the_comb_behind_it(board):
         backend.close()
 
 
+class _RefusingTransport(Transport):
+    """The device's first comb answered as the link's executor refuses a comb it does not run:
+    once, ``BAD_LENGTH`` under the frame's tag, its other job's answer never sent. (The real
+    comb ran; the comb sent behind it is still running when the refusal arrives.)"""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner, self.name = inner, inner.name
+        self.parser, self.refused = ResponseParser(), None
+
+    def write(self, data: bytes) -> None:
+        self.inner.write(data)
+
+    def read(self, timeout: float) -> bytes:
+        out = bytearray()
+        for r in self.parser.feed(self.inner.read(timeout)):
+            status = int(r.status)
+            if r.opcode == Opcode.COMB and self.refused is None:
+                status, self.refused = int(LinkStatus.BAD_LENGTH), r.tag
+            elif r.opcode == Opcode.COMB and r.tag == (self.refused + 1) & 0xFFFF:
+                continue                        # job 1 of the refused comb: never sent
+            out += encode_response(r.opcode, r.tag, status,
+                                   b"" if status != LinkStatus.OK else r.payload)
+        return bytes(out)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 def test_a_refused_comb_leaves_nothing_in_flight(shared_board):
     """A comb refused while the comb behind it runs fails its batch by name, but only once
-    every frame it sent has answered: the next batch finds the device idle, gets no answer of
-    the failed one's, and every result right."""
+    every frame it sent has answered — promptly, not by waiting out the timeout: the next
+    batch finds the device idle, gets no answer of the failed one's, and every result right."""
     rng = random.Random(43)
     m = _modulus(rng, 256)
-    # the first comb answer turned into a lane's refusal (a core status, which the link cannot
-    # check against the request): the comb behind it is still running
-    transport = _RewritingTransport(SerialTransport(shared_board.port), Opcode.COMB,
-                                    lambda status, payload: (
-                                        int(LinkStatus.BASE_NOT_BELOW_MODULUS), b""))
+    transport = _RefusingTransport(SerialTransport(shared_board.port))
     backend = FPGABackend(transport=transport, timeout=30)
     try:
         g = rng.randrange(2, m)
         handle = backend.fixed_base(g, m, 64)
         exps = [rng.getrandbits(64) for _ in range(3 * SIM_CONFIG.lanes)]     # three combs
-        with pytest.raises(DeviceError, match=r"refused a comb of 2 jobs: "
-                                              r"<LinkStatus.BASE_NOT_BELOW_MODULUS: 4>"):
+        started = time.monotonic()
+        with pytest.raises(DeviceError, match=r"batch \d+ \(6 fixed-base powers .*\): the "
+                                              r"device refused a comb of 2 jobs: "
+                                              r"<LinkStatus.BAD_LENGTH: 1>"):
             handle.pow(exps)
-        assert transport.done
+        assert time.monotonic() - started < 15, "it waited out the 30 s timeout"
+        assert transport.refused is not None
         assert handle.pow(exps) == [pow(g, e, m) for e in exps]
         stats = backend.stats.as_dict()
         assert stats["stale_responses"] == 0 and stats["retries"] == 0, stats
@@ -770,8 +841,9 @@ def test_a_refused_comb_leaves_nothing_in_flight(shared_board):
 
 def test_a_frame_is_charged_only_its_own_failures(board):
     """A device reset strikes the comb being served; the one sent behind it is lost with it
-    but is not charged a try. With one retry, a fault of its own later still leaves it its
-    retry: every power comes back. (Charging it for the reset would fail the batch naming it.)"""
+    (answered NO_CONTEXT after the first, or silent) but is not charged a try. With one retry,
+    a fault of its own later still leaves it its retry: every power comes back. (Charging it
+    for the reset would fail the batch naming it.)"""
     rng = random.Random(47)
     m = _modulus(rng, 256)
     max_bits = 64
@@ -779,10 +851,11 @@ def test_a_frame_is_charged_only_its_own_failures(board):
     first_comb = CAPS_TX + context + table
     # the reset as the second comb's last byte goes out: the first comb is running, the second
     # is lost; then, once context, table and both combs are sent again, the second comb's own
-    # frame corrupted
+    # frame corrupted (two bytes in after a CAPS probe, twelve without: in it either way)
     again = first_comb + 2 * comb + CAPS_TX + context + table
+    assert comb > 12
     faults = [Fault("tx", first_comb + 2 * comb - 1, "call", action=board.reset_device),
-              Fault("tx", again + comb + comb // 2, "corrupt")]
+              Fault("tx", again + comb + 2, "corrupt")]
     backend, transport = _faulty_backend(board, faults, retries=1, timeout=2.0, spot_check=0)
     try:
         g = rng.randrange(2, m)
@@ -790,7 +863,11 @@ def test_a_frame_is_charged_only_its_own_failures(board):
         assert backend.fixed_base(g, m, max_bits).pow(exps) == [pow(g, e, m) for e in exps]
         assert len(transport.log) == 2, transport.log
         causes = backend.stats.extra["retry_causes"]
+        # the reset met as NO_CONTEXT answers to both combs (the second's shares the first's
+        # failure) or, had their frames been cut, as a silence (charged to the oldest); then
+        # the second comb's own corrupted frame: its one retry, still left
         assert causes.get("BAD_CRC") == 1, causes
+        assert causes.get("NO_CONTEXT", 0) + causes.get("timeout", 0) >= 1, causes
     finally:
         backend.close()
 

@@ -46,6 +46,9 @@ pseudo-terminal for the ``sim`` backend (:mod:`montpipe.driver.backends.sim`): t
 * **Spot checks:** ``spot_check=f`` re-computes a random fraction ``f`` of each batch's device
   results on the CPU (at least one a batch; default 1 %, ``MONTPIPE_FPGA_SPOT_CHECK``) and
   raises :class:`DeviceResultError` on a mismatch; ``spot_check=0`` turns it off.
+* **Link rate:** the build's UART rate (its synthesis report's ``baud``): 3 Mbaud on the
+  ULX3S, 12 Mbaud on the ECPIX-5; ``MONTPIPE_FPGA_BAUD`` when the backend is made from the
+  environment.
 * **Heterogeneous:** ``split=True`` gives a share of each batch to the CPU backend, in
   proportion to the throughputs measured so far on both sides, and runs both at once.
 
@@ -104,12 +107,12 @@ from ..comb import (
     multiexp_steps,
     subset_tables,
 )
-from ..transport import DeviceNotFoundError, SerialTransport, Transport
+from ..transport import DEFAULT_BAUD, DeviceNotFoundError, SerialTransport, Transport
 from .cpu import CPUBackend
 from .model import trust_from_env
 
 __all__ = ["DEFAULT_SPOT_CHECK", "DeviceError", "DeviceResultError", "FPGABackend",
-           "spot_check_from_env"]
+           "baud_from_env", "spot_check_from_env"]
 
 #: statuses that mean "the link lost or refused this frame": send it again
 _RETRY = {LinkStatus.BAD_CRC, LinkStatus.SHORT_FRAME, LinkStatus.LONG_FRAME, LinkStatus.BUSY,
@@ -173,11 +176,28 @@ class _Sent:
 
 def _discard_answer(pending: deque[_Sent], sent: _Sent, r: Response) -> None:
     """``r`` answers ``sent``, unused: ``sent`` leaves ``pending`` once it has all its answers.
-    The link answers a frame it does not run once, with a status of its own (``BAD_CRC`` and
-    up); a comb's lanes answer each job, results and refusals alike."""
+    A comb not run (refused by the link or the executor: an error of any status) is answered
+    once, under its own tag; a comb run answers each job."""
     sent.got[(r.tag - sent.tag) & 0xFFFF] = 0
-    if not sent.jobs or len(sent.got) == sent.jobs or r.status >= LinkStatus.BAD_CRC:
+    if not sent.jobs or len(sent.got) == sent.jobs or r.status != LinkStatus.OK:
         pending.remove(sent)
+
+
+def baud_from_env() -> int:
+    """``MONTPIPE_FPGA_BAUD`` (bits a second), else :data:`DEFAULT_BAUD`; anything but a
+    positive whole number is a ``ValueError`` naming it."""
+    text = os.environ.get("MONTPIPE_FPGA_BAUD", "").strip()
+    if not text:
+        return DEFAULT_BAUD
+    try:
+        baud = int(text.replace("_", ""))
+    except ValueError:
+        baud = 0
+    if baud <= 0:
+        raise ValueError(f"MONTPIPE_FPGA_BAUD must be a positive whole number of bits a second "
+                         f"(the build's report says which: 3000000 on the ULX3S, 12000000 on the "
+                         f"ECPIX-5), not {text!r}")
+    return baud
 
 
 class FPGABackend(Backend):
@@ -190,7 +210,9 @@ class FPGABackend(Backend):
     transport:
         An open :class:`~montpipe.driver.transport.Transport` instead of a port.
     baudrate:
-        The link's rate (the board's UART: 3 Mbaud by default).
+        The link's rate: the build's (its synthesis report's ``configuration.baud``); default
+        ``MONTPIPE_FPGA_BAUD``, else :data:`~montpipe.driver.transport.DEFAULT_BAUD` (3 Mbaud,
+        the ULX3S's; the ECPIX-5's committed build runs at 12 Mbaud).
     timeout:
         Seconds without any response, while requests are outstanding, before they are sent
         again; ``None`` (default) allows 2 s plus three times the cycle model's time for the
@@ -218,7 +240,7 @@ class FPGABackend(Backend):
     name = "fpga"
 
     def __init__(self, port: str | None = None, *, transport: Transport | None = None,
-                 baudrate: int = 3_000_000, timeout: float | None = None,
+                 baudrate: int | None = None, timeout: float | None = None,
                  cycle_rate: float | None = None, retries: int = 4,
                  spot_check: float | None = None, split: bool = False,
                  cpu: Backend | None = None, open_timeout: float = 2.0,
@@ -230,6 +252,11 @@ class FPGABackend(Backend):
             raise ValueError(f"spot_check must be a fraction from 0 to 1, not {spot_check!r}")
         if not isinstance(retries, int) or retries < 0:
             raise ValueError(f"retries must be a non-negative integer, not {retries!r}")
+        if baudrate is None:
+            baudrate = baud_from_env()
+        if isinstance(baudrate, bool) or not isinstance(baudrate, int) or baudrate <= 0:
+            raise ValueError(f"baudrate must be a positive whole number of bits a second, not "
+                             f"{baudrate!r}")
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         self.timeout, self.retries, self.spot_check, self.split = timeout, retries, \
@@ -312,8 +339,10 @@ class FPGABackend(Backend):
             except ValueError as e:
                 raise DeviceError(f"device at {name} is not a montpipe accelerator (or "
                                   f"speaks another protocol): {e}") from e
-        raise DeviceError(f"no montpipe accelerator answers at {name} (no valid CAPS "
-                          f"response in 3 tries): {last}")
+        raise DeviceError(f"no montpipe accelerator answers at {name} at {self.baudrate} baud "
+                          f"(no valid CAPS response in 3 tries): {last}; a build runs at the baud "
+                          f"its report names (the ULX3S's 3000000, the ECPIX-5's 12000000: "
+                          f"MONTPIPE_FPGA_BAUD, --baud)")
 
     def describe(self) -> dict:
         c = self.caps
@@ -461,6 +490,7 @@ class FPGABackend(Backend):
                 op = ops.popleft()
                 op.tries += 1
                 if op.tries > self.retries + 1:
+                    self._drain(pending, timeout)
                     raise DeviceError(f"{batch}: exponentiation {op.index} was sent "
                                       f"{op.tries - 1} times without a valid result "
                                       f"({self._describe_retries()})")
@@ -469,6 +499,7 @@ class FPGABackend(Backend):
                 self._send(modexp_request(tag, ctx.slot, op.base, op.digits, width=W,
                                           words=ctx.words, const_time=secret))
             responses = self._receive(0.05)
+            rejected: DeviceError | None = None
             for r in responses:
                 op = pending.pop(r.tag, None) if _answers(r, Opcode.MODEXP) else None
                 if op is None:
@@ -476,12 +507,13 @@ class FPGABackend(Backend):
                     continue
                 last_progress = time.monotonic()
                 if r.status == LinkStatus.OK:
-                    value = unpack_words(r.payload, W)
-                    if len(r.payload) != ctx.words * size or value >= modulus:
+                    # the length first: a payload of no whole number of words does not unpack
+                    if len(r.payload) != ctx.words * size or \
+                            unpack_words(r.payload, W) >= modulus:
                         self._retry("malformed result")
                         ops.appendleft(op)
                         continue
-                    results[op.index] = value
+                    results[op.index] = unpack_words(r.payload, W)
                     # results leave in request order: anything sent before this one and still
                     # unanswered was lost on the way (its frame, or its answer)
                     while pending:
@@ -501,10 +533,15 @@ class FPGABackend(Backend):
                     self._retry(LinkStatus(r.status).name)
                     ops.appendleft(op)
                 else:
-                    raise DeviceError(f"{batch}: the device rejected exponentiation {op.index}: "
-                                      f"{r.status!r} (base {op.base.bit_length()} bits, "
-                                      f"{len(op.digits)} digits, modulus "
-                                      f"{modulus.bit_length()} bits)")
+                    # the batch fails, once the rest of what came is taken and what is still
+                    # unanswered has answered
+                    rejected = rejected or DeviceError(
+                        f"{batch}: the device rejected exponentiation {op.index}: "
+                        f"{r.status!r} (base {op.base.bit_length()} bits, {len(op.digits)} "
+                        f"digits, modulus {modulus.bit_length()} bits)")
+            if rejected is not None:
+                self._drain(pending, timeout)
+                raise rejected
             if pending and time.monotonic() - last_progress > timeout:
                 self._on_silence(pending, ops, batch, timeout)
                 reload = True          # the device may have been reset: its contexts with it
@@ -512,6 +549,18 @@ class FPGABackend(Backend):
                 last_progress = time.monotonic()
         self.stats.extra["device_busy_seconds"] += time.monotonic() - started
         return results  # type: ignore[return-value]
+
+    def _drain(self, pending: OrderedDict, timeout: float) -> None:
+        """Take the answers to the exponentiations still unanswered off the link, unused, until
+        none is left or nothing has come for ``timeout`` seconds: a batch that fails leaves the
+        device idle and no answer of its own for the next batch to find."""
+        last = time.monotonic()
+        while pending and time.monotonic() - last < timeout:
+            for r in self._receive(0.05):
+                if _answers(r, Opcode.MODEXP) and pending.pop(r.tag, None) is not None:
+                    last = time.monotonic()
+                else:
+                    self.stats.extra["stale_responses"] += 1
 
     def _sent_after(self, tag: int, other: int) -> bool:
         """Whether ``tag`` was issued after ``other`` (tags count up modulo 2^16)."""
@@ -777,9 +826,10 @@ class FPGABackend(Backend):
                     if failed[nxt] > self.retries:
                         self._settle(pending, timeout)
                         raise DeviceError(f"{batch}: comb frame {nxt} ({len(frames[nxt].jobs)} "
-                                          f"jobs, its table writes first) got no valid results "
-                                          f"in {failed[nxt]} tries "
-                                          f"({self._describe_retries()})")
+                                          f"jobs, its table writes first) failed "
+                                          f"{failed[nxt]} times, got no valid results "
+                                          f"(the backend's retries so far: "
+                                          f"{self._describe_retries()})")
                     for index, value in sorted(frames[nxt].entries.items()):
                         if self._table.get(index) != value and writing.get(index) != value:
                             queue.append(("table", index, value))
@@ -805,6 +855,7 @@ class FPGABackend(Backend):
                     self._send(comb_request(tag, ctx.slot, f.shape.steps, f.shape.tables,
                                             f.shape.bits, f.jobs))
                     pending.append(_Sent(frame_index, tag, len(f.jobs)))
+            refused: DeviceError | None = None
             for r in self._receive(0.05):
                 sent = next((p for p in pending if p.answered_by(r)), None)
                 if sent is None:
@@ -852,11 +903,13 @@ class FPGABackend(Backend):
                     pending.remove(sent)
                     restart = True
                 elif r.status != LinkStatus.OK:
+                    # refused (not a fault of the line): the batch fails once the rest of
+                    # what came is taken and what is still unanswered has answered
                     what = f"a comb of {sent.jobs} jobs" if sent.jobs else \
                         f"table entry {sent.index}"
                     _discard_answer(pending, sent, r)
-                    self._settle(pending, timeout)
-                    raise DeviceError(f"{batch}: the device refused {what}: {r.status!r}")
+                    refused = refused or DeviceError(f"{batch}: the device refused {what}: "
+                                                     f"{r.status!r}")
                 elif not sent.jobs:
                     pending.remove(sent)
                     if writing.get(sent.index) == sent.value:
@@ -865,8 +918,10 @@ class FPGABackend(Backend):
                         self.stats.extra["table_writes"] += 1
                         self._table[sent.index] = sent.value
                 else:
-                    value = unpack_words(r.payload, W)
-                    if len(r.payload) != words * size or value >= modulus:
+                    # the length first: a payload of no whole number of words does not unpack
+                    value = unpack_words(r.payload, W) if len(r.payload) == words * size \
+                        else modulus
+                    if value >= modulus:
                         self._retry("malformed result")
                         if not sent.struck:
                             failed[sent.frame] += 1
@@ -876,6 +931,9 @@ class FPGABackend(Backend):
                         pending.remove(sent)
                         if not sent.poisoned:
                             results[sent.frame] = [sent.got[j] for j in range(sent.jobs)]
+            if refused is not None:
+                self._settle(pending, timeout)
+                raise refused
             if pending and time.monotonic() - last_progress > timeout:
                 failed[pending[0].frame] += 1
                 self._comb_silence(pending, batch, timeout)
@@ -971,7 +1029,8 @@ class FPGABackend(Backend):
 
     @classmethod
     def from_env(cls) -> FPGABackend:
-        """The backend ``MONTPIPE_BACKEND=fpga`` gives: the port from ``MONTPIPE_FPGA_PORT``, a
+        """The backend ``MONTPIPE_BACKEND=fpga`` gives: the port from ``MONTPIPE_FPGA_PORT``, its
+        rate from ``MONTPIPE_FPGA_BAUD`` (default 3 Mbaud), a
         spot-checked fraction from ``MONTPIPE_FPGA_SPOT_CHECK`` (default
         :data:`DEFAULT_SPOT_CHECK`), ``MONTPIPE_FPGA_SPLIT=1`` to split exponentiations over
         the lanes, and ``MONTPIPE_TRUST_DEVICE_WITH_SECRETS=1`` to send secrets to the device."""

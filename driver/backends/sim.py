@@ -17,7 +17,7 @@ when a simulated board is started.
 from __future__ import annotations
 
 from ...device.config import DeviceConfig
-from ..transport import SerialTransport
+from ..transport import DEFAULT_BAUD, SerialTransport
 from .fpga import FPGABackend
 
 __all__ = ["SimBackend"]
@@ -36,6 +36,9 @@ class SimBackend(FPGABackend):
         from ...sim.board import SIM_CONFIG, SimulatedBoard
 
         self.board = SimulatedBoard(config or SIM_CONFIG, uart_divisor=uart_divisor)
+        # a pseudo-terminal has no line rate: MONTPIPE_FPGA_BAUD, set for a board, is not
+        # this backend's
+        options.setdefault("baudrate", DEFAULT_BAUD)
         try:
             super().__init__(transport=SerialTransport(self.board.port),
                              cycle_rate=cycle_rate, **options)
