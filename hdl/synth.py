@@ -65,6 +65,12 @@ GATEWARE = [*sorted(f"hdl/{p.name}" for p in (ROOT / "hdl").glob("*.py")
                     if p.name not in ("synth.py", "export.py")), "device/config.py"]
 
 
+#: a board whose USB bridge takes a faster link than the configuration's 3 Mbaud: its rate,
+#: and a core clock the rate divides into (the ECPIX-5's FT2232H/FT4232H take 12 Mbaud, six
+#: cycles a bit at the 71.43 MHz its PLL makes for 72); ``--baud``/``--core-mhz`` say otherwise
+BOARD_LINK = {"ecpix5-85": {"baud": 12_000_000, "clock_mhz": 72.0}}
+
+
 def wire_format() -> tuple:
     """The values of the wire format that the gateware implements: version, markers, opcodes,
     statuses and the capabilities' layout. The host's codec and parser, which share
@@ -367,6 +373,12 @@ def main(argv: list[str] | None = None) -> int:
     config = SMALL if args.small else FULL
     overrides = {k: getattr(args, k) for k in ("lanes", "width", "max_words", "window",
                                                "max_windows", "contexts", "clock_mhz", "baud")}
+    if not args.small:
+        # a rate given is built at the clock given or the configuration's
+        baud_given = overrides["baud"] is not None
+        for k, v in BOARD_LINK.get(args.board, {}).items():
+            if overrides[k] is None and not (k == "clock_mhz" and baud_given):
+                overrides[k] = v
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if args.seeds:
         argv = sys.argv[1:] if argv is None else argv

@@ -120,9 +120,14 @@ def test_bad_device_configurations_are_named():
 def test_environment_overrides_and_bad_values(monkeypatch):
     monkeypatch.setenv("MONTPIPE_MODEL_LANES", "40")
     monkeypatch.setenv("MONTPIPE_MODEL_CLOCK_MHZ", "150")
+    monkeypatch.setenv("MONTPIPE_MODEL_BAUD", "12000000")
     device, source = default_device()
-    assert (device.lanes, device.clock_mhz) == (40, 150.0)
-    assert "MONTPIPE_MODEL_LANES=40" in source
+    assert (device.lanes, device.clock_mhz, device.baud) == (40, 150.0, 12_000_000)
+    assert device.link_bytes_per_s == 1_200_000
+    assert "MONTPIPE_MODEL_LANES=40" in source and "MONTPIPE_MODEL_BAUD=12000000" in source
+    monkeypatch.setenv("MONTPIPE_MODEL_BAUD", "0")
+    with pytest.raises(ValueError, match=r"baud must be .*MONTPIPE_MODEL_BAUD=0"):
+        default_device()
     monkeypatch.setenv("MONTPIPE_MODEL_LANES", "many")
     with pytest.raises(ValueError, match="MONTPIPE_MODEL_LANES must be a whole number, not 'many'"):
         default_device()

@@ -39,6 +39,29 @@ def test_sram_by_default_flash_on_request(bitstream):
         program.command("orangecrab-85f", bitstream, flash=False, loader="ofl")
 
 
+def test_an_ecpix5_r03_is_loaded_by_its_own_name(tmp_path, bitstream, capsys):
+    """The ECPIX-5 r03 has an FT4232H where r02 has an FT2232H, and openFPGALoader a board name
+    for each: --loader-board picks it, and a board not found names both chips."""
+    assert program.command("ecpix5-85", bitstream, flash=False, loader="ofl",
+                           loader_board="ecpix5_r03") == \
+        ["ofl", "--board", "ecpix5_r03", str(bitstream)]
+    args = tmp_path / "args"
+    loader = tmp_path / "openFPGALoader"
+    loader.write_text(f"#!{sys.executable}\nimport sys\n"
+                      f"open({str(args)!r}, 'w').write(' '.join(sys.argv[1:]))\n"
+                      f"print('Load SRAM: DONE')\n")
+    loader.chmod(loader.stat().st_mode | stat.S_IEXEC)
+    assert program.main(["--board", "ecpix5-85", "--bitstream", str(bitstream), "--loader",
+                         str(loader), "--loader-board", "ecpix5_r03"]) == 0
+    assert args.read_text() == f"--board ecpix5_r03 {bitstream}"
+    with pytest.raises(program.ProgramError, match="--loader-board 'ecpix5_r03' is no revision "
+                                                   "of the ulx3s-85f; expected ulx3s"):
+        program.command("ulx3s-85f", bitstream, flash=False, loader="ofl",
+                        loader_board="ecpix5_r03")
+    advice = program.diagnose("ecpix5-85", "unable to open ftdi device: -3 (device not found)")
+    assert "0403:6010" in advice and "0403:6011" in advice and "ecpix5_r03" in advice
+
+
 def test_missing_bitstream_says_how_to_build_it(tmp_path):
     with pytest.raises(program.ProgramError,
                        match=r"no bitstream at .*nothing\.bit: build it first with `make synth "

@@ -90,3 +90,43 @@ def test_exit_status_and_errors(monkeypatch, capsys):
     assert selftest.main(["--port", "/dev/ttyUSB0"]) == 1
     out = capsys.readouterr().out
     assert "link  FAIL    bad CRCs 3" in out and "selftest FAILED" in out
+
+
+def test_the_link_rate_comes_from_the_boards_report(monkeypatch, capsys):
+    """Without --baud the port is opened at the rate the board's committed report was built
+    for (12 Mbaud on the ECPIX-5, 3 on the ULX3S); a rate of nothing is refused by name."""
+    opened = []
+
+    def backend(port, *, baudrate):
+        opened.append(baudrate)
+        return SimpleNamespace(close=lambda: None)
+
+    monkeypatch.setattr(selftest, "FPGABackend", backend)
+    monkeypatch.setattr(selftest, "run_checks", lambda *a, **k: [
+        selftest.Check("caps", True, "fine")])
+    reports = selftest.REPORTS
+    for board in ("ecpix5-85", "ulx3s-85f"):
+        want = json.loads((reports / f"{board}.json").read_text())["configuration"]["baud"]
+        assert selftest.main(["--port", "/dev/ttyUSB0", "--board", board]) == 0
+        assert opened[-1] == want
+    assert opened == [12_000_000, 3_000_000]
+    assert selftest.main(["--port", "/dev/ttyUSB0", "--baud", "0"]) == 2
+    assert "--baud must be a positive number of bits a second, not 0" in capsys.readouterr().err
+
+
+def test_busy_is_no_fault_only_where_the_link_outruns_the_feed():
+    """At 3 Mbaud two short frames take longer to arrive than the longest takes to be fed to a
+    lane, so BUSY on a board is a fault; at 12 Mbaud (the ECPIX-5) it is not."""
+    caps = _backend().caps
+    assert not selftest.busy_possible(caps, 62.5e6, 3_000_000)
+    assert not selftest.busy_possible(caps, 75e6, 3_000_000)
+    assert selftest.busy_possible(caps, 71.43e6, 12_000_000)
+    # the link row: one BUSY answered and sent again passes on the fast link only
+    busy = SimpleNamespace(caps=caps, link_status=lambda: {"frames": 90, "bad_crc": 0,
+                                                            "errors": 1, "timeouts": 0},
+                           stats=SimpleNamespace(extra={"retries": 1, "stale_responses": 0,
+                                                        "timeouts": 0,
+                                                        "retry_causes": {"BUSY": 1}}))
+    assert selftest.check_link(busy, simulated=False, clock_hz=71.43e6, baud=12_000_000).passed
+    slow = selftest.check_link(busy, simulated=False, clock_hz=62.5e6, baud=3_000_000)
+    assert not slow.passed and "unclean link (errors 1, retries 1)" in slow.detail

@@ -116,3 +116,27 @@ def test_a_rebuild_says_whether_it_reproduced_the_committed_bitstream(tmp_path):
     assert "DIFFERS FROM" in synth.compare_with_committed(made, committed)
     committed.write_text(json.dumps({**made, "gateware_hash": "other"}))
     assert synth.compare_with_committed(made, committed) is None
+
+
+@pytest.mark.parametrize("argv, clock_mhz, baud", [
+    (["--board", "ecpix5-85"], 72.0, 12_000_000),            # its FTDI's rate by default
+    (["--board", "ecpix5-85", "--baud", "3000000"], 75.0, 3_000_000),
+    (["--board", "ecpix5-85", "--core-mhz", "84"], 84.0, 12_000_000),
+    (["--board", "ulx3s-85f"], 75.0, 3_000_000),
+])
+def test_each_board_builds_for_the_link_its_bridge_takes(monkeypatch, argv, clock_mhz, baud):
+    """`make synth BOARD=ecpix5-85` builds for the 12 Mbaud the self-test and the docs expect of
+    an ECPIX-5; options given on the command line win; the ULX3S keeps 3 Mbaud."""
+    built = []
+
+    class StopBuildError(Exception):
+        pass
+
+    def build(board, config, out, **_):
+        built.append(config)
+        raise StopBuildError
+
+    monkeypatch.setattr(synth, "build", build)
+    with pytest.raises(StopBuildError):
+        synth.main(argv)
+    assert (built[0].clock_mhz, built[0].baud) == (clock_mhz, baud)

@@ -100,8 +100,8 @@ def default_device() -> tuple[DeviceConfig, str]:
     is a ``ValueError`` listing the reports). Without a report, the reference
     :class:`DeviceConfig` as designed, with a warning: its clock is then a target, not a
     measurement. ``MONTPIPE_MODEL_LANES``,
-    ``MONTPIPE_MODEL_CLOCK_MHZ``, ``MONTPIPE_MODEL_WIDTH`` and ``MONTPIPE_MODEL_WINDOW`` override
-    single fields.
+    ``MONTPIPE_MODEL_CLOCK_MHZ``, ``MONTPIPE_MODEL_WIDTH``, ``MONTPIPE_MODEL_WINDOW`` and
+    ``MONTPIPE_MODEL_BAUD`` (the link's bits a second) override single fields.
     """
     fields: dict = {}
     board = os.environ.get("MONTPIPE_MODEL_BOARD", "").strip() or REFERENCE_BOARD
@@ -129,12 +129,16 @@ def default_device() -> tuple[DeviceConfig, str]:
     for key, env, kind in (("lanes", "MONTPIPE_MODEL_LANES", int),
                            ("clock_mhz", "MONTPIPE_MODEL_CLOCK_MHZ", float),
                            ("width", "MONTPIPE_MODEL_WIDTH", int),
-                           ("window", "MONTPIPE_MODEL_WINDOW", int)):
+                           ("window", "MONTPIPE_MODEL_WINDOW", int),
+                           ("baud", "MONTPIPE_MODEL_BAUD", int)):
         value = _env_number(env, kind)
         if value is not None:
             fields[key] = value
             source += f"; {env}={value}"
-    return DeviceConfig(**fields), source
+    try:
+        return DeviceConfig(**fields), source
+    except ValueError as exc:
+        raise ValueError(f"{exc} ({source})") from None
 
 
 def trust_from_env() -> bool:
