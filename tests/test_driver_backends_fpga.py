@@ -839,39 +839,6 @@ def test_a_refused_comb_leaves_nothing_in_flight(shared_board):
         backend.close()
 
 
-def test_a_frame_is_charged_only_its_own_failures(board):
-    """A device reset strikes the comb being served; the one sent behind it is lost with it
-    (answered NO_CONTEXT after the first, or silent) but is not charged a try. With one retry,
-    a fault of its own later still leaves it its retry: every power comes back. (Charging it
-    for the reset would fail the batch naming it.)"""
-    rng = random.Random(47)
-    m = _modulus(rng, 256)
-    max_bits = 64
-    shape, context, table, comb, answer = _comb_bytes(m, max_bits, SIM_CONFIG.lanes)
-    first_comb = CAPS_TX + context + table
-    # the reset as the second comb's last byte goes out: the first comb is running, the second
-    # is lost; then, once context, table and both combs are sent again, the second comb's own
-    # frame corrupted (two bytes in after a CAPS probe, twelve without: in it either way)
-    again = first_comb + 2 * comb + CAPS_TX + context + table
-    assert comb > 12
-    faults = [Fault("tx", first_comb + 2 * comb - 1, "call", action=board.reset_device),
-              Fault("tx", again + comb + 2, "corrupt")]
-    backend, transport = _faulty_backend(board, faults, retries=1, timeout=2.0, spot_check=0)
-    try:
-        g = rng.randrange(2, m)
-        exps = [rng.getrandbits(max_bits) for _ in range(2 * SIM_CONFIG.lanes)]
-        assert backend.fixed_base(g, m, max_bits).pow(exps) == [pow(g, e, m) for e in exps]
-        assert len(transport.log) == 2, transport.log
-        causes = backend.stats.extra["retry_causes"]
-        # the reset met as NO_CONTEXT answers to both combs (the second's shares the first's
-        # failure) or, had their frames been cut, as a silence (charged to the oldest); then
-        # the second comb's own corrupted frame: its one retry, still left
-        assert causes.get("BAD_CRC") == 1, causes
-        assert causes.get("NO_CONTEXT", 0) + causes.get("timeout", 0) >= 1, causes
-    finally:
-        backend.close()
-
-
 def test_combs_keep_two_frames_unanswered_and_never_three(shared_board):
     """Table writes and combs go out up to two unanswered (the link's two request buffers):
     a comb is sent while the comb before it runs, the device never answers BUSY, and every

@@ -165,7 +165,6 @@ class _Sent:
     value: int = 0
     got: dict[int, int] = field(default_factory=dict)
     poisoned: bool = False
-    struck: bool = False          # a failure of its own was counted against its frame
 
     def answered_by(self, r: Response) -> bool:
         if not self.jobs:
@@ -784,10 +783,13 @@ class FPGABackend(Backend):
         A frame whose own write or comb fails is sent again, writes and all, once nothing is
         unanswered; so are the combs sent behind a failed write (they may have read the entry
         it did not write), and everything unanswered after a reset or a silence. Each failure
-        counts against the frame it struck (a silence against the oldest unanswered), not
-        against the frames sent again with it, so the batch fails naming the frame that used
-        up its retries; before any error leaves, what is still unanswered is waited for, so
-        the next batch does not find the device busy with this one."""
+        counts against the frame it struck (a silence against the oldest unanswered), once a
+        round: a frame already lost to another's failure (poisoned) is not charged for what
+        follows from it (a reset answers every frame after it NO_CONTEXT, or cuts one short),
+        and every round charges the frame whose failure began it, so retries stay bounded and
+        the batch fails naming the frame that used them up; before any error leaves, what is
+        still unanswered is waited for, so the next batch does not find the device busy with
+        this one."""
         W = self.caps.width
         size = word_bytes(W)
         results: list[list[int] | None] = [None] * len(frames)
@@ -899,7 +901,8 @@ class FPGABackend(Backend):
                     restart = True
                 elif r.status in _RETRY:
                     self._retry(LinkStatus(r.status).name)      # the comb was not run
-                    failed[sent.frame] += 1
+                    if not sent.poisoned:
+                        failed[sent.frame] += 1
                     pending.remove(sent)
                     restart = True
                 elif r.status != LinkStatus.OK:
@@ -923,9 +926,9 @@ class FPGABackend(Backend):
                         else modulus
                     if value >= modulus:
                         self._retry("malformed result")
-                        if not sent.struck:
+                        if not sent.poisoned:
                             failed[sent.frame] += 1
-                        sent.poisoned = sent.struck = restart = True
+                        sent.poisoned = restart = True
                     sent.got[(r.tag - sent.tag) & 0xFFFF] = value
                     if len(sent.got) == sent.jobs:
                         pending.remove(sent)
@@ -935,7 +938,11 @@ class FPGABackend(Backend):
                 self._settle(pending, timeout)
                 raise refused
             if pending and time.monotonic() - last_progress > timeout:
-                failed[pending[0].frame] += 1
+                # a silence is the oldest frame's failure, unless every frame unanswered was
+                # already lost to a failure charged this round (a reset's aftermath)
+                struck = next((p for p in pending if not p.poisoned), None)
+                if struck is not None:
+                    failed[struck.frame] += 1
                 self._comb_silence(pending, batch, timeout)
                 writing.clear()
                 ctx, restart = None, True
