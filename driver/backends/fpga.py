@@ -47,8 +47,7 @@ pseudo-terminal for the ``sim`` backend (:mod:`montpipe.driver.backends.sim`): t
   results on the CPU (at least one a batch; default 1 %, ``MONTPIPE_FPGA_SPOT_CHECK``) and
   raises :class:`DeviceResultError` on a mismatch; ``spot_check=0`` turns it off.
 * **Link rate:** the build's UART rate (its synthesis report's ``baud``): 3 Mbaud on the
-  ULX3S, 12 Mbaud on the ECPIX-5; ``MONTPIPE_FPGA_BAUD`` when the backend is made from the
-  environment.
+  ULX3S, 12 Mbaud on the ECPIX-5: ``baudrate=``, else ``MONTPIPE_FPGA_BAUD``, else 3 Mbaud.
 * **Heterogeneous:** ``split=True`` gives a share of each batch to the CPU backend, in
   proportion to the throughputs measured so far on both sides, and runs both at once.
 
