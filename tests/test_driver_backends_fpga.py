@@ -358,14 +358,22 @@ def test_retries_are_bounded(board):
 
 
 class _RewritingTransport(Transport):
-    """Re-frames the device's first OK answer under ``opcode`` as ``change(status, payload)``
-    gives it, with a fresh CRC: a wrong answer the link cannot detect (a device fault, not a
-    line fault). ``done`` says it happened; set it False to have it happen again."""
+    """Re-frames what the device answers, with fresh CRCs, as :meth:`answer` says: a wrong
+    answer the link cannot detect (a device fault, not a line fault). By default the first OK
+    answer under ``opcode`` becomes ``change(status, payload)``; ``done`` says it happened (set
+    it False to have it happen again)."""
 
-    def __init__(self, inner: Transport, opcode: Opcode, change) -> None:
+    def __init__(self, inner: Transport, opcode: Opcode | None = None, change=None) -> None:
         self.inner, self.name = inner, inner.name
         self.opcode, self.change = opcode, change
         self.parser, self.done = ResponseParser(), False
+
+    def answer(self, r) -> tuple[int, bytes] | None:
+        """What goes back for ``r``: a status and payload, or None to drop it."""
+        status, payload = int(r.status), r.payload
+        if r.opcode == self.opcode and status == 0 and not self.done:
+            (status, payload), self.done = self.change(status, payload), True
+        return status, payload
 
     def write(self, data: bytes) -> None:
         self.inner.write(data)
@@ -373,10 +381,9 @@ class _RewritingTransport(Transport):
     def read(self, timeout: float) -> bytes:
         out = bytearray()
         for r in self.parser.feed(self.inner.read(timeout)):
-            status, payload = int(r.status), r.payload
-            if r.opcode == self.opcode and status == 0 and not self.done:
-                (status, payload), self.done = self.change(status, payload), True
-            out += encode_response(r.opcode, r.tag, status, payload)
+            answer = self.answer(r)
+            if answer is not None:
+                out += encode_response(r.opcode, r.tag, *answer)
         return bytes(out)
 
     def close(self) -> None:
@@ -785,32 +792,20 @@ def test_a_table_write_lost_without_an_answer_voids_the_comb_behind_it(board):
         backend.close()
 
 
-class _RefusingTransport(Transport):
+class _RefusingTransport(_RewritingTransport):
     """The device's first comb answered as the link's executor refuses a comb it does not run:
     once, ``BAD_LENGTH`` under the frame's tag, its other job's answer never sent. (The real
     comb ran; the comb sent behind it is still running when the refusal arrives.)"""
 
-    def __init__(self, inner: Transport) -> None:
-        self.inner, self.name = inner, inner.name
-        self.parser, self.refused = ResponseParser(), None
+    refused = None
 
-    def write(self, data: bytes) -> None:
-        self.inner.write(data)
-
-    def read(self, timeout: float) -> bytes:
-        out = bytearray()
-        for r in self.parser.feed(self.inner.read(timeout)):
-            status = int(r.status)
-            if r.opcode == Opcode.COMB and self.refused is None:
-                status, self.refused = int(LinkStatus.BAD_LENGTH), r.tag
-            elif r.opcode == Opcode.COMB and r.tag == (self.refused + 1) & 0xFFFF:
-                continue                        # job 1 of the refused comb: never sent
-            out += encode_response(r.opcode, r.tag, status,
-                                   b"" if status != LinkStatus.OK else r.payload)
-        return bytes(out)
-
-    def close(self) -> None:
-        self.inner.close()
+    def answer(self, r) -> tuple[int, bytes] | None:
+        if r.opcode == Opcode.COMB and self.refused is None:
+            self.refused = r.tag
+            return int(LinkStatus.BAD_LENGTH), b""
+        if r.opcode == Opcode.COMB and r.tag == (self.refused + 1) & 0xFFFF:
+            return None                         # job 1 of the refused comb: never sent
+        return int(r.status), r.payload
 
 
 def test_a_refused_comb_leaves_nothing_in_flight(shared_board):

@@ -506,12 +506,13 @@ class FPGABackend(Backend):
                 last_progress = time.monotonic()
                 if r.status == LinkStatus.OK:
                     # the length first: a payload of no whole number of words does not unpack
-                    if len(r.payload) != ctx.words * size or \
-                            unpack_words(r.payload, W) >= modulus:
+                    value = unpack_words(r.payload, W) if len(r.payload) == ctx.words * size \
+                        else modulus
+                    if value >= modulus:
                         self._retry("malformed result")
                         ops.appendleft(op)
                         continue
-                    results[op.index] = unpack_words(r.payload, W)
+                    results[op.index] = value
                     # results leave in request order: anything sent before this one and still
                     # unanswered was lost on the way (its frame, or its answer)
                     while pending:
@@ -552,10 +553,16 @@ class FPGABackend(Backend):
         """Take the answers to the exponentiations still unanswered off the link, unused, until
         none is left or nothing has come for ``timeout`` seconds: a batch that fails leaves the
         device idle and no answer of its own for the next batch to find."""
+        self._wait_out(pending, timeout, lambda r: _answers(r, Opcode.MODEXP) and
+                       pending.pop(r.tag, None) is not None)
+
+    def _wait_out(self, pending, timeout: float, take) -> None:
+        """Read answers until ``pending`` is empty or nothing has come for ``timeout`` seconds;
+        ``take(r)`` files an answer away (false: it answers nothing pending, and is stale)."""
         last = time.monotonic()
         while pending and time.monotonic() - last < timeout:
             for r in self._receive(0.05):
-                if _answers(r, Opcode.MODEXP) and pending.pop(r.tag, None) is not None:
+                if take(r):
                     last = time.monotonic()
                 else:
                     self.stats.extra["stale_responses"] += 1
@@ -954,15 +961,13 @@ class FPGABackend(Backend):
         left or nothing has come for ``timeout`` seconds: a batch that fails leaves the device
         idle and no answer of its own for the next batch to find. The entries whose writes
         are among them are already known as nothing."""
-        last = time.monotonic()
-        while pending and time.monotonic() - last < timeout:
-            for r in self._receive(0.05):
-                sent = next((p for p in pending if p.answered_by(r)), None)
-                if sent is None:
-                    self.stats.extra["stale_responses"] += 1
-                    continue
-                last = time.monotonic()
+        def take(r) -> bool:
+            sent = next((p for p in pending if p.answered_by(r)), None)
+            if sent is not None:
                 _discard_answer(pending, sent, r)
+            return sent is not None
+
+        self._wait_out(pending, timeout, take)
 
     def _comb_timeout(self, frame: CombFrame, ctx: _Context) -> float:
         """Seconds to wait for a comb frame's answers: its device time and its bytes, with a
