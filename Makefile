@@ -25,8 +25,11 @@ $(STAMP): pyproject.toml driver/_native.c driver/_ifma.h
 
 venv: $(STAMP)
 
+# on every core (TEST_JOBS=0: in one process); tests that share a costly fixture or Ray stay
+# together (their xdist_group)
+TEST_JOBS ?= auto
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadgroup
 
 # the property tests (JSON loaders, wire codec and parser, encoder) with FUZZ_EXAMPLES examples
 # each instead of make test's few dozen: ~1.5 minutes at the default 4000

@@ -102,7 +102,7 @@ def build(config: DeviceConfig = SIM_CONFIG, *, uart_divisor: int = 0,
     its Verilog and the harness, and reused."""
     from amaranth.back import verilog
 
-    from .runner import prepare
+    from .runner import exclusive, prepare
 
     prepare("verilator")
     cache_key = (config, uart_divisor, root.resolve())
@@ -114,10 +114,15 @@ def build(config: DeviceConfig = SIM_CONFIG, *, uart_divisor: int = 0,
     digest = hashlib.sha256((source + harness).encode()).hexdigest()[:12]
     directory = (root / f"{config.key()}-uart{uart_divisor}-{digest}").resolve()
     exe = directory / "obj_dir" / "Vsim_board"
+    with exclusive(directory):
+        if not exe.exists():
+            _verilate(directory, source, uart_divisor, verbose)
     _built[cache_key] = exe
-    if exe.exists():
-        return exe
-    directory.mkdir(parents=True, exist_ok=True)
+    return exe
+
+
+def _verilate(directory: Path, source: str, uart_divisor: int, verbose: bool) -> None:
+    exe = directory / "obj_dir" / "Vsim_board"
     (directory / "sim_board.v").write_text(source)
     shutil.copy(HARNESS, directory / "board_main.cpp")
     cmd = ["verilator", "--cc", "--exe", "--build", "-O3", "-Wno-fatal", "-Wno-lint",
@@ -132,7 +137,6 @@ def build(config: DeviceConfig = SIM_CONFIG, *, uart_divisor: int = 0,
                            f"{proc.returncode}); see {directory / 'build.log'}")
     if verbose:
         print(f"built {exe} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    return exe
 
 
 class SimulatedBoard:

@@ -8,6 +8,8 @@ simulated cycles, wall time), which :func:`summarise` turns into the report.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib.util
 import json
 import os
@@ -26,6 +28,30 @@ class SimulatorMissingError(RuntimeError):
 
 class SimulationFailedError(AssertionError):
     """A cocotb test failed; the message names the job and the log."""
+
+
+_held: set[Path] = set()
+
+
+@contextlib.contextmanager
+def exclusive(directory: Path):
+    """Hold ``directory`` for this process alone while it builds and runs there: parallel test
+    workers and a ``make sim`` beside ``make test`` share ``build/sim/``, and a design built by
+    two processes at once, or a plan file rewritten under a running test, breaks both. The
+    lock is a file lock (released if the process dies) and re-entrant within a process."""
+    directory = Path(directory).resolve()
+    if directory in _held:
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        _held.add(directory)
+        try:
+            yield
+        finally:
+            _held.discard(directory)
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass
@@ -151,16 +177,17 @@ def run(job: Job, simulator: str, *, root: Path = Path("build/sim"), waves: bool
 
     top = job.name.replace("-", "_")
     directory = (root / simulator / job.name).resolve()
-    directory.mkdir(parents=True, exist_ok=True)
-    source = directory / f"{top}.v"
-    _write_if_changed(source, verilog.convert(_make_design(job.design, job.params), name=top))
-    sources = [source]
-    if job.design.endswith("_ecp5"):
-        model = directory / "mult18x18d_model.v"
-        _write_if_changed(model, mult18x18d_model())
-        sources.append(model)
-    return run_sources(sources, top, TEST_MODULES[job.design], job.tests, job.plan, simulator,
-                       directory, name=job.name, waves=waves, verbose=verbose)
+    design = verilog.convert(_make_design(job.design, job.params), name=top)
+    with exclusive(directory):
+        source = directory / f"{top}.v"
+        _write_if_changed(source, design)
+        sources = [source]
+        if job.design.endswith("_ecp5"):
+            model = directory / "mult18x18d_model.v"
+            _write_if_changed(model, mult18x18d_model())
+            sources.append(model)
+        return run_sources(sources, top, TEST_MODULES[job.design], job.tests, job.plan, simulator,
+                           directory, name=job.name, waves=waves, verbose=verbose)
 
 
 def run_sources(sources: list[Path], top: str, test_module: str, tests: list[str], plan: dict,
@@ -170,6 +197,14 @@ def run_sources(sources: list[Path], top: str, test_module: str, tests: list[str
     """Build Verilog ``sources`` with ``top`` for ``simulator`` in ``directory`` and run the
     cocotb ``tests`` of ``test_module`` on it with ``plan``; return what they checked (with
     ``build_s`` and ``run_s``). Raises :class:`SimulationFailedError`."""
+    with exclusive(directory):
+        return _run_held(sources, top, test_module, tests, plan, simulator, directory,
+                         name=name, waves=waves, verbose=verbose, build_args=build_args,
+                         includes=includes)
+
+
+def _run_held(sources, top, test_module, tests, plan, simulator, directory, *, name, waves,
+              verbose, build_args, includes) -> dict:
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
 

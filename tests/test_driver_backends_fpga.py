@@ -42,7 +42,8 @@ from montpipe.driver.transport import Fault, FaultyTransport, SerialTransport, T
 from montpipe.sim.board import SIM_CONFIG, SimulatedBoard
 from montpipe.sim.runner import SimulatorMissingError, prepare
 
-pytestmark = pytest.mark.slow
+# one simulated board for the module: its tests stay on one make-test worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("simulated-board")]
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -9,6 +9,9 @@ from montpipe.fl_demo import run
 from montpipe.fl_demo.data import DataError, load_breast_cancer_split, load_csv_pair
 from montpipe.fl_demo.protocol import Arbiter, Config, ProtocolError, train_plaintext
 
+# the modules that start Ray share one make-test worker: one Ray cluster at a time
+pytestmark = pytest.mark.xdist_group("ray")
+
 pytest.importorskip("sklearn")
 
 

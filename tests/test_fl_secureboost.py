@@ -13,6 +13,9 @@ from montpipe.fl_demo.data import load_breast_cancer_split, load_synthetic_split
 from montpipe.fl_demo.protocol import ProtocolError
 from montpipe.fl_demo.secureboost import SBConfig, gh_layout, quantize, train_plaintext
 
+# the modules that start Ray share one make-test worker: one Ray cluster at a time
+pytestmark = pytest.mark.xdist_group("ray")
+
 pytest.importorskip("sklearn")
 
 

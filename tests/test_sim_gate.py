@@ -14,6 +14,9 @@ pytest.importorskip("cocotb", reason="gate-level runs need pip install .[sim]")
 
 from montpipe.sim import gate, runner
 
+# the netlists are synthesised once for the module: its tests stay on one make-test worker
+pytestmark = pytest.mark.xdist_group("gate")
+
 SEED = random.SystemRandom().randrange(1 << 31)
 
 
