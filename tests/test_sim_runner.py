@@ -14,6 +14,7 @@ pytest.importorskip("cocotb_tools", reason="cocotb tests need pip install .[sim]
 from montpipe.sim import plans
 from montpipe.sim.runner import (
     SimulatorMissingError,
+    exclusive,
     prepare,
     run,
     summarise,
@@ -75,3 +76,34 @@ def test_the_readme_table_of_a_full_run_lists_the_full_size_shapes():
     assert len(lines) == 6                       # the small shape is not full size
     with pytest.raises(SystemExit):
         main(["--sim", "icarus", "--update-readme"])
+
+
+_HOLD = """
+import sys, time
+from montpipe.sim.runner import exclusive
+with exclusive(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+    print(time.monotonic(), flush=True)
+"""
+
+
+def test_a_build_directory_is_held_by_one_process_at_a_time(tmp_path):
+    """Parallel make-test workers share build/sim: while one process holds a directory
+    another waits for it, and within one process the hold is re-entrant."""
+    import subprocess
+    import sys
+    import time
+
+    other = subprocess.Popen([sys.executable, "-c", _HOLD, str(tmp_path), "1.0"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "held"
+        with exclusive(tmp_path):
+            got_it = time.monotonic()
+            with exclusive(tmp_path):      # re-entrant: does not wait for itself
+                pass
+        released = float(other.stdout.readline())
+    finally:
+        other.wait(timeout=30)
+    assert got_it >= released
