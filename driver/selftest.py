@@ -249,7 +249,7 @@ def check_link(backend: FPGABackend, *, simulated: bool, clock_hz: float,
     extra = backend.stats.extra
     causes = extra.get("retry_causes", {})
     # the simulated board delivers a byte every 8 cycles, and a fast UART (ECPIX-5 at
-    # 12 Mbaud) one every 60: a long frame still being fed to a lane while two short ones
+    # 12 Mbaud) one every ~70: a long frame still being fed to a lane while two short ones
     # arrive fills both request buffers, and the third is answered BUSY and sent again
     # (docs/bringup.md); at 3 Mbaud the two short frames take longer than the feed
     excused = causes.get("BUSY", 0) if simulated or busy_possible(backend.caps, clock_hz, baud) \

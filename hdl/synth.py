@@ -66,9 +66,11 @@ GATEWARE = [*sorted(f"hdl/{p.name}" for p in (ROOT / "hdl").glob("*.py")
 
 
 #: a board whose USB bridge takes a faster link than the configuration's 3 Mbaud: its rate,
-#: and a core clock the rate divides into (the ECPIX-5's FT2232H/FT4232H take 12 Mbaud, six
-#: cycles a bit at the 71.43 MHz its PLL makes for 72); ``--baud``/``--core-mhz`` say otherwise
-BOARD_LINK = {"ecpix5-85": {"baud": 12_000_000, "clock_mhz": 72.0}}
+#: and a core clock the rate divides into (the ECPIX-5's FT2232H/FT4232H take 12 Mbaud, seven
+#: cycles a bit at the 83.33 MHz its PLL makes for 84, 0.8 % slow; the next PLL clock within
+#: 1 % of a whole number of cycles a bit is 120 MHz, ten); ``--baud``/``--core-mhz`` say
+#: otherwise
+BOARD_LINK = {"ecpix5-85": {"baud": 12_000_000, "clock_mhz": 84.0}}
 
 
 def wire_format() -> tuple:

@@ -120,13 +120,13 @@ def test_busy_is_no_fault_only_where_the_link_outruns_the_feed():
     caps = _backend().caps
     assert not selftest.busy_possible(caps, 62.5e6, 3_000_000)
     assert not selftest.busy_possible(caps, 75e6, 3_000_000)
-    assert selftest.busy_possible(caps, 71.43e6, 12_000_000)
+    assert selftest.busy_possible(caps, 83.33e6, 12_000_000)
     # the link row: one BUSY answered and sent again passes on the fast link only
     busy = SimpleNamespace(caps=caps, link_status=lambda: {"frames": 90, "bad_crc": 0,
                                                             "errors": 1, "timeouts": 0},
                            stats=SimpleNamespace(extra={"retries": 1, "stale_responses": 0,
                                                         "timeouts": 0,
                                                         "retry_causes": {"BUSY": 1}}))
-    assert selftest.check_link(busy, simulated=False, clock_hz=71.43e6, baud=12_000_000).passed
+    assert selftest.check_link(busy, simulated=False, clock_hz=83.33e6, baud=12_000_000).passed
     slow = selftest.check_link(busy, simulated=False, clock_hz=62.5e6, baud=3_000_000)
     assert not slow.passed and "unclean link (errors 1, retries 1)" in slow.detail

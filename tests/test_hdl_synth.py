@@ -119,9 +119,9 @@ def test_a_rebuild_says_whether_it_reproduced_the_committed_bitstream(tmp_path):
 
 
 @pytest.mark.parametrize("argv, clock_mhz, baud", [
-    (["--board", "ecpix5-85"], 72.0, 12_000_000),            # its FTDI's rate by default
+    (["--board", "ecpix5-85"], 84.0, 12_000_000),            # its FTDI's rate by default
     (["--board", "ecpix5-85", "--baud", "3000000"], 75.0, 3_000_000),
-    (["--board", "ecpix5-85", "--core-mhz", "84"], 84.0, 12_000_000),
+    (["--board", "ecpix5-85", "--core-mhz", "72"], 72.0, 12_000_000),
     (["--board", "ulx3s-85f"], 75.0, 3_000_000),
 ])
 def test_each_board_builds_for_the_link_its_bridge_takes(monkeypatch, argv, clock_mhz, baud):

@@ -64,10 +64,10 @@ def test_a_bad_stop_bit_drops_the_byte_and_counts():
     simulate(rx, bench)
 
 
-def _six_cycles_a_bit(cycles_a_bit: float, phase: float) -> tuple[list[int], int]:
-    """Bytes sent back to back at ``cycles_a_bit`` into a receiver at divisor 6, the first
+def _back_to_back(cycles_a_bit: float, phase: float, divisor: int = 6) -> dict:
+    """Bytes sent back to back at ``cycles_a_bit`` into a receiver at ``divisor``, the first
     start bit ``phase`` cycles into the run: what arrived and the framing errors."""
-    rx = UARTRx(uart_divisor(71.43e6, 12_000_000))
+    rx = UARTRx(divisor)
     sent = [0x00, 0xFF, 0xA5, 0x5A, 0x01, 0x80, 0x3C, 0xC3, 0x7E, 0x81] * 3
     levels = []
     for byte in sent:
@@ -90,24 +90,30 @@ def _six_cycles_a_bit(cycles_a_bit: float, phase: float) -> tuple[list[int], int
 
 
 @pytest.mark.parametrize("phase", [0.0, 0.4, 0.8])
-@pytest.mark.parametrize("cycles_a_bit", [71.43 / 12, 6 / 1.015, 6 * 1.02])
-def test_back_to_back_bytes_at_six_cycles_a_bit(cycles_a_bit, phase):
-    """The ECPIX-5's link: 12 Mbaud into a 71.43 MHz clock is divisor 6, and the host's bits
-    are 5.95 cycles (0.8 % fast). Bytes sent back to back with no idle between them, at that
-    rate, at 1.5 % fast and at 2 % slow, all arrive, none as a framing error: the receiver
-    finds each start bit again after sampling the stop bit in its middle. At 2 % fast it
-    does not — its return to idle takes a cycle of the half bit left — which is why the
-    margin is stated as 1.5 % (docs/bringup.md)."""
-    assert uart_divisor(71.43e6, 12_000_000) == 6
-    out = _six_cycles_a_bit(cycles_a_bit, phase)
+@pytest.mark.parametrize("divisor, cycles_a_bit", [
+    (6, 71.43 / 12), (6, 6 / 1.015), (6, 6 * 1.02),
+    (7, 83.33 / 12), (7, 7 / 1.025), (7, 7 * 1.02),
+])
+def test_back_to_back_bytes_at_the_ecpix5_rate(divisor, cycles_a_bit, phase):
+    """The ECPIX-5's link: 12 Mbaud into the 83.33 MHz its build runs at is divisor 7 (into
+    71.43 MHz, the build before, 6), and the host's bits are 0.8 % short either way. Bytes
+    sent back to back with no idle between them, at that rate, at 2.5 % fast (1.5 % at divisor
+    6) and at 2 % slow, all arrive, none as a framing error: the receiver finds each start bit
+    again after sampling the stop bit in its middle. Faster than that it does not — its return
+    to idle takes a cycle of the half bit left — which is why the margins are stated as they
+    are (docs/bringup.md)."""
+    assert uart_divisor({6: 71.43e6, 7: 83.33e6}[divisor], 12_000_000) == divisor
+    out = _back_to_back(cycles_a_bit, phase, divisor)
     assert out["errors"] == 0 and out["got"] == out["sent"]
 
 
 @pytest.mark.parametrize("phase", [0.0, 0.4, 0.8])
-def test_a_host_two_percent_fast_loses_bytes_at_six_cycles_a_bit(phase):
-    """The other side of the stated margin: at 2 % fast, back-to-back bytes are lost."""
-    too_fast = _six_cycles_a_bit(6 / 1.02, phase)
-    assert too_fast["errors"] or too_fast["got"] != too_fast["sent"]
+@pytest.mark.parametrize("divisor, too_fast", [(6, 1.02), (7, 1.03)])
+def test_a_host_beyond_the_margin_loses_bytes(divisor, too_fast, phase):
+    """The other side of the stated margins: 2 % fast at divisor 6, 3 % at 7, and
+    back-to-back bytes are lost."""
+    out = _back_to_back(divisor / too_fast, phase, divisor)
+    assert out["errors"] or out["got"] != out["sent"]
 
 
 def test_divisors():
