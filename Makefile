@@ -82,8 +82,9 @@ simboard: $(STAMP)
 	$(PY) -m montpipe.sim.board $(SIMBOARD_ARGS)
 
 # bitstream and report with the open toolchain (YoWASP, from PyPI): build/synth/<board>/
-# BOARD=ulx3s-85f|ecpix5-85|orangecrab-85f. The default is the reference configuration sized for
-# the 85F; SYNTH_ARGS overrides fields ("--lanes 8", "--seed 5", "--small": python -m
+# BOARD=ulx3s-85f|ecpix5-85|orangecrab-85f. The default is the configuration sized for the 85F
+# at the clock, link rate and seed of the board's committed report (so it rebuilds that
+# report); SYNTH_ARGS overrides fields ("--lanes 8", "--seed 5", "--small": python -m
 # montpipe.hdl.synth --help); SEEDS="1 2 3 4" builds with each placement seed, as many at once
 # as there are cores, and keeps the best that meets timing. Each committed report under
 # reports/synth/ holds the command that rebuilds it; a rebuild says whether its bitstream's

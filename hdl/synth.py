@@ -9,8 +9,10 @@ the same part at that clock. ``--seeds 1 2 3 4`` builds with each placement seed
 best (every seed's Fmax in the report); a build of a committed report's gateware and options
 says whether it reproduced that report's bitstream.
 Without options it builds the configuration sized for the 85F (``FULL``: 15 lanes of 36-bit
-words, 120 MULT18X18D, 75 MHz); ``--lanes``, ``--width`` … override single fields, ``--small``
-builds the configuration ``make test`` checks the whole flow with.
+words, 120 MULT18X18D) at the clock, link rate and placement seed of the board's committed
+report (``committed_choices``), so it rebuilds that report; ``--lanes``, ``--width``,
+``--core-mhz``, ``--seed`` … override single fields, ``--small`` builds the configuration
+``make test`` checks the whole flow with.
 """
 
 from __future__ import annotations
@@ -65,12 +67,23 @@ GATEWARE = [*sorted(f"hdl/{p.name}" for p in (ROOT / "hdl").glob("*.py")
                     if p.name not in ("synth.py", "export.py")), "device/config.py"]
 
 
-#: a board whose USB bridge takes a faster link than the configuration's 3 Mbaud: its rate,
-#: and a core clock the rate divides into (the ECPIX-5's FT2232H/FT4232H take 12 Mbaud, seven
-#: cycles a bit at the 83.33 MHz its PLL makes for 84, 0.8 % slow; the next PLL clock within
-#: 1 % of a whole number of cycles a bit is 120 MHz, ten); ``--baud``/``--core-mhz`` say
-#: otherwise
-BOARD_LINK = {"ecpix5-85": {"baud": 12_000_000, "clock_mhz": 84.0}}
+def committed_choices(board: str) -> dict:
+    """The clock, link rate and placement seed of ``board``'s committed report
+    (``reports/synth/<board>.json``), which a build that does not name them takes: ``make
+    synth BOARD=…`` then rebuilds the committed bitstream (and says whether its hash matches)
+    instead of a clock that no seed meets. The choices are each board's own: the ULX3S meets
+    62.5 MHz, not the configuration's 75; the ECPIX-5's FT2232H/FT4232H take 12 Mbaud, seven
+    cycles a bit at the 83.33 MHz its PLL makes for 84 (docs/gateware-plan.md, "The clocks
+    this gateware reaches"). Empty when the board has no committed report."""
+    path = ROOT / "reports" / "synth" / f"{board}.json"
+    if not path.exists():
+        return {}
+    report = json.loads(path.read_text())
+    config = report.get("configuration", {})
+    options = shlex.split(report.get("nextpnr_options", ""))
+    seed = int(options[options.index("--seed") + 1]) if "--seed" in options else None
+    choices = {"clock_mhz": config.get("clock_mhz"), "baud": config.get("baud"), "seed": seed}
+    return {k: v for k, v in choices.items() if v is not None}
 
 
 def wire_format() -> tuple:
@@ -353,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
                        ("max-windows", int), ("contexts", int), ("baud", int)):
         ap.add_argument(f"--{name}", type=kind)
     ap.add_argument("--core-mhz", dest="clock_mhz", type=float, help="the core clock")
-    ap.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    ap.add_argument("--seed", type=int,
+                    help="nextpnr placement seed (default: the committed report's, else 1)")
     ap.add_argument("--seeds", type=int, nargs="+", metavar="SEED",
                     help="build with each of these seeds (as many at once as there are cores) "
                          "and keep the best that meets timing")
@@ -375,12 +389,14 @@ def main(argv: list[str] | None = None) -> int:
     config = SMALL if args.small else FULL
     overrides = {k: getattr(args, k) for k in ("lanes", "width", "max_words", "window",
                                                "max_windows", "contexts", "clock_mhz", "baud")}
-    if not args.small:
-        # a rate given is built at the clock given or the configuration's
-        baud_given = overrides["baud"] is not None
-        for k, v in BOARD_LINK.get(args.board, {}).items():
-            if overrides[k] is None and not (k == "clock_mhz" and baud_given):
-                overrides[k] = v
+    choices = {} if args.small else committed_choices(args.board)
+    # a rate given is built at the clock given or the configuration's, not the report's
+    baud_given = overrides["baud"] is not None
+    for k in ("clock_mhz", "baud"):
+        if overrides[k] is None and k in choices and not (k == "clock_mhz" and baud_given):
+            overrides[k] = choices[k]
+    if args.seed is None:
+        args.seed = choices.get("seed", 1)
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if args.seeds:
         argv = sys.argv[1:] if argv is None else argv

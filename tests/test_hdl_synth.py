@@ -3,6 +3,7 @@ yowasp-ecppack) for the ULX3S, and a warning when a committed full-size report i
 
 import hashlib
 import json
+import shlex
 import warnings
 from pathlib import Path
 
@@ -118,25 +119,54 @@ def test_a_rebuild_says_whether_it_reproduced_the_committed_bitstream(tmp_path):
     assert synth.compare_with_committed(made, committed) is None
 
 
-@pytest.mark.parametrize("argv, clock_mhz, baud", [
-    (["--board", "ecpix5-85"], 84.0, 12_000_000),            # its FTDI's rate by default
-    (["--board", "ecpix5-85", "--baud", "3000000"], 75.0, 3_000_000),
-    (["--board", "ecpix5-85", "--core-mhz", "72"], 72.0, 12_000_000),
-    (["--board", "ulx3s-85f"], 75.0, 3_000_000),
-])
-def test_each_board_builds_for_the_link_its_bridge_takes(monkeypatch, argv, clock_mhz, baud):
-    """`make synth BOARD=ecpix5-85` builds for the 12 Mbaud the self-test and the docs expect of
-    an ECPIX-5; options given on the command line win; the ULX3S keeps 3 Mbaud."""
+def _built_with(monkeypatch, argv):
+    """What ``python -m montpipe.hdl.synth`` with ``argv`` would build: (config, seed)."""
     built = []
 
     class StopBuildError(Exception):
         pass
 
-    def build(board, config, out, **_):
-        built.append(config)
+    def build(board, config, out, *, seed, **_):
+        built.append((config, seed))
         raise StopBuildError
 
     monkeypatch.setattr(synth, "build", build)
     with pytest.raises(StopBuildError):
         synth.main(argv)
-    assert (built[0].clock_mhz, built[0].baud) == (clock_mhz, baud)
+    return built[0]
+
+
+@pytest.mark.parametrize("board", sorted(synth.BOARDS))
+def test_a_build_without_options_is_the_committed_reports(monkeypatch, board):
+    """`make synth BOARD=…` rebuilds the board's committed report: the clock, link rate and
+    seed of the command the report holds (the ULX3S's 62.5 MHz, not a 75 MHz no seed meets;
+    the ECPIX-5's 12 Mbaud)."""
+    committed = json.loads((synth.ROOT / "reports" / "synth" / f"{board}.json").read_text())
+    command = shlex.split(committed["command"])
+    given = {name: command[command.index(name) + 1] for name in ("--core-mhz", "--baud", "--seed")
+             if name in command}
+    config, seed = _built_with(monkeypatch, ["--board", board])
+    assert config.clock_mhz == float(given.get("--core-mhz", synth.FULL.clock_mhz))
+    assert config.baud == int(given.get("--baud", synth.FULL.baud))
+    assert seed == int(given.get("--seed", 1))
+
+
+@pytest.mark.parametrize("argv, clock_mhz, baud, seed", [
+    (["--board", "ecpix5-85", "--baud", "3000000"], 75.0, 3_000_000, 1),  # the rate's own clock
+    (["--board", "ecpix5-85", "--core-mhz", "72"], 72.0, 12_000_000, 1),
+    (["--board", "ulx3s-85f", "--seed", "2"], 62.5, 3_000_000, 2),
+    (["--board", "ulx3s-85f", "--small"], 50.0, 1_000_000, 1),           # make test's build
+])
+def test_options_given_win_over_the_committed_report(monkeypatch, argv, clock_mhz, baud, seed):
+    config, got_seed = _built_with(monkeypatch, argv)
+    assert (config.clock_mhz, config.baud) == (clock_mhz, baud)
+    if "--small" not in argv and "--seed" not in argv:
+        seed = synth.committed_choices(argv[1])["seed"]
+    assert got_seed == seed
+
+
+def test_a_board_without_a_committed_report_builds_the_configuration(monkeypatch, tmp_path):
+    monkeypatch.setattr(synth, "ROOT", tmp_path)
+    assert synth.committed_choices("ulx3s-85f") == {}
+    config, seed = _built_with(monkeypatch, ["--board", "ulx3s-85f"])
+    assert (config.clock_mhz, config.baud, seed) == (synth.FULL.clock_mhz, synth.FULL.baud, 1)
