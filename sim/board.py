@@ -114,9 +114,13 @@ def build(config: DeviceConfig = SIM_CONFIG, *, uart_divisor: int = 0,
     digest = hashlib.sha256((source + harness).encode()).hexdigest()[:12]
     directory = (root / f"{config.key()}-uart{uart_divisor}-{digest}").resolve()
     exe = directory / "obj_dir" / "Vsim_board"
+    # the stamp, not the executable, says a build finished: a build killed while linking can
+    # leave an executable behind
+    stamp = directory / "built"
     with exclusive(directory):
-        if not exe.exists():
+        if not stamp.exists():
             _verilate(directory, source, uart_divisor, verbose)
+            stamp.touch()
     _built[cache_key] = exe
     return exe
 

@@ -518,9 +518,18 @@ def run_netlist(netlist: Netlist, test_module: str, tests: list[str], plan: dict
                 build_jobs: int | None = None) -> dict:
     """The cocotb ``tests`` on ``netlist`` with the cell models (see :func:`cell_models`);
     on Verilator, ``cxx_opt`` and ``build_jobs`` set its C++ build (:func:`_cxx_build`)."""
+    from .runner import exclusive
+
+    with exclusive(directory):
+        return _run_netlist_held(netlist, test_module, tests, plan, simulator, directory,
+                                 waves=waves, verbose=verbose, cxx_opt=cxx_opt,
+                                 build_jobs=build_jobs)
+
+
+def _run_netlist_held(netlist, test_module, tests, plan, simulator, directory, *, waves,
+                      verbose, cxx_opt, build_jobs) -> dict:
     from .runner import run_sources
 
-    directory.mkdir(parents=True, exist_ok=True)
     models, includes = _model_copies(share_dir() / "lattice", directory / "cells")
     stand_ins = directory / "stand_ins.v"
     if not stand_ins.exists() or stand_ins.read_text() != STAND_INS:

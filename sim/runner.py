@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,27 +31,29 @@ class SimulationFailedError(AssertionError):
     """A cocotb test failed; the message names the job and the log."""
 
 
-_held: set[Path] = set()
+_held = threading.local()
 
 
 @contextlib.contextmanager
 def exclusive(directory: Path):
-    """Hold ``directory`` for this process alone while it builds and runs there: parallel test
+    """Hold ``directory`` for this thread alone while it builds and runs there: parallel test
     workers and a ``make sim`` beside ``make test`` share ``build/sim/``, and a design built by
-    two processes at once, or a plan file rewritten under a running test, breaks both. The
-    lock is a file lock (released if the process dies) and re-entrant within a process."""
+    two at once, or a plan file rewritten under a running test, breaks both. The lock is a
+    file lock on a file of its own (released if the process dies; each holder opens it anew,
+    so threads of one process wait for each other too), re-entrant within a thread."""
     directory = Path(directory).resolve()
-    if directory in _held:
+    held = _held.__dict__.setdefault("directories", set())
+    if directory in held:
         yield
         return
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
-        _held.add(directory)
+        held.add(directory)
         try:
             yield
         finally:
-            _held.discard(directory)
+            held.discard(directory)
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 

@@ -91,12 +91,18 @@ def _module_imports() -> dict[str, set[str]]:
     """Each montpipe module's imports of other montpipe modules, at module level (an import
     inside a function runs only when called)."""
     import ast
+    import os
 
     graph: dict[str, set[str]] = {}
-    for path in ROOT.rglob("*.py"):
+    sources = []
+    # build/ is pruned before the walk enters it: the wheel test builds in it meanwhile, on
+    # another make-test worker, and a folder removed under a walk is an error
+    for top, dirs, files in os.walk(ROOT):
+        if Path(top) == ROOT:
+            dirs[:] = [d for d in dirs if d not in ("tests", "build") and not d.startswith(".")]
+        sources += [Path(top) / f for f in files if f.endswith(".py")]
+    for path in sorted(sources):
         rel = path.relative_to(ROOT)
-        if rel.parts[0] in ("tests", "build", ".venv") or rel.parts[0].startswith("."):
-            continue
         parts = ["montpipe", *rel.with_suffix("").parts]
         package = parts if parts[-1] == "__init__" else parts[:-1]
         package = [p for p in package if p != "__init__"]

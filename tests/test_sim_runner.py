@@ -90,20 +90,51 @@ with exclusive(sys.argv[1]):
 
 def test_a_build_directory_is_held_by_one_process_at_a_time(tmp_path):
     """Parallel make-test workers share build/sim: while one process holds a directory
-    another waits for it, and within one process the hold is re-entrant."""
+    another waits for it, and within one thread the hold is re-entrant."""
+    import signal
     import subprocess
     import sys
     import time
 
+    def waited_for_itself(signum, frame):
+        raise TimeoutError("exclusive() waited for its own thread's hold")
+
     other = subprocess.Popen([sys.executable, "-c", _HOLD, str(tmp_path), "1.0"],
                              stdout=subprocess.PIPE, text=True)
+    previous = signal.signal(signal.SIGALRM, waited_for_itself)
     try:
         assert other.stdout.readline().strip() == "held"
         with exclusive(tmp_path):
             got_it = time.monotonic()
-            with exclusive(tmp_path):      # re-entrant: does not wait for itself
+            signal.alarm(10)                # a lock that is not re-entrant fails, not hangs
+            with exclusive(tmp_path):
                 pass
+            signal.alarm(0)
         released = float(other.stdout.readline())
     finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
         other.wait(timeout=30)
     assert got_it >= released
+
+
+def test_threads_of_one_process_wait_for_each_other(tmp_path):
+    import threading
+    import time
+
+    times = {}
+    holding = threading.Event()
+
+    def first():
+        with exclusive(tmp_path):
+            holding.set()
+            time.sleep(0.5)
+            times["released"] = time.monotonic()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert holding.wait(10)
+    with exclusive(tmp_path):
+        times["got"] = time.monotonic()
+    thread.join(10)
+    assert times["got"] >= times["released"]
