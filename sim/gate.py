@@ -777,8 +777,8 @@ def sequencer_job(seed: int) -> GateJob:
 HEARTBEAT_BITS = 10
 
 
-# the reference build's shapes (reference_job); r^n mod n² takes one core some four hours
-# at the netlist's speed, so a run asks for it by name
+# the reference build's shapes (reference_job); r^n mod n² takes one core five to eight
+# hours at the netlist's speed, so a run asks for it by name
 SHAPES = ("crt", "n2", "encrypt")
 DEFAULT_SHAPES = ("crt", "n2")
 
