@@ -67,6 +67,10 @@ GATEWARE = [*sorted(f"hdl/{p.name}" for p in (ROOT / "hdl").glob("*.py")
                     if p.name not in ("synth.py", "export.py")), "device/config.py"]
 
 
+#: the committed synthesis reports, ``<board>.json``
+COMMITTED = ROOT / "reports" / "synth"
+
+
 def committed_choices(board: str) -> dict:
     """The clock, link rate and placement seed of ``board``'s committed report
     (``reports/synth/<board>.json``), which a build that does not name them takes: ``make
@@ -75,7 +79,7 @@ def committed_choices(board: str) -> dict:
     62.5 MHz, not the configuration's 75; the ECPIX-5's FT2232H/FT4232H take 12 Mbaud, seven
     cycles a bit at the 83.33 MHz its PLL makes for 84 (docs/gateware-plan.md, "The clocks
     this gateware reaches"). Empty when the board has no committed report."""
-    path = ROOT / "reports" / "synth" / f"{board}.json"
+    path = COMMITTED / f"{board}.json"
     if not path.exists():
         return {}
     report = json.loads(path.read_text())
@@ -422,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     if report["failed"]:
         print(f"  FAILED: {report['failed']}")
         return 1
-    verdict = compare_with_committed(report, ROOT / "reports" / "synth" / f"{args.board}.json")
+    verdict = compare_with_committed(report, COMMITTED / f"{args.board}.json")
     if verdict:
         print("  " + verdict)
     return 0

@@ -119,14 +119,14 @@ def build(config: DeviceConfig = SIM_CONFIG, *, uart_divisor: int = 0,
     stamp = directory / "built"
     with exclusive(directory):
         if not stamp.exists():
-            _verilate(directory, source, uart_divisor, verbose)
+            _verilate(directory, exe, source, uart_divisor, verbose)
             stamp.touch()
     _built[cache_key] = exe
     return exe
 
 
-def _verilate(directory: Path, source: str, uart_divisor: int, verbose: bool) -> None:
-    exe = directory / "obj_dir" / "Vsim_board"
+def _verilate(directory: Path, exe: Path, source: str, uart_divisor: int,
+              verbose: bool) -> None:
     (directory / "sim_board.v").write_text(source)
     shutil.copy(HARNESS, directory / "board_main.cpp")
     cmd = ["verilator", "--cc", "--exe", "--build", "-O3", "-Wno-fatal", "-Wno-lint",

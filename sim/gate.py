@@ -518,41 +518,32 @@ def run_netlist(netlist: Netlist, test_module: str, tests: list[str], plan: dict
                 build_jobs: int | None = None) -> dict:
     """The cocotb ``tests`` on ``netlist`` with the cell models (see :func:`cell_models`);
     on Verilator, ``cxx_opt`` and ``build_jobs`` set its C++ build (:func:`_cxx_build`)."""
-    from .runner import exclusive
+    from .runner import exclusive, run_sources
 
     with exclusive(directory):
-        return _run_netlist_held(netlist, test_module, tests, plan, simulator, directory,
-                                 waves=waves, verbose=verbose, cxx_opt=cxx_opt,
-                                 build_jobs=build_jobs)
-
-
-def _run_netlist_held(netlist, test_module, tests, plan, simulator, directory, *, waves,
-                      verbose, cxx_opt, build_jobs) -> dict:
-    from .runner import run_sources
-
-    models, includes = _model_copies(share_dir() / "lattice", directory / "cells")
-    stand_ins = directory / "stand_ins.v"
-    if not stand_ins.exists() or stand_ins.read_text() != STAND_INS:
-        stand_ins.write_text(STAND_INS)
-    # the vendor models' timing checks and unused pins are no concern of a functional run
-    # (NO_INCLUDES: cells_sim_ecp5.v includes the flip-flop and I/O cells itself)
-    args = ["-Wno-lint", "-Wno-style", "--no-timing", "--no-public-flat-rw"] \
-        if simulator == "verilator" else []
-    args.append("-DNO_INCLUDES")
-    sources = [netlist.verilog, *models, stand_ins]
-    if simulator == "verilator":
-        # cocotb's runner makes every net public (--public-flat-rw, undone above): on a flat
-        # netlist of tens of thousands of nets that is a ten-minute C++ build and a slow model.
-        # Only the top's ports are public here; the tests touch nothing else.
-        control = directory / "ports.vlt"
-        control.write_text(f'`verilator_config\npublic -module "{netlist.top}"\n' + "".join(
-            f'public_flat_rw -module "{netlist.top}" -var "{port}"\n'
-            for port in _ports(netlist.verilog, netlist.top)))
-        sources.append(control)
-    with _cxx_build(cxx_opt, build_jobs):
-        return run_sources(sources, netlist.top, test_module, tests,
-                           plan, simulator, directory, name=f"{netlist.top} ({netlist.kind})",
-                           waves=waves, verbose=verbose, build_args=args, includes=includes)
+        models, includes = _model_copies(share_dir() / "lattice", directory / "cells")
+        stand_ins = directory / "stand_ins.v"
+        if not stand_ins.exists() or stand_ins.read_text() != STAND_INS:
+            stand_ins.write_text(STAND_INS)
+        # the vendor models' timing checks and unused pins are no concern of a functional run
+        # (NO_INCLUDES: cells_sim_ecp5.v includes the flip-flop and I/O cells itself)
+        args = ["-Wno-lint", "-Wno-style", "--no-timing", "--no-public-flat-rw"] \
+            if simulator == "verilator" else []
+        args.append("-DNO_INCLUDES")
+        sources = [netlist.verilog, *models, stand_ins]
+        if simulator == "verilator":
+            # cocotb's runner makes every net public (--public-flat-rw, undone above): on a flat
+            # netlist of tens of thousands of nets that is a ten-minute C++ build and a slow model.
+            # Only the top's ports are public here; the tests touch nothing else.
+            control = directory / "ports.vlt"
+            control.write_text(f'`verilator_config\npublic -module "{netlist.top}"\n' + "".join(
+                f'public_flat_rw -module "{netlist.top}" -var "{port}"\n'
+                for port in _ports(netlist.verilog, netlist.top)))
+            sources.append(control)
+        with _cxx_build(cxx_opt, build_jobs):
+            return run_sources(sources, netlist.top, test_module, tests,
+                               plan, simulator, directory, name=f"{netlist.top} ({netlist.kind})",
+                               waves=waves, verbose=verbose, build_args=args, includes=includes)
 
 
 def _board_plan(board: str, config, directory: Path, leds=None, seed: int = 1):

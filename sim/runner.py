@@ -31,7 +31,14 @@ class SimulationFailedError(AssertionError):
     """A cocotb test failed; the message names the job and the log."""
 
 
-_held = threading.local()
+class _Held(threading.local):
+    """The directories this thread holds."""
+
+    def __init__(self) -> None:
+        self.directories: set[Path] = set()
+
+
+_held = _Held()
 
 
 @contextlib.contextmanager
@@ -42,19 +49,17 @@ def exclusive(directory: Path):
     file lock on a file of its own (released if the process dies; each holder opens it anew,
     so threads of one process wait for each other too), re-entrant within a thread."""
     directory = Path(directory).resolve()
-    held = _held.__dict__.setdefault("directories", set())
-    if directory in held:
+    if directory in _held.directories:
         yield
         return
     directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as handle:
+    with open(directory / ".lock", "w") as handle:      # closing it releases the lock
         fcntl.flock(handle, fcntl.LOCK_EX)
-        held.add(directory)
+        _held.directories.add(directory)
         try:
             yield
         finally:
-            held.discard(directory)
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            _held.directories.discard(directory)
 
 
 @dataclass
@@ -200,64 +205,57 @@ def run_sources(sources: list[Path], top: str, test_module: str, tests: list[str
     """Build Verilog ``sources`` with ``top`` for ``simulator`` in ``directory`` and run the
     cocotb ``tests`` of ``test_module`` on it with ``plan``; return what they checked (with
     ``build_s`` and ``run_s``). Raises :class:`SimulationFailedError`."""
-    with exclusive(directory):
-        return _run_held(sources, top, test_module, tests, plan, simulator, directory,
-                         name=name, waves=waves, verbose=verbose, build_args=build_args,
-                         includes=includes)
-
-
-def _run_held(sources, top, test_module, tests, plan, simulator, directory, *, name, waves,
-              verbose, build_args, includes) -> dict:
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
 
-    prepare(simulator)
-    name = name or top
-    directory = Path(directory).resolve()
-    directory.mkdir(parents=True, exist_ok=True)
-    plan_path, out_path = directory / "plan.json", directory / "checked.json"
-    plan_path.write_text(json.dumps(plan))
-    out_path.unlink(missing_ok=True)
+    with exclusive(directory):
+        prepare(simulator)
+        name = name or top
+        directory = Path(directory).resolve()
+        directory.mkdir(parents=True, exist_ok=True)
+        plan_path, out_path = directory / "plan.json", directory / "checked.json"
+        plan_path.write_text(json.dumps(plan))
+        out_path.unlink(missing_ok=True)
 
-    runner = get_runner(simulator)
-    # Icarus in its default -g2012 mode sets declaration initialisers before time 0, which
-    # defeats the time-zero trigger yosys gives `always @*` blocks (their outputs stay X until
-    # an input changes); in Verilog-2005 mode the initialiser is an event and they settle
-    args = ["-Wno-fatal", "-O3"] if simulator == "verilator" else ["-g2005"]
-    args += list(build_args)
-    sources = list(sources)
-    build_waves = waves
-    if waves and simulator == "icarus":
-        # cocotb's own dump module is SystemVerilog, which -g2005 refuses: a plain one instead
-        # (vvp then writes FST, as cocotb asks it to)
-        dump = directory / "montpipe_dump.v"
-        dump.write_text(f'module montpipe_dump();\ninitial begin\n  $dumpfile("{directory}/'
-                        f'dump.fst");\n  $dumpvars(0, {top});\nend\nendmodule\n')
-        sources.append(dump)
-        args += ["-s", "montpipe_dump"]
-        build_waves = False
-    started = time.perf_counter()
-    runner.build(sources=sources, hdl_toplevel=top, build_dir=directory / "build",
-                 build_args=args, timescale=("1ns", "1ps"), waves=build_waves,
-                 includes=[str(p) for p in includes],
-                 always=simulator == "icarus",          # compiles in well under a second
-                 log_file=directory / "build.log", verbose=verbose)
-    built = time.perf_counter()
-    results = runner.test(
-        test_module=test_module, hdl_toplevel=top, hdl_toplevel_lang="verilog", testcase=tests,
-        build_dir=directory / "build", test_dir=directory, waves=waves,
-        results_xml=str(directory / "results.xml"), log_file=directory / "test.log",
-        extra_env={"MONTPIPE_SIM_PLAN": str(plan_path), "MONTPIPE_SIM_OUT": str(out_path)},
-        timescale=("1ns", "1ps"), verbose=verbose)
-    count, failed = get_results(Path(results))
-    if failed or count != len(tests):
-        raise SimulationFailedError(f"{name} on {simulator}: {failed} of {count} cocotb tests "
-                                    f"failed (expected {len(tests)} run); see "
-                                    f"{directory / 'test.log'}")
-    checked = json.loads(out_path.read_text())
-    checked.update(build_s=built - started, run_s=time.perf_counter() - built,
-                   directory=str(directory))
-    return checked
+        runner = get_runner(simulator)
+        # Icarus in its default -g2012 mode sets declaration initialisers before time 0, which
+        # defeats the time-zero trigger yosys gives `always @*` blocks (their outputs stay X until
+        # an input changes); in Verilog-2005 mode the initialiser is an event and they settle
+        args = ["-Wno-fatal", "-O3"] if simulator == "verilator" else ["-g2005"]
+        args += list(build_args)
+        sources = list(sources)
+        build_waves = waves
+        if waves and simulator == "icarus":
+            # cocotb's own dump module is SystemVerilog, which -g2005 refuses: a plain one instead
+            # (vvp then writes FST, as cocotb asks it to)
+            dump = directory / "montpipe_dump.v"
+            dump.write_text(f'module montpipe_dump();\ninitial begin\n  $dumpfile("{directory}/'
+                            f'dump.fst");\n  $dumpvars(0, {top});\nend\nendmodule\n')
+            sources.append(dump)
+            args += ["-s", "montpipe_dump"]
+            build_waves = False
+        started = time.perf_counter()
+        runner.build(sources=sources, hdl_toplevel=top, build_dir=directory / "build",
+                     build_args=args, timescale=("1ns", "1ps"), waves=build_waves,
+                     includes=[str(p) for p in includes],
+                     always=simulator == "icarus",          # compiles in well under a second
+                     log_file=directory / "build.log", verbose=verbose)
+        built = time.perf_counter()
+        results = runner.test(
+            test_module=test_module, hdl_toplevel=top, hdl_toplevel_lang="verilog", testcase=tests,
+            build_dir=directory / "build", test_dir=directory, waves=waves,
+            results_xml=str(directory / "results.xml"), log_file=directory / "test.log",
+            extra_env={"MONTPIPE_SIM_PLAN": str(plan_path), "MONTPIPE_SIM_OUT": str(out_path)},
+            timescale=("1ns", "1ps"), verbose=verbose)
+        count, failed = get_results(Path(results))
+        if failed or count != len(tests):
+            raise SimulationFailedError(f"{name} on {simulator}: {failed} of {count} cocotb tests "
+                                        f"failed (expected {len(tests)} run); see "
+                                        f"{directory / 'test.log'}")
+        checked = json.loads(out_path.read_text())
+        checked.update(build_s=built - started, run_s=time.perf_counter() - built,
+                       directory=str(directory))
+        return checked
 
 
 def summarise(job: Job, checked: dict) -> dict:
