@@ -67,6 +67,22 @@ def test_bad_board_and_impossible_clock_are_named():
         BoardTop("ulx3s-85f", DeviceConfig(clock_mhz=12.5, baud=4_000_000))
 
 
+def test_the_clocks_a_12_mbaud_ecpix5_link_can_run_at():
+    """docs/gateware-plan.md ("The clocks this gateware reaches"): of the clocks the PLL makes
+    from the ECPIX-5's 100 MHz oscillator between 60 and 130 MHz, those within 1 % of a whole
+    number of cycles a bit at 12 Mbaud."""
+    import contextlib
+
+    from montpipe.hdl.board import pll_parameters
+
+    made = set()
+    for request in range(60, 131):
+        with contextlib.suppress(ValueError):
+            made.add(round(pll_parameters(100, request)["f_out_mhz"], 2))
+    fit = sorted(f for f in made if abs(f / 12 / round(f / 12) - 1) <= 0.01)
+    assert fit == [60.0, 71.43, 83.33, 120.0]
+
+
 def test_configuration_table_and_multiplier_count(capsys):
     from montpipe.device.config import DeviceConfig
 
@@ -141,7 +157,7 @@ def test_a_build_without_options_is_the_committed_reports(monkeypatch, board):
     """`make synth BOARD=…` rebuilds the board's committed report: the clock, link rate and
     seed of the command the report holds (the ULX3S's 62.5 MHz, not a 75 MHz no seed meets;
     the ECPIX-5's 12 Mbaud)."""
-    committed = json.loads((synth.ROOT / "reports" / "synth" / f"{board}.json").read_text())
+    committed = json.loads((synth.COMMITTED / f"{board}.json").read_text())
     command = shlex.split(committed["command"])
     given = {name: command[command.index(name) + 1] for name in ("--core-mhz", "--baud", "--seed")
              if name in command}
@@ -166,7 +182,7 @@ def test_options_given_win_over_the_committed_report(monkeypatch, argv, clock_mh
 
 
 def test_a_board_without_a_committed_report_builds_the_configuration(monkeypatch, tmp_path):
-    monkeypatch.setattr(synth, "ROOT", tmp_path)
+    monkeypatch.setattr(synth, "COMMITTED", tmp_path)
     assert synth.committed_choices("ulx3s-85f") == {}
     config, seed = _built_with(monkeypatch, ["--board", "ulx3s-85f"])
     assert (config.clock_mhz, config.baud, seed) == (synth.FULL.clock_mhz, synth.FULL.baud, 1)
