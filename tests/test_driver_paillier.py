@@ -321,6 +321,7 @@ def test_private_key_set_up_runs_on_constant_time_exponentiations(keypair_factor
 
     pk, sk = keypair_factory(512)
     expected = phe.PaillierPrivateKey(phe.PaillierPublicKey(pk.n), sk.p, sk.q)
+    hs = pk.hs  # made lazily by a variable-time powmod on public values, so before the patch
     calls = []
 
     def forbidden(name):
@@ -333,7 +334,7 @@ def test_private_key_set_up_runs_on_constant_time_exponentiations(keypair_factor
     monkeypatch.setattr(gmpy2, "powmod", forbidden("powmod"))
     monkeypatch.setattr(gmpy2, "powmod_sec",
                         lambda b, e, m: calls.append(int(e).bit_length()) or real_sec(b, e, m))
-    key = paillier.PaillierPrivateKey(paillier.PaillierPublicKey(pk.n, hs=pk.hs), sk.p, sk.q)
+    key = paillier.PaillierPrivateKey(paillier.PaillierPublicKey(pk.n, hs=hs), sk.p, sk.q)
     assert (key.hp, key.hq, key.p_inverse) == (expected.hp, expected.hq, expected.p_inverse)
     # three inverses by Fermat (exponents p-2, q-2, q-2) and the n-th residue check of hs
     assert len(calls) == 4
