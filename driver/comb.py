@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 import gmpy2
 
+from ..device.model import LINK_WINDOW, LinkFrame, comb_frame_cycles, link_schedule_seconds
 from ..device.wire import (
     COMB_MAX_DIGITS,
     Opcode,
+    comb_request,
     encode_response,
     table_write_request,
     word_bytes,
@@ -32,8 +34,8 @@ __all__ = [
     "device_plan",
     "multiexp_digits",
     "multiexp_frames",
+    "multiexp_link_frames",
     "multiexp_steps",
-    "plan_multiexp",
     "subset_tables",
     "table_entry_bytes",
 ]
@@ -164,35 +166,6 @@ class MultiexpPlan:
         return (((table << self.slot_bits) | slot) << self.bits) | subset
 
 
-def plan_multiexp(steps: int, rows: int, table_entries: int, entry_bytes: int,
-                  result_bytes: int, max_digits: int = COMB_MAX_DIGITS,
-                  bases: int | None = None) -> MultiexpPlan | None:
-    """The group size and chunk with the fewest link bytes a term for ``rows`` rows of
-    ``steps``-bit exponents: a group's table (``2^h − 1`` entries of ``entry_bytes`` — the
-    empty subset's, the one, is written once a table and slot — shared by the rows), a job's digits
-    (``steps`` a group) and its result (``result_bytes``, shared by the chunk's bases);
-    products a term break ties. The slots are as many as the table holds (at most the chunks
-    of ``bases`` bases, when given). ``None`` if no chunk fits."""
-    best = None
-    for bits in range(1, 9):
-        tables = min(max_digits // steps if steps else 0, table_entries >> bits)
-        if tables < 1:
-            continue
-        chunk = bits * tables
-        link = (((1 << bits) - 1) * entry_bytes / bits / rows + steps * tables / chunk
-                + result_bytes / chunk)
-        products = (steps * (tables + 1) - 1) / chunk
-        key = (link, products)
-        if best is None or key < best[0]:
-            slots = 1
-            chunks = -(-bases // chunk) if bases else None
-            while bits + slots.bit_length() <= 8 and tables << (bits + slots.bit_length()) \
-                    <= table_entries and (chunks is None or slots < chunks):
-                slots <<= 1
-            best = (key, MultiexpPlan(bits, tables, steps, slots))
-    return best[1] if best else None
-
-
 def subset_tables(bases: list[int], modulus: int, bits: int) -> list[list[int]]:
     """For each group of ``bits`` bases (the last may be shorter), the products of its subsets:
     entry ``d`` the product of the bases at the bits of ``d`` (entries a short group does not
@@ -284,11 +257,65 @@ def table_entry_bytes(width: int, words: int) -> int:
         len(encode_response(Opcode.TABLE_WRITE, 0, 0))
 
 
-def device_plan(steps: int, rows: int, table_entries: int, width: int,
-                words: int, bases: int | None = None) -> MultiexpPlan | None:
-    """:func:`plan_multiexp` with the wire's sizes of a table entry's write and a result."""
-    if not table_entries or rows < 1:
+def multiexp_link_frames(plan: MultiexpPlan, bases: int, rows: int, *, lanes: int,
+                         words: int, width: int, clock_hz: float) -> list[LinkFrame]:
+    """The link's frames of ``rows`` rows over ``bases`` bases by ``plan``, as the ``fpga``
+    backend sends them to a table that holds none of their entries: before each comb frame
+    (:func:`multiexp_frames`) a ``TABLE_WRITE`` for each entry of its new chunks (a group's
+    non-empty subsets; the one, of the empty subset and of a short group's missing bases,
+    where the table does not hold the one already), then the comb, its jobs' results back."""
+    entry = LinkFrame(len(table_write_request(0, 0, 0, 0, width=width, words=words)), 0.0,
+                      len(encode_response(Opcode.TABLE_WRITE, 0, 0)))
+    answer = len(encode_response(Opcode.COMB, 0, 0, bytes(words * word_bytes(width))))
+    h, v = plan.bits, plan.tables
+    groups = -(-bases // h)
+    ones: set[int] = set()
+    frames: list[LinkFrame] = []
+    for frame in multiexp_frames(-(-groups // v), rows, lanes, plan.slots):
+        for c in frame.loads:
+            for index, g, subset in chunk_entries(plan, c, groups):
+                size = 0 if g is None else min(h, bases - g * h)
+                if subset and not subset >> size:
+                    ones.discard(index)
+                elif index in ones:
+                    continue
+                else:
+                    ones.add(index)
+                frames.append(entry)
+        jobs = len(frame.jobs)
+        frames.append(LinkFrame(
+            len(comb_request(0, 0, plan.steps, v, plan.shape.bits, [bytes(plan.steps * v)] * jobs)),
+            comb_frame_cycles(lanes, words, jobs, plan.steps, v, width) / clock_hz,
+            jobs * answer))
+    return frames
+
+
+def device_plan(steps: int, rows: int, bases: int, *, table_entries: int, width: int,
+                words: int, lanes: int, clock_hz: float, bytes_per_s: float,
+                window: int = LINK_WINDOW) -> MultiexpPlan | None:
+    """The plan that a device of these figures finishes soonest, by the cycle model and the
+    link's schedule (:func:`~montpipe.device.model.link_schedule_seconds` over
+    :func:`multiexp_link_frames`): every group size and groups a job, as many slots as the
+    table holds; fewer link bytes, then fewer products, break ties. A link-bound device gets
+    small groups (few table writes a term), a device-bound one larger groups (few products a
+    term). ``None`` without a table, a row or a fitting chunk."""
+    if not table_entries or rows < 1 or bases < 1:
         return None
-    entry = table_entry_bytes(width, words)
-    result = len(encode_response(Opcode.COMB, 0, 0, bytes(words * word_bytes(width))))
-    return plan_multiexp(steps, rows, table_entries, entry, result, bases=bases)
+    best = None
+    for bits in range(1, 9):
+        groups = -(-bases // bits)
+        for tables in range(1, min(COMB_MAX_DIGITS // steps, table_entries >> bits) + 1):
+            chunks = -(-groups // tables)
+            slots = 1
+            while bits + slots.bit_length() <= 8 and slots < chunks and \
+                    tables << (bits + slots.bit_length()) <= table_entries:
+                slots <<= 1
+            plan = MultiexpPlan(bits, tables, steps, slots)
+            frames = multiexp_link_frames(plan, bases, rows, lanes=lanes, words=words,
+                                          width=width, clock_hz=clock_hz)
+            key = (link_schedule_seconds(frames, bytes_per_s, window),
+                   sum(f.out_bytes + f.in_bytes for f in frames),
+                   (steps * (tables + 1) - 1) / plan.chunk_bases)
+            if best is None or key < best[0]:
+                best = (key, plan)
+    return best[1] if best else None

@@ -704,7 +704,6 @@ def test_table_entries_are_written_once_and_again_after_a_reset(board):
     table write marks the whole table as written, and a table after a power cycle holds
     anything."""
     from montpipe.driver.backends.cpu import CPUBackend
-    from montpipe.driver.comb import device_plan
 
     rng = random.Random(23)
     m = _modulus(rng, 512)
@@ -721,8 +720,7 @@ def test_table_entries_are_written_once_and_again_after_a_reset(board):
     cpu = CPUBackend()
     try:
         caps = backend.caps
-        plan = device_plan(21, 5, caps.table_entries, caps.width,
-                           montgomery_words(512, caps.width), 40)
+        plan = backend.multiexp_plan(21, 5, 40, montgomery_words(512, caps.width))
         groups = -(-40 // plan.bits)
         subsets, ones = groups * ((1 << plan.bits) - 1), plan.tables * plan.slots
         writes = []
@@ -935,7 +933,6 @@ def test_multiexp_on_the_comb(shared_board):
     table entry written once; a base without an inverse under negative exponents is refused as
     the CPU refuses it."""
     from montpipe.driver.backends.cpu import CPUBackend
-    from montpipe.driver.comb import device_plan
 
     rng = random.Random(21)
     backend = FPGABackend(shared_board.port, timeout=30)
@@ -952,8 +949,7 @@ def test_multiexp_on_the_comb(shared_board):
         rows.append([(1 << 20) - 1] * len(bases))
         assert backend.multiexp(bases, rows, m) == cpu.multiexp(bases, rows, m)
         caps = backend.caps
-        plan = device_plan(21, 5, caps.table_entries, caps.width,
-                           montgomery_words(512, caps.width), len(bases))
+        plan = backend.multiexp_plan(21, 5, len(bases), montgomery_words(512, caps.width))
         groups = -(-len(bases) // plan.bits)
         chunks = -(-groups // plan.tables)
         # five rows on two lanes: a frame holds jobs of two chunks

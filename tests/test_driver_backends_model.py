@@ -270,7 +270,9 @@ def test_multiexp_projects_the_comb_or_exponentiations():
     s = montgomery_words(2048, SMALL.width)
     steps, offset = multiexp_steps(rows)
     assert (steps, offset) == (41, 1 << 40)          # |e| < 2^40, and a sign
-    plan = device_plan(steps, 3, SMALL.table_entries, SMALL.width, s, 40)
+    plan = device_plan(steps, 3, 40, table_entries=SMALL.table_entries, width=SMALL.width,
+                       words=s, lanes=SMALL.lanes, clock_hz=SMALL.clock_mhz * 1e6,
+                       bytes_per_s=SMALL.link_bytes_per_s)
     chunks = -(-40 // plan.chunk_bases)
     assert plan.slots >= 2 and chunks > 1
     # the (chunk, row) jobs fill both lanes of every frame but perhaps the last, where a
@@ -298,7 +300,9 @@ def test_multiexp_projects_the_comb_or_exponentiations():
     link = writes * entry + jobs // 2 * digits(2) + jobs % 2 * digits(1) + \
         jobs * len(encode_response(0, 0, 0, bytes(2 * s)))
     assert with_table.stats.extra["link_bytes"] == link
-    assert link < without.stats.extra["link_bytes"] * 0.6
+    assert link < without.stats.extra["link_bytes"]
+    assert with_table.stats.extra["projected_accelerator_seconds"] < \
+        without.stats.extra["projected_accelerator_seconds"] / 2
     # kept apart by operation, the table's writes among them
     assert with_table.stats.extra["link_bytes_comb_multiexp_terms"] == link
     assert with_table.stats.extra["table_write_bytes"] == writes * entry
@@ -308,6 +312,36 @@ def test_multiexp_projects_the_comb_or_exponentiations():
     extra = with_table.stats.extra
     assert extra["link_bytes_comb_multiexp_terms"] == link      # the powers' bytes go apart
     assert extra["link_bytes_comb_powers"] == extra["link_bytes"] - link > 0
+
+
+def test_the_plan_is_chosen_by_what_the_model_projects():
+    """The plan's estimate (:func:`multiexp_link_frames` on a table holding nothing) is the
+    model's projection of the call on a fresh backend, seconds and bytes; so the plan the
+    backends choose is the one the model projects soonest done."""
+    from montpipe.device.model import link_schedule_seconds
+    from montpipe.driver.comb import device_plan, multiexp_link_frames, multiexp_steps
+
+    rng = random.Random(31)
+    m = odd(rng, 1024)
+    bases = [rng.randrange(2, m) for _ in range(100)]
+    rows = [[rng.randrange(1 << 30) for _ in bases] for _ in range(5)]
+    s = montgomery_words(1024, SMALL.width)
+    rates = dict(lanes=SMALL.lanes, clock_hz=SMALL.clock_mhz * 1e6)
+    steps, _ = multiexp_steps(rows)
+    plan = device_plan(steps, 5, 100, table_entries=SMALL.table_entries, width=SMALL.width,
+                       words=s, bytes_per_s=SMALL.link_bytes_per_s, **rates)
+    # chunks take turns in the slots, and the last group is short: ones written again
+    groups = -(-100 // plan.bits)
+    assert -(-groups // plan.tables) > plan.slots and 100 % plan.bits, plan
+    frames = multiexp_link_frames(plan, 100, 5, words=s, width=SMALL.width, **rates)
+    backend = ModelBackend(SMALL, workers=1)
+    backend.multiexp(bases, rows, m)
+    extra = backend.stats.extra
+    assert extra["projected_accelerator_seconds"] == \
+        pytest.approx(link_schedule_seconds(frames, SMALL.link_bytes_per_s), rel=1e-12)
+    assert extra["link_bytes"] == sum(f.out_bytes + f.in_bytes for f in frames)
+    assert extra["device_cycles"] == \
+        round(sum(f.device_seconds for f in frames) * SMALL.clock_mhz * 1e6)
 
 
 def test_another_boards_report_by_name(monkeypatch):

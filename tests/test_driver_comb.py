@@ -11,9 +11,10 @@ from montpipe.driver.comb import (
     chunk_entries,
     comb_digits,
     comb_table,
+    device_plan,
     multiexp_digits,
     multiexp_frames,
-    plan_multiexp,
+    multiexp_link_frames,
     subset_tables,
 )
 
@@ -101,18 +102,25 @@ def test_multiexp_frames_fill_the_lanes_without_evicting_their_own_chunks(chunks
         assert all(len(f.jobs) == lanes for f in frames[:-1])
 
 
+#: a link-bound device (a 3 Mbaud UART) and a device-bound one (12 Mbaud, a slow clock)
+RATES = {"link-bound": dict(clock_hz=100e6, bytes_per_s=300e3),
+         "device-bound": dict(clock_hz=5e6, bytes_per_s=1.2e6)}
+
+
+@pytest.mark.parametrize("rates", sorted(RATES))
 @pytest.mark.parametrize("bases, rows, entries", [(1, 1, 16), (13, 3, 16), (40, 5, 256),
                                                   (29, 2, 64)])
-def test_multiexp_by_slots_gives_the_products(bases, rows, entries):
+def test_multiexp_by_slots_gives_the_products(bases, rows, entries, rates):
     """The layout both backends use (chunk_entries), in Python: each chunk's group tables in
     its slot, each job's digits over them through the comb, the chunks' results multiplied per
-    row."""
+    row; for the plans a link-bound and a device-bound device get."""
     rng = random.Random(bases * rows)
     m = rng.getrandbits(160) | 1
     cs = [rng.randrange(m) for _ in range(bases)]
     exps = [[rng.getrandbits(20) for _ in range(bases)] for _ in range(rows)]
     exps[0][0] = 0
-    plan = plan_multiexp(20, rows, entries, 100, 100, bases=bases)
+    plan = device_plan(20, rows, bases, table_entries=entries, width=16, words=11, lanes=3,
+                       **RATES[rates])
     assert plan.shape.entries <= entries and plan.shape.bits <= 8
     groups = subset_tables(cs, m, plan.bits)
     chunks = -(-len(groups) // plan.tables)
@@ -132,3 +140,34 @@ def test_multiexp_by_slots_gives_the_products(bases, rows, entries):
         for c, e in zip(cs, exps[r], strict=True):
             want = want * pow(c, e, m) % m
         assert out[r] == want
+
+
+def test_the_plan_is_the_soonest_done_for_the_devices_rates():
+    """456 bases, 20 rows of 56-bit exponents on 15 lanes (the FL demo's host): a 3 Mbaud link
+    gets smaller groups than a 12 Mbaud one (fewer table writes against fewer products), and
+    each device's plan beats the other's plan on that device by the link's schedule."""
+    from montpipe.device.model import link_schedule_seconds
+
+    shape = dict(table_entries=256, width=36, words=114, lanes=15)
+    devices = {"ULX3S": dict(clock_hz=62.5e6, bytes_per_s=300e3),
+               "ECPIX-5": dict(clock_hz=83.33e6, bytes_per_s=1.2e6)}
+    plans = {name: device_plan(56, 20, 456, **shape, **rates) for name, rates in devices.items()}
+    assert plans["ULX3S"].bits < plans["ECPIX-5"].bits, plans
+
+    def seconds(plan, rates):
+        frames = multiexp_link_frames(plan, 456, 20, lanes=15, words=114, width=36,
+                                      clock_hz=rates["clock_hz"])
+        return link_schedule_seconds(frames, rates["bytes_per_s"])
+
+    for name, rates in devices.items():
+        other = plans["ECPIX-5" if name == "ULX3S" else "ULX3S"]
+        assert seconds(plans[name], rates) < seconds(other, rates), name
+
+
+def test_nothing_to_plan():
+    rates = RATES["link-bound"]
+    assert device_plan(20, 3, 5, table_entries=0, width=16, words=11, lanes=3, **rates) is None
+    assert device_plan(20, 0, 5, table_entries=64, width=16, words=11, lanes=3, **rates) is None
+    assert device_plan(20, 3, 0, table_entries=64, width=16, words=11, lanes=3, **rates) is None
+    # 300 digits a job do not fit a frame's 256
+    assert device_plan(300, 3, 5, table_entries=64, width=16, words=11, lanes=3, **rates) is None

@@ -96,6 +96,7 @@ from ...device.wire import (
 from ..backend import Backend, FixedBasePower, check_fixed_base_exponents
 from ..comb import (
     CombShape,
+    MultiexpPlan,
     choose_shape,
     chunk_entries,
     comb_digits,
@@ -364,6 +365,16 @@ class FPGABackend(Backend):
         m = int(modulus)
         return m >= 3 and m % 2 == 1 and m.bit_length() <= self.caps.n_max_bits and \
             montgomery_words(m.bit_length(), self.caps.width) >= 3
+
+    def multiexp_plan(self, steps: int, rows: int, bases: int, words: int
+                      ) -> MultiexpPlan | None:
+        """The comb plan of a multi-exponentiation of ``rows`` rows of ``steps``-bit exponents
+        over ``bases`` bases of ``words`` words: the one this device's clock and this link's
+        rate finish soonest (:func:`~montpipe.driver.comb.device_plan`, as the ``model``
+        backend projects it); ``None`` without a table."""
+        return device_plan(steps, rows, bases, table_entries=self.caps.table_entries,
+                           width=self.caps.width, words=words, lanes=self.caps.lanes,
+                           clock_hz=self.cycle_rate, bytes_per_s=self.baudrate / 10)
 
     # -- the link ---------------------------------------------------------------------------
 
@@ -719,9 +730,7 @@ class FPGABackend(Backend):
                 correction = None                   # a base without an inverse: below
         s = montgomery_words(modulus.bit_length(), self.caps.width) \
             if modulus.bit_length() >= 2 else 0
-        plan = device_plan(steps, len(rows), self.caps.table_entries, self.caps.width, s,
-                           len(bases)) \
-            if bases and s else None
+        plan = self.multiexp_plan(steps, len(rows), len(bases), s) if bases and s else None
         if plan is None or correction is None or not self.device_takes(modulus):
             return super().multiexp(bases, rows, modulus)
         t0 = time.perf_counter()

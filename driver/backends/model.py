@@ -353,8 +353,10 @@ class ModelBackend(CPUBackend):
         rows = [[int(e) for e in row] for row in exponents]
         steps, _ = multiexp_steps(rows)
         takes = modulus % 2 and modulus >= 3 and modulus.bit_length() <= d.n_max_bits
-        plan = device_plan(steps, len(rows), d.table_entries, d.width,
-                           montgomery_words(modulus.bit_length(), d.width), len(bases)) \
+        plan = device_plan(steps, len(rows), len(bases), table_entries=d.table_entries,
+                           width=d.width, words=montgomery_words(modulus.bit_length(), d.width),
+                           lanes=d.lanes, clock_hz=d.clock_mhz * 1e6,
+                           bytes_per_s=d.link_bytes_per_s, window=self.link_window) \
             if takes and bases else None
         if plan is None:
             terms = [e for row in rows for e in row]
