@@ -295,10 +295,12 @@ def device_plan(steps: int, rows: int, bases: int, *, table_entries: int, width:
                 window: int = LINK_WINDOW) -> MultiexpPlan | None:
     """The plan that a device of these figures finishes soonest, by the cycle model and the
     link's schedule (:func:`~montpipe.device.model.link_schedule_seconds` over
-    :func:`multiexp_link_frames`): every group size and groups a job, as many slots as the
-    table holds; fewer link bytes, then fewer products, break ties. A link-bound device gets
-    small groups (few table writes a term), a device-bound one larger groups (few products a
-    term). ``None`` without a table, a row or a fitting chunk."""
+    :func:`multiexp_link_frames`): every group size, groups a job and number of slots that
+    fit; fewer table entries in use, then fewer link bytes, then fewer products break ties.
+    A link-bound device gets small groups (few table writes a term), a device-bound one
+    larger groups (few products a term); slots beyond those that keep the lanes full only
+    add ones to write, so the plan leaves the rest of the table (a fixed-base table, say) as
+    it was. ``None`` without a table, a row or a fitting chunk."""
     if not table_entries or rows < 1 or bases < 1:
         return None
     best = None
@@ -307,15 +309,15 @@ def device_plan(steps: int, rows: int, bases: int, *, table_entries: int, width:
         for tables in range(1, min(COMB_MAX_DIGITS // steps, table_entries >> bits) + 1):
             chunks = -(-groups // tables)
             slots = 1
-            while bits + slots.bit_length() <= 8 and slots < chunks and \
-                    tables << (bits + slots.bit_length()) <= table_entries:
+            while slots <= chunks and bits + slots.bit_length() - 1 <= 8 and \
+                    tables << (bits + slots.bit_length() - 1) <= table_entries:
+                plan = MultiexpPlan(bits, tables, steps, slots)
+                frames = multiexp_link_frames(plan, bases, rows, lanes=lanes, words=words,
+                                              width=width, clock_hz=clock_hz)
+                key = (link_schedule_seconds(frames, bytes_per_s, window), plan.shape.entries,
+                       sum(f.out_bytes + f.in_bytes for f in frames),
+                       (steps * (tables + 1) - 1) / plan.chunk_bases)
+                if best is None or key < best[0]:
+                    best = (key, plan)
                 slots <<= 1
-            plan = MultiexpPlan(bits, tables, steps, slots)
-            frames = multiexp_link_frames(plan, bases, rows, lanes=lanes, words=words,
-                                          width=width, clock_hz=clock_hz)
-            key = (link_schedule_seconds(frames, bytes_per_s, window),
-                   sum(f.out_bytes + f.in_bytes for f in frames),
-                   (steps * (tables + 1) - 1) / plan.chunk_bases)
-            if best is None or key < best[0]:
-                best = (key, plan)
     return best[1] if best else None

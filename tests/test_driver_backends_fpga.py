@@ -171,6 +171,17 @@ def test_paillier_at_1024_bit_keys_on_the_sim_backend():
                                                          SIM_CONFIG.table_entries).entries
             # 2 encryptions + 2·2 CRT halves, 4 scalar products + 3·2 halves, 2·2 DJN halves
             assert stats["device_powmods"] == 6 + 4 + 6 + 4
+            # the simulation's cycle rate times requests; multi-exponentiations are planned for
+            # the board's clock, as the model backend plans them
+            from montpipe.driver.comb import device_plan
+            s = montgomery_words(nn.bit_length(), WIDTH)
+            config = SIM_CONFIG
+            assert backend.cycle_rate < config.clock_mhz * 1e6 / 100
+            for rows, bases in ((1, 300), (20, 456)):
+                assert backend.multiexp_plan(56, rows, bases, s) == device_plan(
+                    56, rows, bases, table_entries=config.table_entries, width=config.width,
+                    words=s, lanes=config.lanes, clock_hz=config.clock_mhz * 1e6,
+                    bytes_per_s=config.link_bytes_per_s)
         finally:
             backend.close()
     # at least the cycles of one encryption's r^n mod n² went by in the simulated gateware
@@ -927,16 +938,22 @@ def test_fixed_base_without_a_table_raises_powers_one_by_one(shared_board):
         backend.close()
 
 
-def test_multiexp_on_the_comb(shared_board):
+def test_multiexp_on_the_comb(shared_board, monkeypatch):
     """Rows of signed exponents over shared bases, on the device's comb (host-built group
     tables in the table's slots, frames of jobs of either chunk), equal to the CPU's, every
     table entry written once; a base without an inverse under negative exponents is refused as
     the CPU refuses it."""
+    from dataclasses import replace
+
     from montpipe.driver.backends.cpu import CPUBackend
 
     rng = random.Random(21)
     backend = FPGABackend(shared_board.port, timeout=30)
     cpu = CPUBackend()
+    # the plan the backend would choose, in two slots (on this small board one slot finishes
+    # as soon), so that frames hold jobs of two chunks
+    chosen = backend.multiexp_plan
+    monkeypatch.setattr(backend, "multiexp_plan", lambda *a: replace(chosen(*a), slots=2))
     try:
         m = _modulus(rng, 512)
         bases = []

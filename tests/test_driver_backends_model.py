@@ -344,6 +344,27 @@ def test_the_plan_is_chosen_by_what_the_model_projects():
         round(sum(f.device_seconds for f in frames) * SMALL.clock_mhz * 1e6)
 
 
+def test_a_multiexp_leaves_most_of_a_fixed_base_table_in_place():
+    """20 rows on 15 lanes need two slots to keep the lanes full, not all the table holds: the
+    fixed-base powers after the multi-exponentiation write again only the entries its chunks
+    took."""
+    rng = random.Random(37)
+    device = DeviceConfig(lanes=15, width=36, max_words=114, window=2, clock_mhz=62.5)
+    backend = ModelBackend(device, workers=1)
+    m = odd(rng, 2048)
+    power = backend.fixed_base(rng.randrange(2, m), m, 1024)
+    power.pow([rng.getrandbits(1024) for _ in range(3)])
+    extra = backend.stats.extra
+    first = extra["table_writes"]
+    assert first == power.shape.entries                 # a fresh table: every entry
+    bases = [rng.randrange(2, m) for _ in range(456)]
+    backend.multiexp(bases, [[rng.getrandbits(40) for _ in bases] for _ in range(20)], m)
+    before = extra["table_writes"]
+    power.pow([rng.getrandbits(1024) for _ in range(3)])
+    again = extra["table_writes"] - before
+    assert 0 < again <= power.shape.entries // 2, again
+
+
 def test_another_boards_report_by_name(monkeypatch):
     monkeypatch.setenv("MONTPIPE_MODEL_BOARD", "orangecrab-85f")
     device, source = default_device()

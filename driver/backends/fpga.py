@@ -369,12 +369,14 @@ class FPGABackend(Backend):
     def multiexp_plan(self, steps: int, rows: int, bases: int, words: int
                       ) -> MultiexpPlan | None:
         """The comb plan of a multi-exponentiation of ``rows`` rows of ``steps``-bit exponents
-        over ``bases`` bases of ``words`` words: the one this device's clock and this link's
+        over ``bases`` bases of ``words`` words: the one the device's clock (as its
+        capabilities report it, whatever ``cycle_rate`` a simulation gives) and this link's
         rate finish soonest (:func:`~montpipe.driver.comb.device_plan`, as the ``model``
         backend projects it); ``None`` without a table."""
         return device_plan(steps, rows, bases, table_entries=self.caps.table_entries,
                            width=self.caps.width, words=words, lanes=self.caps.lanes,
-                           clock_hz=self.cycle_rate, bytes_per_s=self.baudrate / 10)
+                           clock_hz=self.caps.clock_khz * 1e3 or self.cycle_rate,
+                           bytes_per_s=self.baudrate / 10)
 
     # -- the link ---------------------------------------------------------------------------
 
