@@ -254,6 +254,7 @@ def _modexp_frame(words: int, window: int, digits: list[int], const_time: bool,
                   6 + 4 * words + nw)
 
 
+@functools.lru_cache(maxsize=64)
 def _packet_frame(command: Command, words: int, width: int) -> _Frame:
     command = Command(command)
     operand = command in (Command.BEGIN, Command.LOAD, Command.MUL)

@@ -9,11 +9,18 @@ Montgomery products on the device whatever the exponent (``docs/gateware-plan.md
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import gmpy2
 
-from ..device.model import LINK_WINDOW, LinkFrame, comb_frame_cycles, link_schedule_seconds
+from ..device.model import (
+    LINK_WINDOW,
+    LinkFrame,
+    comb_frame_cycles,
+    link_schedule_seconds,
+    montmul_cycles,
+)
 from ..device.wire import (
     COMB_MAX_DIGITS,
     Opcode,
@@ -261,35 +268,47 @@ def multiexp_link_frames(plan: MultiexpPlan, bases: int, rows: int, *, lanes: in
                          words: int, width: int, clock_hz: float) -> list[LinkFrame]:
     """The link's frames of ``rows`` rows over ``bases`` bases by ``plan``, as the ``fpga``
     backend sends them to a table that holds none of their entries: before each comb frame
-    (:func:`multiexp_frames`) a ``TABLE_WRITE`` for each entry of its new chunks (a group's
-    non-empty subsets; the one, of the empty subset and of a short group's missing bases,
-    where the table does not hold the one already), then the comb, its jobs' results back."""
+    (:func:`multiexp_frames`) a ``TABLE_WRITE`` for each entry of its new chunks
+    (:func:`chunk_entries`: a group's non-empty subsets; the one, of the empty subset and of
+    a short group's missing bases, where the table does not hold the one already), then the
+    comb, its jobs' results back."""
     entry = LinkFrame(len(table_write_request(0, 0, 0, 0, width=width, words=words)), 0.0,
                       len(encode_response(Opcode.TABLE_WRITE, 0, 0)))
     answer = len(encode_response(Opcode.COMB, 0, 0, bytes(words * word_bytes(width))))
     h, v = plan.bits, plan.tables
     groups = -(-bases // h)
     ones: set[int] = set()
+    combs: dict[int, LinkFrame] = {}        # a comb frame by its jobs: a few shapes, many frames
     frames: list[LinkFrame] = []
     for frame in multiexp_frames(-(-groups // v), rows, lanes, plan.slots):
+        writes = 0
         for c in frame.loads:
-            for index, g, subset in chunk_entries(plan, c, groups):
-                size = 0 if g is None else min(h, bases - g * h)
-                if subset and not subset >> size:
-                    ones.discard(index)
-                elif index in ones:
-                    continue
-                else:
-                    ones.add(index)
-                frames.append(entry)
+            for t in range(v):
+                g = c * v + t
+                first = plan.entry(t, c % plan.slots, 0)
+                size = min(h, bases - g * h) if g < groups else 0
+                writes += (1 << size) - 1
+                if ones:
+                    ones.difference_update(range(first + 1, first + (1 << size)))
+                # a group past the last writes only its empty subset
+                for index in [first, *range(first + (1 << size), first + (1 << h))] \
+                        if g < groups else [first]:
+                    if index not in ones:
+                        ones.add(index)
+                        writes += 1
+        frames += [entry] * writes
         jobs = len(frame.jobs)
-        frames.append(LinkFrame(
-            len(comb_request(0, 0, plan.steps, v, plan.shape.bits, [bytes(plan.steps * v)] * jobs)),
-            comb_frame_cycles(lanes, words, jobs, plan.steps, v, width) / clock_hz,
-            jobs * answer))
+        if jobs not in combs:
+            combs[jobs] = LinkFrame(
+                len(comb_request(0, 0, plan.steps, v, plan.shape.bits,
+                                 [bytes(plan.steps * v)] * jobs)),
+                comb_frame_cycles(lanes, words, jobs, plan.steps, v, width) / clock_hz,
+                jobs * answer)
+        frames.append(combs[jobs])
     return frames
 
 
+@functools.lru_cache(maxsize=256)
 def device_plan(steps: int, rows: int, bases: int, *, table_entries: int, width: int,
                 words: int, lanes: int, clock_hz: float, bytes_per_s: float,
                 window: int = LINK_WINDOW) -> MultiexpPlan | None:
@@ -298,18 +317,36 @@ def device_plan(steps: int, rows: int, bases: int, *, table_entries: int, width:
     :func:`multiexp_link_frames`): every group size, groups a job and number of slots that
     fit; fewer table entries in use, then fewer link bytes, then fewer products break ties.
     A link-bound device gets small groups (few table writes a term), a device-bound one
-    larger groups (few products a term); slots beyond those that keep the lanes full only
-    add ones to write, so the plan leaves the rest of the table (a fixed-base table, say) as
-    it was. ``None`` without a table, a row or a fitting chunk."""
+    larger groups (few products a term). Slots beyond those that fill every frame with a
+    lane's worth of jobs only add ones to write, so they are not tried, and the plan leaves
+    the rest of the table (a fixed-base table, say) as it was. ``None`` without a table, a
+    row or a fitting chunk. Kept per arguments: calls of one shape recur (an FL iteration's)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"a multi-exponentiation plan needs at least one step, not {steps!r}")
     if not table_entries or rows < 1 or bases < 1:
         return None
+    entry = len(table_write_request(0, 0, 0, 0, width=width, words=words))
+    answer = len(encode_response(Opcode.COMB, 0, 0, bytes(words * word_bytes(width))))
+    product = montmul_cycles(words, width)
     best = None
     for bits in range(1, 9):
         groups = -(-bases // bits)
-        for tables in range(1, min(COMB_MAX_DIGITS // steps, table_entries >> bits) + 1):
+        # every group's non-empty subsets go out, every job's result comes back: no plan of
+        # this group size is done before either has crossed the link
+        short = bases - (groups - 1) * bits
+        writes = (groups - 1) * ((1 << bits) - 1) + (1 << short) - 1
+        # most groups a job first: with short exponents the best plans are there, and a good
+        # plan found early lets the bounds below pass over the rest unpriced
+        for tables in range(min(COMB_MAX_DIGITS // steps, table_entries >> bits), 0, -1):
             chunks = -(-groups // tables)
+            full = -(-chunks * rows // lanes)           # frames when every one is full
+            # and each frame's lanes take at least one job's products in turn
+            device = full * (steps * (tables + 1) - 1) * product / clock_hz
+            if best is not None and max(max(writes * entry, chunks * rows * answer)
+                                        / bytes_per_s, device) >= best[0][0]:
+                continue
             slots = 1
-            while slots <= chunks and bits + slots.bit_length() - 1 <= 8 and \
+            while bits + slots.bit_length() - 1 <= 8 and \
                     tables << (bits + slots.bit_length() - 1) <= table_entries:
                 plan = MultiexpPlan(bits, tables, steps, slots)
                 frames = multiexp_link_frames(plan, bases, rows, lanes=lanes, words=words,
@@ -319,5 +356,7 @@ def device_plan(steps: int, rows: int, bases: int, *, table_entries: int, width:
                        (steps * (tables + 1) - 1) / plan.chunk_bases)
                 if best is None or key < best[0]:
                     best = (key, plan)
+                if slots >= chunks or sum(1 for f in frames if f.device_seconds) == full:
+                    break
                 slots <<= 1
     return best[1] if best else None

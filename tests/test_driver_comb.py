@@ -7,6 +7,7 @@ import pytest
 from montpipe.device.wire import COMB_MAX_DIGITS
 from montpipe.driver.comb import (
     CombShape,
+    MultiexpPlan,
     choose_shape,
     chunk_entries,
     comb_digits,
@@ -171,3 +172,33 @@ def test_nothing_to_plan():
     assert device_plan(20, 3, 0, table_entries=64, width=16, words=11, lanes=3, **rates) is None
     # 300 digits a job do not fit a frame's 256
     assert device_plan(300, 3, 5, table_entries=64, width=16, words=11, lanes=3, **rates) is None
+    with pytest.raises(ValueError, match="at least one step, not 0"):
+        device_plan(0, 3, 5, table_entries=64, width=16, words=11, lanes=3, **rates)
+
+
+@pytest.mark.parametrize("steps, rows, bases", [(2, 5, 40), (9, 3, 53), (20, 7, 29), (33, 1, 61),
+                                                (56, 4, 17)])
+@pytest.mark.parametrize("rates", sorted(RATES))
+def test_the_plan_is_the_best_of_every_candidate(steps, rows, bases, rates):
+    """The bounds and the order device_plan searches in pass over no better plan: its plan's
+    key is the least of every group size, groups a job and slot count priced in full."""
+    from montpipe.device.model import link_schedule_seconds
+
+    device = dict(lanes=3, words=11, width=16, clock_hz=RATES[rates]["clock_hz"])
+    rate = RATES[rates]["bytes_per_s"]
+
+    def key(plan):
+        frames = multiexp_link_frames(plan, bases, rows, **device)
+        return (link_schedule_seconds(frames, rate), plan.shape.entries,
+                sum(f.out_bytes + f.in_bytes for f in frames),
+                (plan.steps * (plan.tables + 1) - 1) / plan.chunk_bases)
+
+    candidates = []
+    for bits in range(1, 9):
+        for tables in range(1, min(COMB_MAX_DIGITS // steps, 64 >> bits) + 1):
+            chunks = -(-((bases + bits - 1) // bits) // tables)
+            for slot_bits in range(0, 9 - bits):
+                if tables << (bits + slot_bits) <= 64 and (1 << slot_bits) < 2 * chunks:
+                    candidates.append(MultiexpPlan(bits, tables, steps, 1 << slot_bits))
+    plan = device_plan(steps, rows, bases, table_entries=64, bytes_per_s=rate, **device)
+    assert key(plan) == min(key(c) for c in candidates)
