@@ -343,7 +343,7 @@ def device_plan(steps: int, rows: int, bases: int, *, table_entries: int, width:
             # and each frame's lanes take at least one job's products in turn
             device = full * (steps * (tables + 1) - 1) * product / clock_hz
             if best is not None and max(max(writes * entry, chunks * rows * answer)
-                                        / bytes_per_s, device) >= best[0][0]:
+                                        / bytes_per_s, device) > best[0][0]:
                 continue
             slots = 1
             while bits + slots.bit_length() - 1 <= 8 and \
