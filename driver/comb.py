@@ -37,6 +37,7 @@ __all__ = [
     "choose_shape",
     "chunk_entries",
     "comb_digits",
+    "comb_link_frame",
     "comb_table",
     "device_plan",
     "multiexp_digits",
@@ -44,7 +45,7 @@ __all__ = [
     "multiexp_link_frames",
     "multiexp_steps",
     "subset_tables",
-    "table_entry_bytes",
+    "table_write_frame",
 ]
 
 
@@ -258,10 +259,28 @@ def multiexp_steps(rows: list[list[int]]) -> tuple[int, int]:
     return steps, (1 << (steps - 1)) if negative else 0
 
 
-def table_entry_bytes(width: int, words: int) -> int:
-    """Link bytes of one table entry's write: the ``TABLE_WRITE`` frame and its answer."""
-    return len(table_write_request(0, 0, 0, 0, width=width, words=words)) + \
-        len(encode_response(Opcode.TABLE_WRITE, 0, 0))
+def table_write_frame(width: int, words: int) -> LinkFrame:
+    """One table entry's ``TABLE_WRITE`` and its answer, as the link's schedule sees them. The
+    device stores an entry in far less time than its bytes take on the wire, so the frame
+    counts no device time."""
+    return LinkFrame(len(table_write_request(0, 0, 0, 0, width=width, words=words)), 0.0,
+                     len(encode_response(Opcode.TABLE_WRITE, 0, 0)))
+
+
+def _answer_bytes(width: int, words: int) -> int:
+    """Link bytes of one comb job's result."""
+    return len(encode_response(Opcode.COMB, 0, 0, bytes(words * word_bytes(width))))
+
+
+def comb_link_frame(shape: CombShape, jobs: int, *, lanes: int, words: int, width: int,
+                    clock_hz: float) -> LinkFrame:
+    """A comb frame of ``jobs`` jobs of ``shape`` as the link's schedule sees it: the request
+    with its digits, the lanes' time by the cycle model, the jobs' results."""
+    return LinkFrame(
+        len(comb_request(0, 0, shape.steps, shape.tables, shape.bits,
+                         [bytes(shape.columns)] * jobs)),
+        comb_frame_cycles(lanes, words, jobs, shape.steps, shape.tables, width) / clock_hz,
+        jobs * _answer_bytes(width, words))
 
 
 def multiexp_link_frames(plan: MultiexpPlan, bases: int, rows: int, *, lanes: int,
@@ -272,9 +291,7 @@ def multiexp_link_frames(plan: MultiexpPlan, bases: int, rows: int, *, lanes: in
     (:func:`chunk_entries`: a group's non-empty subsets; the one, of the empty subset and of
     a short group's missing bases, where the table does not hold the one already), then the
     comb, its jobs' results back."""
-    entry = LinkFrame(len(table_write_request(0, 0, 0, 0, width=width, words=words)), 0.0,
-                      len(encode_response(Opcode.TABLE_WRITE, 0, 0)))
-    answer = len(encode_response(Opcode.COMB, 0, 0, bytes(words * word_bytes(width))))
+    entry = table_write_frame(width, words)
     h, v = plan.bits, plan.tables
     groups = -(-bases // h)
     ones: set[int] = set()
@@ -299,11 +316,8 @@ def multiexp_link_frames(plan: MultiexpPlan, bases: int, rows: int, *, lanes: in
         frames += [entry] * writes
         jobs = len(frame.jobs)
         if jobs not in combs:
-            combs[jobs] = LinkFrame(
-                len(comb_request(0, 0, plan.steps, v, plan.shape.bits,
-                                 [bytes(plan.steps * v)] * jobs)),
-                comb_frame_cycles(lanes, words, jobs, plan.steps, v, width) / clock_hz,
-                jobs * answer)
+            combs[jobs] = comb_link_frame(plan.shape, jobs, lanes=lanes, words=words,
+                                          width=width, clock_hz=clock_hz)
         frames.append(combs[jobs])
     return frames
 
@@ -325,8 +339,8 @@ def device_plan(steps: int, rows: int, bases: int, *, table_entries: int, width:
         raise ValueError(f"a multi-exponentiation plan needs at least one step, not {steps!r}")
     if not table_entries or rows < 1 or bases < 1:
         return None
-    entry = len(table_write_request(0, 0, 0, 0, width=width, words=words))
-    answer = len(encode_response(Opcode.COMB, 0, 0, bytes(words * word_bytes(width))))
+    entry = table_write_frame(width, words).out_bytes
+    answer = _answer_bytes(width, words)
     product = montmul_cycles(words, width)
     best = None
     for bits in range(1, 9):

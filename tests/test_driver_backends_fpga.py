@@ -175,13 +175,13 @@ def test_paillier_at_1024_bit_keys_on_the_sim_backend():
             # the board's clock, as the model backend plans them
             from montpipe.driver.comb import device_plan
             s = montgomery_words(nn.bit_length(), WIDTH)
-            config = SIM_CONFIG
-            assert backend.cycle_rate < config.clock_mhz * 1e6 / 100
+            clock_hz = SIM_CONFIG.clock_mhz * 1e6
+            assert backend.cycle_rate < clock_hz / 100
             for rows, bases in ((1, 300), (20, 456)):
                 assert backend.multiexp_plan(56, rows, bases, s) == device_plan(
-                    56, rows, bases, table_entries=config.table_entries, width=config.width,
-                    words=s, lanes=config.lanes, clock_hz=config.clock_mhz * 1e6,
-                    bytes_per_s=config.link_bytes_per_s)
+                    56, rows, bases, table_entries=SIM_CONFIG.table_entries,
+                    width=SIM_CONFIG.width, words=s, lanes=SIM_CONFIG.lanes, clock_hz=clock_hz,
+                    bytes_per_s=SIM_CONFIG.link_bytes_per_s)
         finally:
             backend.close()
     # at least the cycles of one encryption's r^n mod n² went by in the simulated gateware

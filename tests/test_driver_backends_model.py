@@ -235,7 +235,7 @@ def test_fixed_base_powers_project_the_comb_or_exponentiations():
     # the table goes over the link when the device does not hold it, as the fpga backend
     # sends it: another handle of the same base finds it there; another base's table takes
     # its place but for the ones (entry 0 of each table), and then the first is written again
-    from montpipe.driver.comb import table_entry_bytes
+    from montpipe.driver.comb import table_write_frame
 
     def link_of(base):
         before = with_table.stats.extra["link_bytes"]
@@ -243,7 +243,8 @@ def test_fixed_base_powers_project_the_comb_or_exponentiations():
         return with_table.stats.extra["link_bytes"] - before
 
     frames = link_of(3)
-    rewrite = (shape.entries - shape.tables) * table_entry_bytes(SMALL.width, s)
+    entry = table_write_frame(SMALL.width, s)
+    rewrite = (shape.entries - shape.tables) * (entry.out_bytes + entry.in_bytes)
     assert [link_of(5), link_of(3), link_of(3)] == [frames + rewrite, frames + rewrite, frames]
 
 

@@ -52,12 +52,7 @@ from ...device.model import (
     montmul_cycles,
 )
 from ...device.wire import (
-    Opcode,
-    comb_request,
-    encode_response,
     modexp_wire_bytes,
-    table_write_request,
-    word_bytes,
 )
 from ..backend import FixedBasePower, check_fixed_base_exponents
 from ..comb import (
@@ -65,9 +60,11 @@ from ..comb import (
     MultiexpPlan,
     choose_shape,
     chunk_entries,
+    comb_link_frame,
     device_plan,
     multiexp_frames,
     multiexp_steps,
+    table_write_frame,
 )
 from .cpu import CPUBackend
 
@@ -310,9 +307,7 @@ class ModelBackend(CPUBackend):
             if self._table.get(index) != key:
                 self._table[index] = key
                 writes += 1
-        frame = LinkFrame(len(table_write_request(0, 0, 0, 0, width=self.device.width,
-                                                  words=words)),
-                          0.0, len(encode_response(Opcode.TABLE_WRITE, 0, 0)))
+        frame = table_write_frame(self.device.width, words)
         self.stats.extra["table_writes"] += writes
         self.stats.extra["table_write_bytes"] += writes * (frame.out_bytes + frame.in_bytes)
         return [frame] * writes
@@ -324,7 +319,6 @@ class ModelBackend(CPUBackend):
         d = self.device
         modulus, base = int(modulus), int(base) % int(modulus)
         s = montgomery_words(int(modulus).bit_length(), d.width)
-        wb = word_bytes(d.width)
         # entry 0 of every table is the one (and so is every entry of the base 1)
         entries = {i: _ONE if i % (1 << shape.bits) == 0 or base == 1 else
                    ("power", base, shape, i) for i in range(shape.entries)}
@@ -335,11 +329,8 @@ class ModelBackend(CPUBackend):
             frame_cycles = comb_frame_cycles(d.lanes, s, jobs, shape.steps, shape.tables,
                                              d.width)
             cycles += frame_cycles
-            frames.append(LinkFrame(
-                len(comb_request(0, 0, shape.steps, shape.tables, shape.bits,
-                                 [bytes(shape.columns)] * jobs)),
-                frame_cycles / (d.clock_mhz * 1e6),
-                jobs * len(encode_response(0, 0, 0, bytes(s * wb)))))
+            frames.append(comb_link_frame(shape, jobs, lanes=d.lanes, words=s, width=d.width,
+                                          clock_hz=d.clock_mhz * 1e6))
         self._add_projection("device_comb_powers", count, cycles, _bytes(frames),
                              count * shape.products, s,
                              link_schedule_seconds(frames, d.link_bytes_per_s, self.link_window))
@@ -374,11 +365,9 @@ class ModelBackend(CPUBackend):
         are ones), then a lane's worth of (chunk, row) jobs; adds them to the statistics."""
         d = self.device
         s = montgomery_words(int(modulus).bit_length(), d.width)
-        wb = word_bytes(d.width)
         h, v = plan.bits, plan.tables
         groups = -(-len(bases) // h)
         chunks = -(-groups // v)
-        answer = len(encode_response(0, 0, 0, bytes(s * wb)))
         cycles = products = 0
         frames: list[LinkFrame] = []
         for frame in multiexp_frames(chunks, rows, d.lanes, plan.slots):
@@ -394,9 +383,8 @@ class ModelBackend(CPUBackend):
             jobs = len(frame.jobs)
             frame_cycles = comb_frame_cycles(d.lanes, s, jobs, plan.steps, v, d.width)
             cycles += frame_cycles
-            frames.append(LinkFrame(len(comb_request(0, 0, plan.steps, v, plan.shape.bits,
-                                                     [bytes(plan.steps * v)] * jobs)),
-                                    frame_cycles / (d.clock_mhz * 1e6), jobs * answer))
+            frames.append(comb_link_frame(plan.shape, jobs, lanes=d.lanes, words=s,
+                                          width=d.width, clock_hz=d.clock_mhz * 1e6))
             products += jobs * (plan.steps * (v + 1) - 1)
         self._add_projection("device_comb_multiexp_terms", len(bases) * rows, cycles,
                              _bytes(frames), products, s,
