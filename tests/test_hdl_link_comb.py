@@ -13,7 +13,7 @@ from amaranth.lib.memory import Memory
 from stream_drivers import monitor, simulate
 from test_hdl_link import comb_digits, comb_table
 
-from montpipe.device.model import comb_commands, montgomery_words, mprime, packet_cycles
+from montpipe.device.model import Command, comb_commands, montgomery_words, mprime, packet_cycles
 from montpipe.hdl.array import ModExpArray
 from montpipe.hdl.core import Status
 from montpipe.hdl.link_comb import DIGITS_OFFSET, CombSequencer
@@ -25,9 +25,9 @@ class Bench(Elaboratable):
     """The sequencer feeding an array, with the request buffer and the context's modulus as
     memories of their own (one cycle of latency, as the link's)."""
 
-    def __init__(self, lanes, entries, body, modulus_words):
+    def __init__(self, lanes, entries, body, modulus_words, bank_words=1024):
         self.seq = CombSequencer(width=W, max_words=S, lanes=lanes, table_entries=entries,
-                                 buffer_bytes=len(body) + 1)
+                                 buffer_bytes=len(body) + 1, bank_words=bank_words)
         self.array = ModExpArray(lanes, W, S, 2, 8)
         self.body, self.modulus_words = body, modulus_words
 
@@ -46,9 +46,11 @@ class Bench(Elaboratable):
         return m
 
 
-@pytest.mark.parametrize("lanes, jobs, bits, tables, steps", [
-    (1, 1, 2, 2, 3), (2, 2, 3, 1, 2), (3, 2, 2, 2, 2), (4, 4, 1, 3, 2)])
-def test_comb_streams_are_exact(lanes, jobs, bits, tables, steps):
+@pytest.mark.parametrize("lanes, jobs, bits, tables, steps, bank_words", [
+    (1, 1, 2, 2, 3, 1024), (2, 2, 3, 1, 2, 1024), (3, 2, 2, 2, 2, 1024), (4, 4, 1, 3, 2, 1024),
+    # banks smaller than an entry and not aligned to one: a word's bank changes inside entries
+    (2, 2, 2, 2, 3, 4), (3, 3, 3, 1, 2, 16)])
+def test_comb_streams_are_exact(lanes, jobs, bits, tables, steps, bank_words):
     rng = random.Random(lanes * 7 + jobs)
     mod = rng.getrandbits(70) | 1 | (1 << 69)
     s = montgomery_words(mod.bit_length(), W)
@@ -59,7 +61,8 @@ def test_comb_streams_are_exact(lanes, jobs, bits, tables, steps):
     digits = b"".join(comb_digits(a, bits, tables, steps) for a in alphas)
     body = bytes(DIGITS_OFFSET) + digits
     table = comb_table(g, mod, bits, tables, steps)
-    dut = Bench(lanes, len(table), body, [(mod >> (W * k)) & 0xFFFF for k in range(S)])
+    dut = Bench(lanes, len(table), body, [(mod >> (W * k)) & 0xFFFF for k in range(S)],
+                bank_words)
     seq = dut.seq
     results, words, first, last = [], [], [], []
     current = []
@@ -111,3 +114,97 @@ def test_comb_streams_are_exact(lanes, jobs, bits, tables, steps):
     assert all(r[2] == [0] and r[1] == Status.OK for r in results if len(r[2]) == 1)
     assert words == [(s, 1)] * jobs
     assert last[-1] - first[0] + 1 == packet_cycles(lanes, s, commands, W)
+
+
+class StallBench(Elaboratable):
+    """The sequencer alone, its packets taken by a testbench at random."""
+
+    def __init__(self, lanes, entries, body, modulus_words, bank_words):
+        self.seq = CombSequencer(width=W, max_words=S, lanes=lanes, table_entries=entries,
+                                 buffer_bytes=len(body) + 1, bank_words=bank_words)
+        self.body, self.modulus_words = body, modulus_words
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.seq = seq = self.seq
+        m.submodules.buf = buf = Memory(shape=8, depth=len(self.body), init=self.body)
+        m.submodules.mod = mod = Memory(shape=W, depth=S, init=self.modulus_words)
+        br, mr = buf.read_port(), mod.read_port()
+        m.d.comb += [br.addr.eq(seq.buf_addr), seq.buf_data.eq(br.data),
+                     mr.addr.eq(seq.m_addr), seq.m_data.eq(mr.data)]
+        return m
+
+
+@pytest.mark.parametrize("bank_words, seed", [(4, 1), (8, 2), (1024, 3)])
+def test_operands_survive_a_stalling_chain(bank_words, seed):
+    """However the chain stalls — on a header beat, on an operand word, many cycles or none —
+    every packet carries its table entry or the modulus word for word: the table's word in its
+    bank register, read a word ahead, is the one the packet wants next."""
+    rng = random.Random(seed)
+    lanes, jobs, bits, tables, steps = 2, 2, 2, 2, 2
+    mod = rng.getrandbits(80) | 1 | (1 << 79)
+    table = [rng.getrandbits(W * S) for _ in range(tables << bits)]
+    job_digits = [bytes(rng.randrange(1 << bits) for _ in range(steps * tables))
+                  for _ in range(jobs)]
+    body = bytes(DIGITS_OFFSET) + b"".join(job_digits)
+    mod_words = [(mod >> (W * k)) & 0xFFFF for k in range(S)]
+    dut = StallBench(lanes, len(table), body, mod_words, bank_words)
+    seq = dut.seq
+    beats = []
+
+    async def bench(ctx):
+        for e, value in enumerate(table):
+            for k in range(S):
+                ctx.set(seq.tw_en, 1)
+                ctx.set(seq.tw_entry, e)
+                ctx.set(seq.tw_word, k)
+                ctx.set(seq.tw_data, (value >> (W * k)) & 0xFFFF)
+                await ctx.tick()
+        ctx.set(seq.tw_en, 0)
+        for name, value in (("tag", 7), ("words", S), ("mprime", 1), ("steps", steps),
+                            ("tables", tables), ("bits", bits), ("jobs", jobs),
+                            ("job_bytes", steps * tables)):
+            ctx.set(getattr(seq, name), value)
+        ctx.set(seq.o_words.ready, 1)
+        ctx.set(seq.start, 1)
+        await ctx.tick()
+        ctx.set(seq.start, 0)
+        n = 0
+        while ctx.get(seq.busy):
+            stall = rng.random() < 0.6
+            ctx.set(seq.o_req.ready, 0 if stall else 1)
+            await ctx.delay(1e-9)
+            if ctx.get(seq.o_req.valid) and not stall:
+                beats.append((ctx.get(seq.o_req.payload.data), ctx.get(seq.o_req.payload.last)))
+            await ctx.tick()
+            n += 1
+            assert n < 100_000, "the comb never finished"
+
+    simulate(dut, bench)
+    packets, current = [], []
+    for data, last in beats:
+        current.append(data)
+        if last:
+            packets.append(current)
+            current = []
+    assert not current
+    commands = comb_commands(lanes, jobs, steps, tables)
+    assert len(packets) == len(commands)
+    used = [0] * jobs            # digits each job's packets have used: step down, table 0 first
+    for packet, command in zip(packets, commands, strict=True):
+        kind = Command(packet[3] >> 1)
+        assert kind == command
+        operand = packet[5:]
+        if kind == Command.BEGIN:
+            assert operand == mod_words
+        elif kind in (Command.LOAD, Command.MUL):
+            job = packet[0] - 7
+            index = used[job]
+            used[job] += 1
+            digit = job_digits[job][index]
+            t = index % tables
+            value = table[(t << bits) | digit]
+            assert operand == [(value >> (W * k)) & 0xFFFF for k in range(S)], (kind, job)
+        else:
+            assert operand == []
+    assert used == [steps * tables] * jobs
