@@ -135,12 +135,8 @@ class ModExpArray(Checked, wiring.Component):
             else:
                 m.d.comb += moved.eq(from_lane & core.o_res.p.last)
 
-        # each lane's activity is registered beside it, so the OR over the lanes starts at
-        # flip-flops rather than at every lane's state logic spread across the die
         busy = 0
         for i, core in enumerate(self.cores):
-            active = Signal(name=f"lane{i}_active")
-            m.d.sync += active.eq(core.busy | core.o_res.valid | rq_valid[i] | rs_valid[i])
-            busy = busy | active
+            busy = busy | core.busy | core.o_res.valid | rq_valid[i] | rs_valid[i]
         m.d.comb += self.busy.eq(busy)
         return m

@@ -149,16 +149,12 @@ class StatusLEDs(Checked, wiring.Component):
         m.d.sync += beat.eq(beat + 1)
         m.d.comb += self.heartbeat.eq(beat[-1])
 
-        # the link's busy gathers the whole die: a register takes it before the hold counter's
-        # load and the LED, which a person watching needs no sooner
-        seen = Signal()
-        m.d.sync += seen.eq(self.busy_in)
-        hold = Signal(range(self._stretch))
-        with m.If(seen):
-            m.d.sync += hold.eq(self._stretch - 1)
+        hold = Signal(range(self._stretch + 1))
+        with m.If(self.busy_in):
+            m.d.sync += hold.eq(self._stretch)
         with m.Elif(hold != 0):
             m.d.sync += hold.eq(hold - 1)
-        m.d.comb += self.busy.eq(seen | (hold != 0))
+        m.d.comb += self.busy.eq(self.busy_in | (hold != 0))
 
         # position in the response frame: 0 hunts for the marker; the frame's last byte is at
         # length + 6 (marker, two length bytes, length bytes, four CRC bytes)

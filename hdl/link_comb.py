@@ -15,14 +15,12 @@ not depend on its digits.
 
 Packets are offered as fast as the array's request chain takes them (a beat every two cycles):
 the first header beat the cycle after the last beat of the packet before, each operand word
-two cycles after the one before; the digit of a packet is read while its header goes out. The
-table spans dozens of block RAMs, so it is built as banks of ``bank_words`` words, each bank's
-output registered beside it: a block RAM's slow clock-to-out, the route across the die and the
-multiplexer over the banks then fall in different cycles, and the bank address comes straight
-from a register (the next word's, counted ahead) so its fan-out shares a cycle with nothing.
-A word reaches the sequencer two cycles after its address, so the address runs a word ahead of
-the word on offer: it steps when a word (or the header's last beat) is taken, never while the
-chain stalls, and the bank registers then hold the next word until it is wanted.
+the cycle after it is read; the digit of a packet is read while its header goes out. The table
+spans dozens of block RAMs: their address comes straight from a register (the next word's,
+counted ahead), and their outputs meet in a wide multiplexer whose word is registered before it
+is offered, so neither the address's fan-out nor that multiplexer shares a cycle with other
+logic. An operand word is read a cycle ahead (while the header's last beat or the word before
+is offered), so it still takes the same two cycles.
 """
 
 from __future__ import annotations
@@ -61,8 +59,6 @@ class CombSequencer(wiring.Component):
         Operands the table holds.
     buffer_bytes:
         The request buffer's size.
-    bank_words:
-        Words of a table bank (1 024: two ``DP16KD`` side by side at 36 bits).
 
     Attributes
     ----------
@@ -87,11 +83,9 @@ class CombSequencer(wiring.Component):
     """
 
     def __init__(self, *, width: int, max_words: int, lanes: int, table_entries: int,
-                 buffer_bytes: int, bank_words: int = 1024) -> None:
-        if bank_words < 1 or bank_words & (bank_words - 1):
-            raise ValueError(f"bank_words must be a power of two, not {bank_words!r}")
+                 buffer_bytes: int) -> None:
         self._width, self._max_words, self._lanes = width, max_words, lanes
-        self._entries, self._bank_words = table_entries, bank_words
+        self._entries = table_entries
         super().__init__({
             "start": In(1),
             "tag": In(16),
@@ -119,27 +113,11 @@ class CombSequencer(wiring.Component):
         m = Module()
         W, S, P = self._width, self._max_words, self._lanes
 
-        depth, B = self._entries * S, self._bank_words
-        raddr = Signal(range(depth))    # the table word read next
-        w_addr = Signal(range(depth))
-        m.d.comb += w_addr.eq(times(self.tw_entry, S) + self.tw_word)
-        shift = B.bit_length() - 1
-        bank_q = []
-        for b in range(-(-depth // B)):
-            bank = Memory(shape=W, depth=min(B, depth - b * B), init=[])
-            m.submodules[f"table{b}"] = bank
-            bw, br = bank.write_port(), bank.read_port()
-            m.d.comb += [bw.addr.eq(w_addr[:shift]), bw.data.eq(self.tw_data),
-                         bw.en.eq(self.tw_en & ((w_addr >> shift) == b)),
-                         br.addr.eq(raddr[:shift])]
-            q = Signal(W, name=f"table{b}_q", reset_less=True)
-            m.d.sync += q.eq(br.data)
-            bank_q.append(q)
-        # the bank of the word in the bank registers: the read address's, two cycles on
-        sel = [Signal(range(len(bank_q)), name=f"table_sel{k}", reset_less=True)
-               for k in range(2)]
-        m.d.sync += [sel[0].eq(raddr >> shift), sel[1].eq(sel[0])]
-        table_data = Array(bank_q)[sel[1]]
+        table = Memory(shape=W, depth=self._entries * S, init=[])
+        m.submodules.table = table
+        tw, tr = table.write_port(), table.read_port()
+        m.d.comb += [tw.addr.eq(times(self.tw_entry, S) + self.tw_word),
+                     tw.data.eq(self.tw_data), tw.en.eq(self.tw_en)]
 
         kind = Signal(Command)          # the round's command (a lane without a job: NOP)
         step = Signal(8)
@@ -151,6 +129,7 @@ class CombSequencer(wiring.Component):
         row_off = Signal(16)            # digit (step, t) of job 0 in the buffer
         dig_off = Signal(16)            # … of job j
         digit = Signal(8)
+        raddr = Signal(range(self._entries * S))    # the table word read next
         maddr = Signal(range(S))                    # the modulus word read next
         fetch = Signal(3)               # the digit read's stages
         req = self.o_req
@@ -163,11 +142,9 @@ class CombSequencer(wiring.Component):
         header_beat = Array([tag, self.words, 0, command << 1, self.mprime])[k[:3]]
 
         # the digit: buffer address at packet start, the byte a cycle later, registered, then
-        # its table entry's first word address (in place from the packet's fourth cycle, at
-        # least two before the operand's first word is taken in, since the header's five beats
-        # take five cycles or more); the table address then steps as the header's last beat and
-        # each operand word are taken, the modulus address as each word is taken in
-        m.d.comb += [self.buf_addr.eq(dig_off), self.m_addr.eq(maddr)]
+        # its table entry's first word address (in place from the header's fourth beat); the
+        # addresses step to the next word as a word is taken in
+        m.d.comb += [self.buf_addr.eq(dig_off), self.m_addr.eq(maddr), tr.addr.eq(raddr)]
         m.d.sync += fetch.eq(fetch << 1)
         with m.If(fetch[1]):
             m.d.sync += digit.eq(self.buf_data & ((Const(1, 9) << self.bits) - 1)[:8])
@@ -209,8 +186,6 @@ class CombSequencer(wiring.Component):
             m.d.comb += [req.valid.eq(offer), req.payload.data.eq(header_beat),
                          req.payload.last.eq(last_of_header & ~operand)]
             with m.If(req.valid & req.ready):
-                with m.If(last_of_header):
-                    m.d.sync += raddr.eq(raddr + 1)
                 with m.If(last_of_header & is_out):
                     m.d.comb += [self.o_words.valid.eq(1),
                                  self.o_words.payload.words.eq(self.words),
@@ -222,20 +197,20 @@ class CombSequencer(wiring.Component):
                 with m.Else():
                     next_packet()
         with m.Elif(self.busy):
-            # operand word k: taken in this cycle (the modulus read the cycle before, the
-            # table's word in its bank register), offered from the register from the next
+            # operand word k: taken in from the memory this cycle (read the cycle before),
+            # offered from the register from the next
             word = Signal(W)
             last_word = k == self.words - 1
             with m.If(~phase):
                 m.d.sync += [phase.eq(1),
-                             word.eq(Mux(kind == Command.BEGIN, self.m_data, table_data))]
+                             word.eq(Mux(kind == Command.BEGIN, self.m_data, tr.data))]
                 with m.If(~last_word):
-                    m.d.sync += maddr.eq(maddr + 1)
+                    m.d.sync += [raddr.eq(raddr + 1), maddr.eq(maddr + 1)]
             with m.Else():
                 m.d.comb += [req.valid.eq(1), req.payload.data.eq(word),
                              req.payload.last.eq(last_word)]
                 with m.If(req.ready):
-                    m.d.sync += [phase.eq(0), k.eq(k + 1), raddr.eq(raddr + 1)]
+                    m.d.sync += [phase.eq(0), k.eq(k + 1)]
                     with m.If(last_word):
                         next_packet()
         return m

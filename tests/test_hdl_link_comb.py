@@ -25,9 +25,9 @@ class Bench(Elaboratable):
     """The sequencer feeding an array, with the request buffer and the context's modulus as
     memories of their own (one cycle of latency, as the link's)."""
 
-    def __init__(self, lanes, entries, body, modulus_words, bank_words=1024):
+    def __init__(self, lanes, entries, body, modulus_words):
         self.seq = CombSequencer(width=W, max_words=S, lanes=lanes, table_entries=entries,
-                                 buffer_bytes=len(body) + 1, bank_words=bank_words)
+                                 buffer_bytes=len(body) + 1)
         self.array = ModExpArray(lanes, W, S, 2, 8)
         self.body, self.modulus_words = body, modulus_words
 
@@ -46,11 +46,9 @@ class Bench(Elaboratable):
         return m
 
 
-@pytest.mark.parametrize("lanes, jobs, bits, tables, steps, bank_words", [
-    (1, 1, 2, 2, 3, 1024), (2, 2, 3, 1, 2, 1024), (3, 2, 2, 2, 2, 1024), (4, 4, 1, 3, 2, 1024),
-    # banks smaller than an entry and not aligned to one: a word's bank changes inside entries
-    (2, 2, 2, 2, 3, 4), (3, 3, 3, 1, 2, 16)])
-def test_comb_streams_are_exact(lanes, jobs, bits, tables, steps, bank_words):
+@pytest.mark.parametrize("lanes, jobs, bits, tables, steps", [
+    (1, 1, 2, 2, 3), (2, 2, 3, 1, 2), (3, 2, 2, 2, 2), (4, 4, 1, 3, 2)])
+def test_comb_streams_are_exact(lanes, jobs, bits, tables, steps):
     rng = random.Random(lanes * 7 + jobs)
     mod = rng.getrandbits(70) | 1 | (1 << 69)
     s = montgomery_words(mod.bit_length(), W)
@@ -61,8 +59,7 @@ def test_comb_streams_are_exact(lanes, jobs, bits, tables, steps, bank_words):
     digits = b"".join(comb_digits(a, bits, tables, steps) for a in alphas)
     body = bytes(DIGITS_OFFSET) + digits
     table = comb_table(g, mod, bits, tables, steps)
-    dut = Bench(lanes, len(table), body, [(mod >> (W * k)) & 0xFFFF for k in range(S)],
-                bank_words)
+    dut = Bench(lanes, len(table), body, [(mod >> (W * k)) & 0xFFFF for k in range(S)])
     seq = dut.seq
     results, words, first, last = [], [], [], []
     current = []
@@ -119,9 +116,9 @@ def test_comb_streams_are_exact(lanes, jobs, bits, tables, steps, bank_words):
 class StallBench(Elaboratable):
     """The sequencer alone, its packets taken by a testbench at random."""
 
-    def __init__(self, lanes, entries, body, modulus_words, bank_words):
+    def __init__(self, lanes, entries, body, modulus_words):
         self.seq = CombSequencer(width=W, max_words=S, lanes=lanes, table_entries=entries,
-                                 buffer_bytes=len(body) + 1, bank_words=bank_words)
+                                 buffer_bytes=len(body) + 1)
         self.body, self.modulus_words = body, modulus_words
 
     def elaborate(self, platform):
@@ -135,11 +132,12 @@ class StallBench(Elaboratable):
         return m
 
 
-@pytest.mark.parametrize("bank_words, seed", [(4, 1), (8, 2), (1024, 3)])
-def test_operands_survive_a_stalling_chain(bank_words, seed):
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_operands_survive_a_stalling_chain(seed):
     """However the chain stalls — on a header beat, on an operand word, many cycles or none —
-    every packet carries its table entry or the modulus word for word: the table's word in its
-    bank register, read a word ahead, is the one the packet wants next."""
+    every packet carries its table entry or the modulus word for word: the word read ahead of
+    the one on offer is the one the packet wants next. (The lanes' own chain stalls only in
+    the pattern the exactness test above sees; this sink stalls at random.)"""
     rng = random.Random(seed)
     lanes, jobs, bits, tables, steps = 2, 2, 2, 2, 2
     mod = rng.getrandbits(80) | 1 | (1 << 79)
@@ -148,7 +146,7 @@ def test_operands_survive_a_stalling_chain(bank_words, seed):
                   for _ in range(jobs)]
     body = bytes(DIGITS_OFFSET) + b"".join(job_digits)
     mod_words = [(mod >> (W * k)) & 0xFFFF for k in range(S)]
-    dut = StallBench(lanes, len(table), body, mod_words, bank_words)
+    dut = StallBench(lanes, len(table), body, mod_words)
     seq = dut.seq
     beats = []
 
