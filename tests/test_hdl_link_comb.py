@@ -171,7 +171,6 @@ def test_operands_survive_a_stalling_chain(seed):
         while ctx.get(seq.busy):
             stall = rng.random() < 0.6
             ctx.set(seq.o_req.ready, 0 if stall else 1)
-            await ctx.delay(1e-9)
             if ctx.get(seq.o_req.valid) and not stall:
                 beats.append((ctx.get(seq.o_req.payload.data), ctx.get(seq.o_req.payload.last)))
             await ctx.tick()
