@@ -46,6 +46,24 @@ class Bench(Elaboratable):
         return m
 
 
+async def load_and_start(ctx, seq, table, **fields):
+    """Write ``table`` (entries of ``fields["words"]`` words) into the sequencer a word a
+    cycle, set the comb's ``fields`` and pulse ``start``."""
+    for e, value in enumerate(table):
+        for k in range(fields["words"]):
+            ctx.set(seq.tw_en, 1)
+            ctx.set(seq.tw_entry, e)
+            ctx.set(seq.tw_word, k)
+            ctx.set(seq.tw_data, (value >> (W * k)) & 0xFFFF)
+            await ctx.tick()
+    ctx.set(seq.tw_en, 0)
+    for name, value in fields.items():
+        ctx.set(getattr(seq, name), value)
+    ctx.set(seq.start, 1)
+    await ctx.tick()
+    ctx.set(seq.start, 0)
+
+
 @pytest.mark.parametrize("lanes, jobs, bits, tables, steps", [
     (1, 1, 2, 2, 3), (2, 2, 3, 1, 2), (3, 2, 2, 2, 2), (4, 4, 1, 3, 2)])
 def test_comb_streams_are_exact(lanes, jobs, bits, tables, steps):
@@ -76,21 +94,9 @@ def test_comb_streams_are_exact(lanes, jobs, bits, tables, steps):
             first.append(tick)
 
     async def bench(ctx):
-        for e, value in enumerate(table):
-            for k in range(s):
-                ctx.set(seq.tw_en, 1)
-                ctx.set(seq.tw_entry, e)
-                ctx.set(seq.tw_word, k)
-                ctx.set(seq.tw_data, (value >> (W * k)) & 0xFFFF)
-                await ctx.tick()
-        ctx.set(seq.tw_en, 0)
-        for name, value in (("tag", 500), ("words", s), ("mprime", mprime(mod, W)),
-                            ("steps", steps), ("tables", tables), ("bits", bits),
-                            ("jobs", jobs), ("job_bytes", steps * tables)):
-            ctx.set(getattr(seq, name), value)
-        ctx.set(seq.start, 1)
-        await ctx.tick()
-        ctx.set(seq.start, 0)
+        await load_and_start(ctx, seq, table, tag=500, words=s, mprime=mprime(mod, W),
+                             steps=steps, tables=tables, bits=bits, jobs=jobs,
+                             job_bytes=steps * tables)
         n = 0
         while ctx.get(seq.busy) or ctx.get(dut.array.busy):
             if ctx.get(seq.o_words.valid):
@@ -151,22 +157,9 @@ def test_operands_survive_a_stalling_chain(seed):
     beats = []
 
     async def bench(ctx):
-        for e, value in enumerate(table):
-            for k in range(S):
-                ctx.set(seq.tw_en, 1)
-                ctx.set(seq.tw_entry, e)
-                ctx.set(seq.tw_word, k)
-                ctx.set(seq.tw_data, (value >> (W * k)) & 0xFFFF)
-                await ctx.tick()
-        ctx.set(seq.tw_en, 0)
-        for name, value in (("tag", 7), ("words", S), ("mprime", 1), ("steps", steps),
-                            ("tables", tables), ("bits", bits), ("jobs", jobs),
-                            ("job_bytes", steps * tables)):
-            ctx.set(getattr(seq, name), value)
         ctx.set(seq.o_words.ready, 1)
-        ctx.set(seq.start, 1)
-        await ctx.tick()
-        ctx.set(seq.start, 0)
+        await load_and_start(ctx, seq, table, tag=7, words=S, mprime=1, steps=steps,
+                             tables=tables, bits=bits, jobs=jobs, job_bytes=steps * tables)
         n = 0
         while ctx.get(seq.busy):
             stall = rng.random() < 0.6
